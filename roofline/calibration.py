@@ -16,7 +16,7 @@ with what a chip and its software actually reach, and adds the fixed costs a ker
 
 Each value carries its source (a measurement file and the fit that produced it).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import RooflineError
 
@@ -61,7 +61,7 @@ def read_calibration(reader, hardware):
     efficiencies = [flops[d] / hardware.peak_flops[d] for d in flops]
     values = {}
     if fitted is not None:
-        values = dict(knee=fitted.quantity("knee", "count", required=False),
+        values = dict(knee=fitted.quantity("knee", "number", required=False),
                       layer_overhead=fitted.quantity("layer_overhead", "time", required=False, allow_zero=True),
                       step_overhead=fitted.quantity("step_overhead", "time", required=False, allow_zero=True))
         values = {k: v for k, v in values.items() if v is not None}

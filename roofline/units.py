@@ -22,6 +22,7 @@ DIMENSIONS = {
     "energy": "J",
     "price": "USD/s",
     "count": "",
+    "number": "",
 }
 
 
@@ -52,9 +53,8 @@ def to_si(value, dimension, where="value"):
     target = DIMENSIONS[dimension]
     if isinstance(value, bool):
         raise RooflineError(f"{where}: expected a {dimension} quantity, got {value!r}")
-    if dimension == "count":
-        number = _finite(value, where)
-        return number
+    if dimension in ("count", "number"):
+        return _finite(value, where)
     if isinstance(value, (int, float)):
         raise RooflineError(f"{where}: {value!r} has no unit; expected a {dimension} such as '{_example(dimension)}'")
     ureg = registry()
@@ -85,7 +85,8 @@ def _finite(number, where):
 
 def _example(dimension):
     return {"bytes": "80 GB", "bandwidth": "3.35 TB/s", "flops": "989 TFLOP/s", "time": "2 us",
-            "power": "700 W", "energy": "1 kWh", "price": "3.99 USD/hour", "count": "8"}[dimension]
+            "power": "700 W", "energy": "1 kWh", "price": "3.99 USD/hour", "count": "8",
+            "number": "2.5"}[dimension]
 
 
 def format_si(value, unit, digits=3):

@@ -1,0 +1,42 @@
+"""max, min and the smooth maximum for floats, numpy arrays and sympy expressions alike.
+
+The formulas of roofline are written once; these three are the only operations whose spelling
+differs between numpy (np.maximum) and sympy (sympy.Max), so they dispatch on their arguments.
+"""
+import numpy as np
+
+
+def is_symbolic(*values):
+    """True if any value is a sympy expression (sympy is only imported if it already was)."""
+    return any(type(v).__module__.startswith("sympy") for v in values)
+
+
+def maximum(a, b):
+    if is_symbolic(a, b):
+        import sympy
+        return sympy.Max(a, b)
+    return np.maximum(a, b)
+
+
+def minimum(a, b):
+    if is_symbolic(a, b):
+        import sympy
+        return sympy.Min(a, b)
+    return np.minimum(a, b)
+
+
+def smooth_max(a, b, n):
+    """(a^n + b^n)^(1/n) for a, b >= 0: equals max(a, b) as n -> infinity, 2^(1/n) max at a = b.
+
+    Written as m (1 + (s / m)^n)^(1/n) with m = max, s = min, which cannot overflow. n = inf gives
+    the hard maximum.
+    """
+    if n == float("inf"):
+        return maximum(a, b)
+    if is_symbolic(a, b, n):
+        return (a ** n + b ** n) ** (1 / n)
+    high = np.maximum(a, b)
+    low = np.minimum(a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(high > 0, low / np.where(high > 0, high, 1), 0.0)
+    return high * (1 + ratio ** n) ** (1 / n)

@@ -1,0 +1,243 @@
+"""FLOPs and bytes of every operator of a forward pass, for decode and for prefill.
+
+A forward pass is a sequence of operators; each moves bytes (weights at their dtype, activations
+in and out, KV cache) and does FLOPs (2 per multiply-add). Identical layers are computed once and
+counted `layers` times. Quantities broadcast: batch, context and prompt may be floats, numpy arrays
+or sympy symbols.
+
+A weight GEMM over M tokens with K inputs and N outputs:
+
+.. math:: F = 2 M K N, \\qquad Q = K N b_w + M (K + N) b_a
+
+Attention of one query token over T cached tokens (GQA): F = 4 H d T (QK^T and PV), bytes = the
+KV cache it reads, T b_kv,layer. MLA in decode runs "absorbed" (DeepSeek-V2, arXiv 2405.04434,
+App. C): attention over the r_kv + d_rope latent, F = 2 H (2 r_kv + d_rope) T. MoE layers read
+the weights of the distinct experts the batch touches, E (1 - (1 - k/E)^B) under uniform routing.
+Elementwise work (fused residual-add + RMSNorm, SwiGLU) is memory traffic only.
+"""
+from dataclasses import dataclass
+
+from . import dtypes
+from .mathops import maximum, minimum
+from .memory import cached_tokens, index_bytes_per_token_layer, kv_bytes_per_token_layer
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator: FLOPs and bytes per occurrence, the dtype whose peak bounds it, occurrences."""
+    name: str
+    flops: object      # [FLOP] float, array or sympy expression
+    bytes: object      # [B]
+    dtype: str         # compute dtype: its peak bounds the FLOPs
+    count: int = 1     # layers it occurs in
+    kind: str = "gemm"  # gemm | attention | elementwise
+    group: str = ""    # which layers: "dense", "moe", "local dense", ... or "head"
+
+
+def expected_experts(num_experts, experts_per_token, tokens):
+    """Expected distinct experts `tokens` routed tokens touch, uniform top-k routing [1].
+
+    .. math:: E \\left(1 - (1 - k/E)^{B}\\right)
+
+    Each token picks k of E experts; an expert is missed by one token with probability 1 - k/E.
+    """
+    return num_experts * (1 - (1 - experts_per_token / num_experts) ** tokens)
+
+
+def gemm(name, tokens, k, n, weight_bytes, act_bytes, dtype, count, group, weight_copies=1):
+    """A weight GEMM of `tokens` rows, K -> N (`weight_copies` matrices read for it)."""
+    return Operator(name, 2 * tokens * k * n, weight_copies * k * n * weight_bytes + tokens * (k + n) * act_bytes,
+                    dtype, count, "gemm", group)
+
+
+def elementwise(name, bytes_moved, dtype, count, group):
+    return Operator(name, 0 * bytes_moved, bytes_moved, dtype, count, "elementwise", group)
+
+
+class _Shapes:
+    """Per-model constants the operator builders share: dtypes in bytes and the GEMM dtypes."""
+
+    def __init__(self, model, peaks):
+        d = model.dtypes
+        self.w = dtypes.bytes_per_value(d["weights"])
+        self.e = dtypes.bytes_per_value(d["experts"])
+        self.a = dtypes.bytes_per_value(d["activations"])
+        self.gemm = dtypes.matmul_dtype(d["weights"], d["activations"], peaks)
+        self.expert_gemm = dtypes.matmul_dtype(d["experts"], d["activations"], peaks)
+        self.attn = dtypes.matmul_dtype(d["activations"], d["activations"], peaks)
+
+
+def _group_name(local, moe, model):
+    parts = []
+    if model.attention.sliding_window is not None:
+        parts.append("local" if local else "global")
+    if model.moe is not None:
+        parts.append("moe" if moe else "dense")
+    return " ".join(parts) or "layer"
+
+
+def _projections(model, s, tokens, count, group):
+    """Attention input/output projections (QKV, MLA down/up projections, indexer, output)."""
+    a, h, H = model.attention, model.hidden_size, model.num_heads
+    ops = []
+    if a.kind == "mla":
+        qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+        if a.q_lora_rank:
+            ops.append(gemm("q_a", tokens, h, a.q_lora_rank, s.w, s.a, s.gemm, count, group))
+            ops.append(gemm("q_b", tokens, a.q_lora_rank, H * qk, s.w, s.a, s.gemm, count, group))
+        else:
+            ops.append(gemm("q", tokens, h, H * qk, s.w, s.a, s.gemm, count, group))
+        ops.append(gemm("kv_a", tokens, h, a.kv_lora_rank + a.qk_rope_head_dim, s.w, s.a, s.gemm, count, group))
+        ops.append(gemm("kv_b", tokens, a.kv_lora_rank, H * (a.qk_nope_head_dim + a.v_head_dim), s.w, s.a,
+                        s.gemm, count, group))
+        out_in = H * a.v_head_dim
+    else:
+        qkv = (H + 2 * model.num_kv_heads) * model.head_dim
+        ops.append(gemm("qkv", tokens, h, qkv, s.w, s.a, s.gemm, count, group))
+        out_in = H * model.head_dim
+    if a.sparse is not None:
+        x = a.sparse
+        ops.append(gemm("index_q", tokens, a.q_lora_rank or h, x.index_heads * x.index_head_dim, s.w, s.a,
+                        s.gemm, count, group))
+        ops.append(gemm("index_k_w", tokens, h, x.index_head_dim + x.index_heads, s.w, s.a, s.gemm, count, group))
+    return ops, gemm("o_proj", tokens, out_in, h, s.w, s.a, s.gemm, count, group)
+
+
+def _attention_core(model, s, queries, prefill):
+    """FLOPs per (query, key) pair, bytes of the queries in and outputs out, KV bytes per token-layer.
+
+    In prefill the KV of a prompt is counted written once and read once: it stays in cache across
+    query tiles. A decode step reads each sequence's cache once.
+    """
+    a, H = model.attention, model.num_heads
+    kv_layer = kv_bytes_per_token_layer(model)
+    if a.kind == "mla" and not prefill:
+        flops_per_pair = 2 * H * (2 * a.kv_lora_rank + a.qk_rope_head_dim)
+        q_bytes = queries * H * (a.kv_lora_rank + a.qk_rope_head_dim + a.kv_lora_rank) * s.a
+    elif a.kind == "mla":
+        flops_per_pair = 2 * H * (a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim)
+        q_bytes = queries * H * (a.qk_nope_head_dim + a.qk_rope_head_dim + 2 * a.v_head_dim) * s.a
+    else:
+        flops_per_pair = 4 * H * model.head_dim
+        q_bytes = queries * 2 * H * model.head_dim * s.a
+    return flops_per_pair, q_bytes, kv_layer
+
+
+def _ffn(model, s, tokens, moe, count, group):
+    """FFN operators of one layer: dense SwiGLU/GeGLU, or router + routed and shared experts."""
+    h, gated, a = model.hidden_size, model.ffn == "gated", s.a
+    up = 2 if gated else 1
+    if not moe:
+        inter = model.intermediate_size
+        return [gemm("gate_up" if gated else "up", tokens, h, up * inter, s.w, a, s.gemm, count, group),
+                elementwise("act", tokens * (up + 1) * inter * a, s.gemm, count, group),
+                gemm("down", tokens, inter, h, s.w, a, s.gemm, count, group)]
+    m = model.moe
+    ops = [gemm("router", tokens, h, m.num_experts, s.w, a, s.gemm, count, group)]
+    touched = expected_experts(m.num_experts, m.experts_per_token, tokens)
+    routed = tokens * m.experts_per_token
+    ie = m.expert_intermediate_size
+    ops.append(Operator("experts_gate_up" if gated else "experts_up", 2 * routed * h * up * ie,
+                        touched * h * up * ie * s.e + routed * (h + up * ie) * a, s.expert_gemm, count, "gemm", group))
+    ops.append(elementwise("experts_act", routed * (up + 1) * ie * a, s.expert_gemm, count, group))
+    ops.append(Operator("experts_down", 2 * routed * ie * h, touched * ie * h * s.e + routed * (ie + h) * a,
+                        s.expert_gemm, count, "gemm", group))
+    if m.num_shared_experts:
+        inter = m.num_shared_experts * m.shared_intermediate_size
+        ops += [gemm("shared_gate_up" if gated else "shared_up", tokens, h, up * inter, s.w, a, s.gemm, count, group),
+                elementwise("shared_act", tokens * (up + 1) * inter * a, s.gemm, count, group),
+                gemm("shared_down", tokens, inter, h, s.w, a, s.gemm, count, group)]
+    return ops
+
+
+def _head(model, s, tokens, logit_rows):
+    """Embedding lookup, final norm and LM head (logits of `logit_rows` positions)."""
+    h = model.hidden_size
+    return [elementwise("embedding", tokens * h * (s.w + s.a), s.gemm, 1, "head"),
+            elementwise("final_norm", 2 * logit_rows * h * s.a, s.gemm, 1, "head"),
+            gemm("lm_head", logit_rows, h, model.vocab_size, s.w, s.a, s.gemm, 1, "head")]
+
+
+def decode_operators(model, batch, context, peaks):
+    """Operators of one decode step: `batch` sequences with `context` tokens cached each.
+
+    Each sequence attends to its cached tokens plus the new one (windowed on local layers,
+    top-k on sparse layers, whose indexer scores all of them).
+    """
+    s = _Shapes(model, peaks)
+    h, ops = model.hidden_size, []
+    attended_full = context + 1
+    for (local, moe), layers in model.layer_groups.items():
+        group = _group_name(local, moe, model)
+        ops.append(elementwise("attn_norm", 4 * batch * h * s.a, s.gemm, layers, group))
+        projections, o_proj = _projections(model, s, batch, layers, group)
+        ops += projections
+        attended = cached_tokens(model, attended_full, local)
+        flops_per_pair, q_bytes, kv_layer = _attention_core(model, s, batch, False)
+        sparse = model.attention.sparse
+        if sparse is not None:
+            index_layer = index_bytes_per_token_layer(model)
+            ops.append(Operator("indexer", batch * 2 * sparse.index_heads * sparse.index_head_dim * attended,
+                                batch * attended * index_layer, s.attn, layers, "attention", group))
+            read = minimum(attended, sparse.index_topk)
+            kv_read = batch * read * (kv_layer - index_layer)
+        else:
+            read = attended
+            kv_read = batch * read * kv_layer
+        ops.append(Operator("attention", batch * read * flops_per_pair, kv_read + q_bytes + batch * kv_layer,
+                            s.attn, layers, "attention", group))
+        ops.append(o_proj)
+        ops.append(elementwise("ffn_norm", 4 * batch * h * s.a, s.gemm, layers, group))
+        ops += _ffn(model, s, batch, moe, layers, group)
+    return ops + _head(model, s, batch, batch)
+
+
+def causal_pairs(prompt, window=None):
+    """(query, key) pairs of causal attention over a prompt, each query seeing at most `window` keys.
+
+    .. math:: \\sum_{i=1}^{P} \\min(i, W) = \\frac{P(P+1)}{2} - \\frac{r(r+1)}{2}, \\quad r = \\max(P - W, 0)
+    """
+    full = prompt * (prompt + 1) / 2
+    if window is None:
+        return full
+    beyond = maximum(prompt - window, 0)
+    return full - beyond * (beyond + 1) / 2
+
+
+def prefill_operators(model, batch, prompt, peaks):
+    """Operators of the prefill of `batch` prompts of `prompt` tokens each (causal attention).
+
+    Logits are computed for the last position of each prompt only.
+    """
+    s = _Shapes(model, peaks)
+    h, ops = model.hidden_size, []
+    tokens = batch * prompt
+    a = model.attention
+    for (local, moe), layers in model.layer_groups.items():
+        group = _group_name(local, moe, model)
+        ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
+        projections, o_proj = _projections(model, s, tokens, layers, group)
+        ops += projections
+        window = a.sliding_window + a.sink_tokens if local else None
+        pairs = batch * causal_pairs(prompt, window)
+        flops_per_pair, q_bytes, kv_layer = _attention_core(model, s, tokens, True)
+        if a.sparse is not None:
+            index_layer = index_bytes_per_token_layer(model)
+            ops.append(Operator("indexer", pairs * 2 * a.sparse.index_heads * a.sparse.index_head_dim,
+                                tokens * index_layer, s.attn, layers, "attention", group))
+            pairs = batch * causal_pairs(prompt, a.sparse.index_topk)
+        ops.append(Operator("attention", pairs * flops_per_pair, 2 * tokens * kv_layer + q_bytes, s.attn, layers,
+                            "attention", group))
+        ops.append(o_proj)
+        ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
+        ops += _ffn(model, s, tokens, moe, layers, group)
+    return ops + _head(model, s, tokens, batch)
+
+
+def flops_per_token(model, context=0):
+    """FLOPs one decoded token costs at `context` cached tokens: 2 x active weights + attention [FLOP]."""
+    ops = decode_operators(model, 1, context, {d: 1.0 for d in ("bf16", "fp16", "fp32")})
+    total = 0
+    for op in ops:
+        total = total + op.count * op.flops
+    return total

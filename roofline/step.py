@@ -1,0 +1,129 @@
+"""The roofline of a forward pass: each operator's time, their sum, and the verdict.
+
+.. math:: t_{op} = \\max\\left(\\frac{F_{op}}{P_{dtype}}, \\frac{Q_{op}}{BW}\\right), \\qquad
+          t_{step} = \\sum_{op} n_{op} \\, t_{op} + L \\, t_{layer} + t_{step,0}
+
+(Williams, Waterman & Patterson, "Roofline", CACM 2009.) Summing per-operator maxima, not one
+maximum over the step's totals, matters: the weight GEMMs of a large batch are compute-bound while
+attention stays memory-bound, and they run one after the other.
+
+Ideal mode uses datasheet peaks and no fixed costs: a lower bound on time. Calibrated mode uses
+the chip's achievable ceilings, a smooth knee and fixed per-layer and per-step costs
+(roofline.calibration).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .mathops import is_symbolic, smooth_max
+
+MODES = ("ideal", "calibrated")
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """What bounds operators in one mode: bandwidth [B/s], FLOP/s per dtype, knee, fixed costs [s]."""
+    mode: str
+    bandwidth: float
+    flops: dict
+    knee: float = float("inf")
+    layer_overhead: float = 0.0
+    step_overhead: float = 0.0
+
+
+def ceilings(hardware, mode):
+    """Ceilings of a chip in `mode` ('ideal' or 'calibrated'; calibrated needs a calibration)."""
+    if mode == "ideal" or hardware.calibration is None:
+        return Ceilings("ideal", hardware.mem_bandwidth, dict(hardware.peak_flops))
+    cal = hardware.calibration
+    flops = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
+    return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead)
+
+
+def operator_time(flops, bytes_moved, peak_flops, bandwidth, knee=float("inf")):
+    """Roofline time of one operator [s].
+
+    .. math:: t = \\left( (F/P)^n + (Q/BW)^n \\right)^{1/n} \\to \\max(F/P, Q/BW) \\; (n \\to \\infty)
+
+    flops [FLOP], bytes_moved [B], peak_flops [FLOP/s], bandwidth [B/s], knee n [1].
+    """
+    return smooth_max(flops / peak_flops, bytes_moved / bandwidth, knee)
+
+
+def critical_batch(peak_flops, bandwidth, bytes_per_weight):
+    """Batch at which a weight GEMM turns compute-bound [tokens].
+
+    .. math:: B^* = \\frac{P \\, b_w}{2 \\, BW}
+
+    2 FLOPs per weight per token against b_w bytes per weight: 295 for an H100 at bf16
+    (989.4 TFLOP/s, 3.35 TB/s, 2 B); scaling-book's "inference" chapter gives ~240 for TPU v5e.
+    """
+    return peak_flops * bytes_per_weight / (2 * bandwidth)
+
+
+def ridge_point(peak_flops, bandwidth):
+    """Arithmetic intensity at which an operator turns compute-bound [FLOP/B]: P / BW."""
+    return peak_flops / bandwidth
+
+
+@dataclass(frozen=True)
+class OperatorTiming:
+    """One operator of a step with its time (per occurrence) and bound."""
+    name: str
+    group: str
+    kind: str
+    count: int
+    flops: object
+    bytes: object
+    time: object          # [s] per occurrence
+    compute_time: object  # [s] F / P
+    memory_time: object   # [s] Q / BW
+
+    @property
+    def total_time(self):
+        return self.count * self.time
+
+    @property
+    def bound(self):
+        """'compute' where F/P exceeds Q/BW, else 'memory' (arrays give arrays of labels)."""
+        return np.where(np.asarray(self.compute_time) > np.asarray(self.memory_time), "compute", "memory") \
+            if not is_symbolic(self.compute_time) else "symbolic"
+
+    @property
+    def intensity(self):
+        """Arithmetic intensity [FLOP/B]."""
+        return self.flops / self.bytes
+
+
+def time_operators(operators, ceiling):
+    """OperatorTiming of each operator under `ceiling`."""
+    timed = []
+    for op in operators:
+        peak = ceiling.flops[op.dtype]
+        compute = op.flops / peak
+        memory = op.bytes / ceiling.bandwidth
+        timed.append(OperatorTiming(op.name, op.group, op.kind, op.count, op.flops, op.bytes,
+                                    smooth_max(compute, memory, ceiling.knee), compute, memory))
+    return timed
+
+
+def fixed_time(ceiling, num_layers):
+    """Fixed costs of one forward pass: L t_layer + t_step [s]."""
+    return num_layers * ceiling.layer_overhead + ceiling.step_overhead
+
+
+def pass_time(timed, ceiling, num_layers):
+    """Time of a forward pass: sum of operator times plus fixed costs [s]."""
+    total = fixed_time(ceiling, num_layers)
+    for op in timed:
+        total = total + op.count * op.time
+    return total
+
+
+def time_by_bound(timed, ceiling, num_layers):
+    """{'memory', 'compute', 'overhead'}: time spent in memory-bound and compute-bound operators
+    and in fixed costs [s] (scalars only)."""
+    split = {"memory": 0.0, "compute": 0.0, "overhead": float(fixed_time(ceiling, num_layers))}
+    for op in timed:
+        split["compute" if op.compute_time > op.memory_time else "memory"] += float(op.count * op.time)
+    return split
