@@ -9,6 +9,7 @@ Inputs are checked here (the edge); the arithmetic is in operators, memory and s
 import math
 import numbers
 
+from . import cost
 from . import dtypes as dtype_table
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
@@ -65,7 +66,7 @@ def _context_note(model, context):
 
 
 def _step_result(phase, model, hardware, mode_note, mode, batch, context, operators, tokens, memory,
-                 extra_notes=()):
+                 extra_notes=(), pricing=None):
     ceiling = ceilings(hardware, mode)
     timed = time_operators(operators, ceiling)
     total = float(pass_time(timed, ceiling, model.num_layers))
@@ -82,21 +83,25 @@ def _step_result(phase, model, hardware, mode_note, mode, batch, context, operat
                         float(op.flops / op.bytes) if op.bytes else math.inf, float(op.total_time),
                         str(op.bound)) for op in timed]
     per_user = 1 / total if phase == "decode" else context / total
+    economics, cost_notes = (pricing or cost.pricing(hardware)).fields(batch * per_user)
+    notes += cost_notes
     return StepResult(
         phase=phase, model=model.id, hardware=hardware.id, mode=ceiling.mode, batch=batch, context=context,
         time_s=total, tokens_per_s_per_user=per_user, tokens_per_s=batch * per_user, bound=bound,
         weight_bytes=float(memory["weights"]), kv_cache_bytes=float(memory["kv_cache"]),
         activation_bytes=float(memory["activations"]), memory_needed_bytes=float(memory["total"]),
         capacity_bytes=capacity, fits=bool(fits), memory_time_s=split["memory"], compute_time_s=split["compute"],
-        overhead_time_s=split["overhead"], dtypes=dict(model.dtypes), notes=notes, operators=rows)
+        overhead_time_s=split["overhead"], dtypes=dict(model.dtypes), notes=notes, operators=rows, **economics)
 
 
 def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None, kv_dtype=None,
-           activations_dtype=None, overrides=None, memory_tier=None):
+           activations_dtype=None, overrides=None, memory_tier=None, price=None, power=None, pue=1):
     """One decode step of `batch` sequences with `context` tokens cached each, on one chip.
 
     Returns a StepResult: time_s (= step time), tokens_per_s_per_user = 1 / t_step,
-    tokens_per_s = batch / t_step, the bound, the memory needed and whether it fits.
+    tokens_per_s = batch / t_step, the bound, the memory needed and whether it fits, and the
+    cost and energy per token (roofline.cost). price ("2.5 USD/hour") and power ("700 W") override
+    the chip spec's; pue multiplies the power by a facility overhead factor.
     """
     batch, context = positive_int(batch, "batch"), positive_int(context, "context")
     model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
@@ -105,11 +110,11 @@ def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None
     operators = decode_operators(model, batch, context, hardware.peak_flops)
     memory = footprint(model, batch, context + 1)
     return _step_result("decode", model, hardware, note, mode, batch, context, operators, batch, memory,
-                        [_context_note(model, context + 1)])
+                        [_context_note(model, context + 1)], cost.pricing(hardware, price, power, pue))
 
 
 def prefill(model, hardware, prompt=1024, batch=1, mode=None, weights_dtype=None, kv_dtype=None,
-            activations_dtype=None, overrides=None, memory_tier=None):
+            activations_dtype=None, overrides=None, memory_tier=None, price=None, power=None, pue=1):
     """The prefill of `batch` prompts of `prompt` tokens each, on one chip.
 
     Returns a StepResult whose time_s is the time to first token (without queueing) and
@@ -122,7 +127,7 @@ def prefill(model, hardware, prompt=1024, batch=1, mode=None, weights_dtype=None
     operators = prefill_operators(model, batch, prompt, hardware.peak_flops)
     memory = footprint(model, batch, prompt, tokens_in_flight=batch * prompt)
     return _step_result("prefill", model, hardware, note, mode, batch, prompt, operators, batch * prompt, memory,
-                        [_context_note(model, prompt)])
+                        [_context_note(model, prompt)], cost.pricing(hardware, price, power, pue))
 
 
 def check_dtype(name, what):

@@ -6,8 +6,9 @@ and to pint quantities on request (`quantity("step_time_s")`).
 from dataclasses import dataclass, field, fields
 
 #: unit of each field, by name suffix, for quantity() and tables
-_UNITS = {"_s": "s", "_bytes": "B", "tokens_per_s": "token/s", "_per_user": "token/s", "_w": "W",
-          "_usd_per_mtok": "USD", "_j_per_token": "J/token"}
+_UNITS = {"tokens_per_s": "token/s", "_per_user": "token/s", "_s": "s", "_bytes": "B", "_w": "W",
+          "usd_per_mtok": "USD/Mtok", "joules_per_token": "J/token", "tokens_per_kwh": "token/kWh",
+          "usd_per_user_hour": "USD/h"}
 
 
 def unit_of(name):
@@ -37,12 +38,15 @@ class Record:
     def quantity(self, name):
         """A field as a pint quantity of roofline's registry."""
         from .units import Q_
-        return Q_(getattr(self, name), unit_of(name) or None)
+        value = getattr(self, name)
+        if value is None:
+            from .errors import RooflineError
+            raise RooflineError(f"{name} has no value in this result (see its notes)")
+        return Q_(value, unit_of(name) or None)
 
     def to_frame(self):
-        """A one-row pandas DataFrame (pandas must be installed)."""
-        import pandas as pd
-        return pd.DataFrame([dict(self.summary_rows())])
+        """A one-row pandas DataFrame of the scalar fields (pandas must be installed)."""
+        return frame([self])
 
     def __str__(self):
         from tabulate import tabulate
@@ -51,6 +55,12 @@ class Record:
     def _repr_html_(self):
         from tabulate import tabulate
         return tabulate(self.summary_rows(), headers=["field", "value"], tablefmt="html", floatfmt=".4g")
+
+
+def frame(records):
+    """A pandas DataFrame with one row per record (its scalar fields): results of a loop, say."""
+    import pandas as pd
+    return pd.DataFrame([dict(r.summary_rows()) for r in records])
 
 
 @dataclass
@@ -87,6 +97,10 @@ class StepResult(Record):
     memory_time_s: float      # in memory-bound operators
     compute_time_s: float     # in compute-bound operators
     overhead_time_s: float    # fixed costs
+    usd_per_mtok: float = None        # [USD per 1e6 tokens] None: no price for the chip
+    joules_per_token: float = None    # [J/token] None: no power for the chip
+    tokens_per_kwh: float = None      # [token/kWh]
+    power_w: float = None             # [W] the chips' power (x PUE)
     dtypes: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     operators: list = field(default_factory=list)
@@ -94,6 +108,12 @@ class StepResult(Record):
     @property
     def step_time_s(self):
         return self.time_s
+
+    def breakdown_frame(self):
+        """The operators as a pandas DataFrame: FLOPs, bytes, intensity, time, share of the step, bound."""
+        table = frame(self.operators)
+        table["share"] = table["time_s"] / self.time_s
+        return table
 
     def to_dict(self):
         out = super().to_dict()

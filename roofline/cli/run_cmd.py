@@ -1,9 +1,11 @@
 """`roofline decode` and `roofline prefill`: one model on one chip."""
 import click
 
-from .. import api
+from .. import api, speculative
 from ..errors import RooflineError
 from . import cli
+from .economics_options import (cost_options, cost_request, speculative_fields, speculative_options,
+                                speculative_request)
 from .output import emit_record, emit_table, format_option
 
 DECODE_KEYS = ("step_time_s", "tokens_per_s_per_user", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes",
@@ -44,8 +46,8 @@ def model_options(func):
     return func
 
 
-def emit_step(result, fmt, breakdown, keys):
-    data = result.to_dict()
+def emit_step(result, fmt, breakdown, keys, extra=None):
+    data = {**result.to_dict(), **(extra or {})}
     if not breakdown:
         data.pop("operators")
     if fmt == "json":
@@ -79,23 +81,34 @@ def _emit_operators(result, fmt):
 @model_options
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens already in each KV cache.")
+@cost_options
+@speculative_options
 def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, breakdown, fmt,
-           batch, context):
-    """Time of one decode step, tokens/s per user and in aggregate, and what bounds it."""
-    result = api.decode(model, hardware, batch=batch, context=context, mode=mode, weights_dtype=weights_dtype,
-                        kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
-                        memory_tier=memory_tier)
-    emit_step(result, fmt, breakdown, DECODE_KEYS)
+           batch, context, price, power, pue, draft, draft_tokens, acceptance, draft_weights_dtype):
+    """Time of one decode step, tokens/s per user and in aggregate, what bounds it, and its cost.
+
+    With --speculative, also the speculative round: tokens per step, speed-up, tokens/s with speculation.
+    """
+    common = dict(batch=batch, context=context, mode=mode, weights_dtype=weights_dtype, kv_dtype=kv_dtype,
+                  activations_dtype=activations_dtype, overrides=parse_sets(sets), memory_tier=memory_tier,
+                  **cost_request(price, power, pue))
+    request = speculative_request(draft, draft_tokens, acceptance, draft_weights_dtype)
+    if request is None:
+        emit_step(api.decode(model, hardware, **common), fmt, breakdown, DECODE_KEYS)
+        return
+    spec = speculative.decode(model, hardware, **request, **common)
+    emit_step(spec.base, fmt, breakdown, DECODE_KEYS, extra=speculative_fields(spec))
 
 
 @cli.command()
 @model_options
 @click.option("--prompt", "-p", type=int, required=True, help="Prompt length in tokens.")
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Prompts processed together.")
+@cost_options
 def prefill(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, breakdown, fmt,
-            prompt, batch):
-    """Time of the prefill of a prompt (time to first token) and prompt tokens/s."""
+            prompt, batch, price, power, pue):
+    """Time of the prefill of a prompt (time to first token), prompt tokens/s and their cost."""
     result = api.prefill(model, hardware, prompt=prompt, batch=batch, mode=mode, weights_dtype=weights_dtype,
                          kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
-                         memory_tier=memory_tier)
+                         memory_tier=memory_tier, **cost_request(price, power, pue))
     emit_step(result, fmt, breakdown, ("time_s", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes", "fits"))
