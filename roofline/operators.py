@@ -158,38 +158,44 @@ def _head(model, s, tokens, logit_rows):
             gemm("lm_head", logit_rows, h, model.vocab_size, s.w, s.a, s.gemm, 1, "head")]
 
 
-def decode_operators(model, batch, context, peaks):
+def decode_operators(model, batch, context, peaks, query_tokens=1):
     """Operators of one decode step: `batch` sequences with `context` tokens cached each.
 
     Each sequence attends to its cached tokens plus the new one (windowed on local layers,
-    top-k on sparse layers, whose indexer scores all of them).
+    top-k on sparse layers, whose indexer scores all of them). With `query_tokens` q > 1 each
+    sequence feeds q new tokens at once (the verifier step of speculative decoding): the weights
+    are read once, every per-token term (FLOPs, activations, routed tokens, logits) is q times
+    larger, and each sequence's KV cache is read once for its q queries. On sparse layers the q
+    queries are taken to select the same top-k tokens (adjacent positions overlap heavily), so
+    the read stays min(T, k) per sequence: a lower bound on bytes.
     """
     s = _Shapes(model, peaks)
     h, ops = model.hidden_size, []
-    attended_full = context + 1
+    tokens = batch * query_tokens
+    attended_full = context + query_tokens
     for (local, moe), layers in model.layer_groups.items():
         group = _group_name(local, moe, model)
-        ops.append(elementwise("attn_norm", 4 * batch * h * s.a, s.gemm, layers, group))
-        projections, o_proj = _projections(model, s, batch, layers, group)
+        ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
+        projections, o_proj = _projections(model, s, tokens, layers, group)
         ops += projections
         attended = cached_tokens(model, attended_full, local)
-        flops_per_pair, q_bytes, kv_layer = _attention_core(model, s, batch, False)
+        flops_per_pair, q_bytes, kv_layer = _attention_core(model, s, tokens, False)
         sparse = model.attention.sparse
         if sparse is not None:
             index_layer = index_bytes_per_token_layer(model)
-            ops.append(Operator("indexer", batch * 2 * sparse.index_heads * sparse.index_head_dim * attended,
+            ops.append(Operator("indexer", tokens * 2 * sparse.index_heads * sparse.index_head_dim * attended,
                                 batch * attended * index_layer, s.attn, layers, "attention", group))
             read = minimum(attended, sparse.index_topk)
             kv_read = batch * read * (kv_layer - index_layer)
         else:
             read = attended
             kv_read = batch * read * kv_layer
-        ops.append(Operator("attention", batch * read * flops_per_pair, kv_read + q_bytes + batch * kv_layer,
+        ops.append(Operator("attention", tokens * read * flops_per_pair, kv_read + q_bytes + tokens * kv_layer,
                             s.attn, layers, "attention", group))
         ops.append(o_proj)
-        ops.append(elementwise("ffn_norm", 4 * batch * h * s.a, s.gemm, layers, group))
-        ops += _ffn(model, s, batch, moe, layers, group)
-    return ops + _head(model, s, batch, batch)
+        ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
+        ops += _ffn(model, s, tokens, moe, layers, group)
+    return ops + _head(model, s, tokens, tokens)
 
 
 def causal_pairs(prompt, window=None):
