@@ -31,7 +31,6 @@ from .errors import RooflineError
 from .mathops import is_symbolic
 from .memory import footprint, kv_cache_bytes, weight_bytes
 from .operators import decode_operators, elementwise, gemm
-from .params import expert_params
 from .results import Record
 from .step import ceilings, pass_time, time_operators
 
@@ -79,6 +78,9 @@ def round_time(draft_step_time, verify_time, draft_tokens):
     """Time of one round [s]: k draft steps and one verifier step over k + 1 tokens.
 
     .. math:: t_{round} = k \\, t_{draft} + t_{verify}
+
+    Engines differ in bookkeeping around this: gpt-fast, for one, runs the draft once more when
+    all k tokens are accepted (probability a^k) to fill the draft's cache, a few percent more.
     """
     return draft_tokens * draft_step_time + verify_time
 
