@@ -7,8 +7,7 @@ from dataclasses import dataclass, field, fields
 
 #: unit of each field, by name suffix, for quantity() and tables
 _UNITS = {"tokens_per_s": "token/s", "_per_user": "token/s", "_s": "s", "_bytes": "B", "_w": "W",
-          "usd_per_mtok": "USD/Mtok", "joules_per_token": "J/token", "tokens_per_kwh": "token/kWh",
-          "usd_per_user_hour": "USD/h"}
+          "usd_per_mtok": "USD/Mtok", "joules_per_token": "J/token", "tokens_per_kwh": "token/kWh"}
 
 
 def unit_of(name):
