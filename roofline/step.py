@@ -120,10 +120,27 @@ def pass_time(timed, ceiling, num_layers):
     return total
 
 
-def time_by_bound(timed, ceiling, num_layers):
+def bound_times(timed, ceiling, num_layers):
     """{'memory', 'compute', 'overhead'}: time spent in memory-bound and compute-bound operators
-    and in fixed costs [s] (scalars only)."""
-    split = {"memory": 0.0, "compute": 0.0, "overhead": float(fixed_time(ceiling, num_layers))}
+    and in fixed costs [s]; floats or numpy arrays (each operator's verdict taken elementwise)."""
+    memory = compute = 0.0
     for op in timed:
-        split["compute" if op.compute_time > op.memory_time else "memory"] += float(op.count * op.time)
-    return split
+        total = op.count * op.time
+        is_compute = np.asarray(op.compute_time > op.memory_time)
+        compute = compute + np.where(is_compute, total, 0.0)
+        memory = memory + np.where(is_compute, 0.0, total)
+    return {"memory": memory, "compute": compute, "overhead": fixed_time(ceiling, num_layers)}
+
+
+def time_by_bound(timed, ceiling, num_layers):
+    """bound_times of a single scenario, as floats [s]."""
+    return {key: float(value) for key, value in bound_times(timed, ceiling, num_layers).items()}
+
+
+BOUNDS = ("memory", "compute", "overhead")
+
+
+def step_bound(split):
+    """The label of the largest of a bound_times split ('memory' first on ties); arrays give arrays."""
+    stacked = np.stack(np.broadcast_arrays(*(np.asarray(split[key], dtype=float) for key in BOUNDS)))
+    return np.asarray(BOUNDS)[np.argmax(stacked, axis=0)]
