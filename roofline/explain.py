@@ -29,7 +29,7 @@ GLOSSARY = {
     "t_step": ("time of one decode step (prefill: of the whole forward pass)", "s"),
     "B": ("batch: sequences decoded (or prompts prefilled) together", "sequences"),
     "C": ("context: tokens already in each sequence's KV cache", "tokens"),
-    "S": ("prompt length of a prefill", "tokens"),
+    "T": ("prompt length of a prefill", "tokens"),
     "F_op": ("FLOPs of one occurrence of an operator (2 per multiply-add)", "FLOP"),
     "Q_op": ("bytes an operator moves to or from memory: weights, activations, KV cache", "B"),
     "n_op": ("occurrences of an operator: the layers it is in (1 for the LM head)", "1"),
@@ -48,7 +48,7 @@ GLOSSARY = {
     "H": ("attention (query) heads", "1"),
     "H_kv": ("key/value heads (GQA; = H for MHA, 1 for MQA)", "1"),
     "d": ("head dimension", "1"),
-    "I": ("FFN intermediate size", "1"),
+    "d_ff": ("FFN intermediate size", "1"),
     "V": ("vocabulary size", "1"),
 }
 
@@ -143,6 +143,16 @@ def _traffic_split(op_bytes, sizes):
     return split
 
 
+def _latex(expr):
+    """LaTeX of `expr`, subscripts set as text (sympy reads L_local as L with a \\mathcal 'lo')."""
+    names = {}
+    for symbol in sympy.sympify(expr).free_symbols:
+        head, _, sub = str(symbol).partition("_")
+        if sub:
+            names[symbol] = f"{head}_{{\\text{{{sub.replace('_', ' ')}}}}}"
+    return sympy.latex(expr, symbol_names=names)
+
+
 def _evaluate(expr, values):
     """`expr` at `values` ({symbol: number}), to 30 digits: exact to float64 for a comparison."""
     numbers = {symbol: sympy.Float(value, 30) for symbol, value in values.items()}
@@ -194,7 +204,7 @@ def _symbol_rows(values, point):
 
 
 def _symbol_order(name):
-    order = ["B", "C", "S", "BW", "P", "n", "L", "t_layer", "t_0", "b_w", "b_e", "b_kv", "b_a"]
+    order = ["B", "C", "T", "BW", "P", "n", "L", "t_layer", "t_0", "b_w", "b_e", "b_kv", "b_a"]
     head = name.split("_")[0] if name.startswith(("P_", "L_")) else name
     return (order.index(head) if head in order else len(order), name)
 
@@ -203,7 +213,7 @@ def explain(phase, model, hardware, batch=1, length=1024, mode=None, weights_dty
             activations_dtype=None, overrides=None, memory_tier=None):
     """The step-time formula of a decode step (`length` = context) or prefill (`length` = prompt).
 
-    Returns an Explanation: each operator's F and Q in the symbols B and C (or S), the terms by
+    Returns an Explanation: each operator's F and Q in the symbols B and C (or T), the terms by
     traffic, the step time as one expression in B, C, BW, P_dtype, n, L, t_layer, t_0 and bytes
     per value, the value of every symbol, and the expression evaluated: equal to api.decode's
     (or api.prefill's) time_s.
@@ -219,7 +229,7 @@ def explain(phase, model, hardware, batch=1, length=1024, mode=None, weights_dty
     hardware = api.resolve_hardware(hardware, memory_tier)
     ceiling = ceilings(hardware, result.mode)
     batch_symbol = sympy.Symbol("B", positive=True)
-    length_symbol = sympy.Symbol("C" if phase == "decode" else "S", positive=True)
+    length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True)
     operators, timed, step, terms, values, sym_ceiling = _build(
         phase, model, ceiling, batch_symbol, length_symbol, hardware.peak_flops)
     point = {batch_symbol: batch, length_symbol: length}
@@ -239,8 +249,9 @@ def explain(phase, model, hardware, batch=1, length=1024, mode=None, weights_dty
                    "meaning": GLOSSARY[str(length_symbol)][0]}]
     return Explanation(
         phase=phase, model=model.id, hardware=hardware.id, mode=ceiling.mode, formula=_formula(ceiling.mode),
-        step_expression=str(step), step_latex=sympy.latex(step), operators=rows, terms=term_rows,
-        symbols=_symbol_rows({k: v for k, v in values.items() if k not in point}, point_rows),
+        step_expression=str(step), step_latex=_latex(step), operators=rows, terms=term_rows,
+        symbols=_symbol_rows({k: v for k, v in values.items() if k not in point and k in step.free_symbols},
+                             point_rows),
         time_s=_evaluate(step, values), notes=list(result.notes))
 
 
@@ -253,25 +264,26 @@ def _formula(mode):
 def general(phase):
     """The formula of `phase` for a dense GQA transformer in generic symbols, with no numbers.
 
-    The model's sizes (h, H, H_kv, d, I, V) are symbols too; layers are L identical ones.
+    The model's sizes (h, H, H_kv, d, d_ff, V) are symbols too; layers are L identical ones. Every
+    symbol name parses back with sympy.sympify (no I, S, E, N, O or Q, which sympify reserves).
     """
-    h, H, H_kv, d, I, V = (sympy.Symbol(s, positive=True) for s in ("h", "H", "H_kv", "d", "I", "V"))
+    h, H, H_kv, d, d_ff, V = (sympy.Symbol(s, positive=True) for s in ("h", "H", "H_kv", "d", "d_ff", "V"))
     model = Model(id="dense GQA transformer", name="generic", architecture="generic", num_layers=1,
-                  hidden_size=h, num_heads=H, num_kv_heads=H_kv, head_dim=d, intermediate_size=I, ffn="gated",
+                  hidden_size=h, num_heads=H, num_kv_heads=H_kv, head_dim=d, intermediate_size=d_ff, ffn="gated",
                   vocab_size=V, tie_embeddings=False, max_context=0,
                   dtypes={"weights": "bf16", "experts": "bf16", "kv_cache": "bf16", "activations": "bf16"})
     generic_ceiling = Ceilings("calibrated", 1.0, {"bf16": 1.0}, 1.0, 1.0, 1.0)
     batch_symbol = sympy.Symbol("B", positive=True)
-    length_symbol = sympy.Symbol("C" if phase == "decode" else "S", positive=True)
+    length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True)
     operators, timed, step, terms, values, _ = _build(phase, model, generic_ceiling, batch_symbol, length_symbol,
                                                       {"bf16": 1.0}, generic=True)
     rows = [OperatorTerm(op.name, op.group, str(op.count), "P", str(op.flops), str(op.bytes), str(t.time))
             for op, t in zip(operators, timed)]
     used = {str(s) for s in sympy.sympify(step).free_symbols} | {"t_step", "F_op", "Q_op", "n_op", "P_<dtype>"}
-    symbols = [{"symbol": k, "value": None, "unit": unit, "meaning": meaning}
+    symbols = [{"symbol": "P" if k == "P_<dtype>" else k, "value": None, "unit": unit, "meaning": meaning}
                for k, (meaning, unit) in GLOSSARY.items() if k in used]
     return Explanation(
         phase=phase, model=model.id, hardware="any", mode="general", formula=GENERAL_FORMULA,
-        step_expression=str(step), step_latex=sympy.latex(step), operators=rows,
+        step_expression=str(step), step_latex=_latex(step), operators=rows,
         terms=[{"term": name, "expression": str(expr), "value_s": None} for name, expr in terms.items()],
         symbols=symbols, notes=[SMOOTH_MAX])

@@ -19,6 +19,8 @@ from .memory import footprint
 from .operators import decode_operators
 from .step import bound_times, ceilings, pass_time, step_bound, time_operators
 
+#: the largest grid one call evaluates (about 300 B of memory per point while it runs)
+MAX_POINTS = 20_000_000
 COLUMNS = ("batch", "context", "dtype", "step_time_s", "tokens_per_s_per_user", "tokens_per_s", "bound",
            "kv_cache_bytes", "fits")
 
@@ -88,6 +90,9 @@ def sweep(model, hardware, batch, context, weights_dtype=None, mode=None, kv_dty
     dtypes = [weights_dtype] if weights_dtype is None or isinstance(weights_dtype, str) else list(weights_dtype)
     if not dtypes:
         raise RooflineError("weights_dtype: expected at least one dtype")
+    points = batch.size * context.size * len(dtypes)
+    if points > MAX_POINTS:
+        raise RooflineError(f"a grid of {points:,} points exceeds the limit of {MAX_POINTS:,}; split it")
     hardware = resolve_hardware(hardware, memory_tier)
     mode, note = choose_mode(hardware, mode)
     models = [resolve_model(model, overrides, d, kv_dtype, activations_dtype) for d in dtypes]
