@@ -94,7 +94,7 @@ class Explanation(Record):
 
 
 def _sizes(model, generic=False):
-    """Byte-size symbols per tensor class, and their values (None in the general formula)."""
+    """The model with symbolic byte sizes, {tensor class: symbol}, and {symbol: bytes} (empty when generic)."""
     names = {"weights": "b_w", "kv_cache": "b_kv", "activations": "b_a",
              "experts": "b_e" if model.dtypes["experts"] != model.dtypes["weights"] else "b_w"}
     symbols = {cls: sympy.Symbol(name, positive=True) for cls, name in names.items()}
@@ -190,7 +190,7 @@ def _build(phase, model, ceiling, batch_symbol, length_symbol, peaks, generic=Fa
              "compute": compute,
              "fixed costs": total_layers * sym_ceiling.layer_overhead + sym_ceiling.step_overhead}
     terms = {name: sympy.factor_terms(sympy.expand(expr)) for name, expr in terms.items()}
-    return operators, timed, step, terms, values, sym_ceiling
+    return operators, timed, step, terms, values
 
 
 def _symbol_rows(values, point):
@@ -230,7 +230,7 @@ def explain(phase, model, hardware, batch=1, length=1024, mode=None, weights_dty
     ceiling = ceilings(hardware, result.mode)
     batch_symbol = sympy.Symbol("B", positive=True)
     length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True)
-    operators, timed, step, terms, values, sym_ceiling = _build(
+    operators, timed, step, terms, values = _build(
         phase, model, ceiling, batch_symbol, length_symbol, hardware.peak_flops)
     point = {batch_symbol: batch, length_symbol: length}
     values = {**point, **values}
@@ -275,8 +275,8 @@ def general(phase):
     generic_ceiling = Ceilings("calibrated", 1.0, {"bf16": 1.0}, 1.0, 1.0, 1.0)
     batch_symbol = sympy.Symbol("B", positive=True)
     length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True)
-    operators, timed, step, terms, values, _ = _build(phase, model, generic_ceiling, batch_symbol, length_symbol,
-                                                      {"bf16": 1.0}, generic=True)
+    operators, timed, step, terms, _ = _build(phase, model, generic_ceiling, batch_symbol, length_symbol,
+                                              {"bf16": 1.0}, generic=True)
     rows = [OperatorTerm(op.name, op.group, str(op.count), "P", str(op.flops), str(op.bytes), str(t.time))
             for op, t in zip(operators, timed)]
     used = {str(s) for s in sympy.sympify(step).free_symbols} | {"t_step", "F_op", "Q_op", "n_op", "P_<dtype>"}
