@@ -175,6 +175,11 @@ def load_model(name, overrides=None):
     return _read_model(data, path)
 
 
+def model_from_data(data, path):
+    """A Model from an already-parsed spec mapping; `path` names it in errors (its stem is the id)."""
+    return _read_model(data, path)
+
+
 def _read_model(data, path):
     sources = read_sources(data, path)
     default = data.get("source")

@@ -45,3 +45,4 @@ def main(argv=None):
 
 
 from . import run_cmd, specs_cmd  # noqa: E402,F401  (commands register themselves on `cli`)
+from . import import_cmd  # noqa: E402,F401
