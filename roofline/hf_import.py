@@ -148,8 +148,8 @@ def spec_from_config(data, path, model_id, name=None):
     comments["ffn"] = "SwiGLU / GeGLU: gate, up and down projections"
     spec["vocab_size"] = _maybe_default(cfg, "vocab_size", cfg.count("vocab_size", "the vocabulary size"))
     spec["tie_embeddings"] = cfg.flag("tie_word_embeddings", default=False)
-    comments["tie_embeddings"] = "tie_word_embeddings" + (" (class default)" if "tie_word_embeddings" in cfg.defaulted
-                                                         else "")
+    defaulted = " (class default)" if "tie_word_embeddings" in cfg.defaulted else ""
+    comments["tie_embeddings"] = "tie_word_embeddings" + defaulted
     spec["max_context"] = _maybe_default(cfg, "max_position_embeddings",
                                          cfg.count("max_position_embeddings", "the longest context in tokens"))
     comments["max_context"] = "max_position_embeddings"
@@ -196,9 +196,12 @@ def _attention(cfg, spec, heads, hidden):
             comments["attention.sparse.index_dtype"] = "the indexer key cache is fp8 (DeepSeek-V3.2 inference code)"
         return attention
     kv = cfg.count("num_key_value_heads", "the number of KV heads", required=False)
-    spec["num_kv_heads"] = kv if kv is not None else {"value": heads, "derived": "num_key_value_heads absent: "
-                                                                                   "multi-head attention (= num_heads)"}
-    if heads % (kv or heads):
+    if kv is None:
+        spec["num_kv_heads"] = {"value": heads, "derived": "num_key_value_heads absent: multi-head attention"}
+        kv = heads
+    else:
+        spec["num_kv_heads"] = kv
+    if heads % kv:
         cfg.fail("num_key_value_heads", f"{kv} does not divide num_attention_heads {heads}")
     head_dim = cfg.count("head_dim", "the per-head size", required=False)
     if head_dim is None:
@@ -293,8 +296,8 @@ def _moe(cfg, layers):
     moe, first_dense, step = {}, 0, 1
     if family in ("mixtral", "gpt_oss"):
         moe["num_experts"] = cfg.count("num_local_experts", "the number of routed experts")
-        moe["experts_per_token"] = cfg.count("num_experts_per_tok" if cfg.has("num_experts_per_tok")
-                                           else "experts_per_token", "the experts each token uses")
+        per_token = "num_experts_per_tok" if cfg.has("num_experts_per_tok") else "experts_per_token"
+        moe["experts_per_token"] = cfg.count(per_token, "the experts each token uses")
         moe["expert_intermediate_size"] = cfg.count("intermediate_size", "the FFN size of one expert")
         comments.update({"moe.num_experts": "num_local_experts", "moe.expert_intermediate_size": "intermediate_size"})
         if family == "gpt_oss":
@@ -463,16 +466,15 @@ def import_config(config_path, model_id=None, output=None, force=False, name=Non
         raise RooflineError(f"--id {model_id}: a shipped model has this id and the import would override it; "
                             "pass another --id, or --force to override it")
     spec, comments = spec_from_config(data, config_path, model_id, name)
-    sources = {"hf-config": str(config_path.resolve()), "computed": "roofline.params.count_params (roofline model "
-                                                                      "import), from the fields of this file"}
+    sources = {"hf-config": str(config_path.resolve()),
+               "computed": "roofline.params.count_params (roofline model import), from the fields of this file"}
     if any(isinstance(v, dict) and v.get("source") == "hf-defaults" for v in _numbers(spec)):
         sources["hf-defaults"] = "defaults of the transformers configuration class of this architecture, " \
                                  "for keys the config omits"
     draft = {**spec, "params": {"total": {"value": 1, "source": "computed"}}, "sources": sources}
     counts = count_params(model_from_data(draft, Path(f"{model_id}.yaml")))
-    params = {"total": {"value": int(counts.total), "source": "computed", "derived": COMPUTED,
-                        "note": "embeddings and LM head included" + (", MTP layers not" if spec.get("mtp_layers")
-                                                                       else "")}}
+    included = "embeddings and LM head included" + (", MTP layers not" if spec.get("mtp_layers") else "")
+    params = {"total": {"value": int(counts.total), "source": "computed", "derived": COMPUTED, "note": included}}
     if spec.get("moe"):
         params["active"] = {"value": int(counts.active), "source": "computed", "derived": COMPUTED,
                             "note": "per token: all but the routed experts a token does not use"}

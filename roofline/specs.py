@@ -256,4 +256,3 @@ def check_id(reader, path):
     if Path(path).stem != spec_id:
         raise SpecError(path, f"id: '{spec_id}' must equal the file name '{Path(path).stem}'")
     return spec_id
-

@@ -118,8 +118,8 @@ def chip(tmp_path, edit, name="chip-x"):
     return path
 
 
-def model(tmp_path, edit, name="model-x"):
-    data = yaml.safe_load((builtin_dir("model") / "llama-3.1-8b.yaml").read_text())
+def model(tmp_path, edit, name="model-x", base="llama-3.1-8b"):
+    data = yaml.safe_load((builtin_dir("model") / f"{base}.yaml").read_text())
     data["id"] = name
     edit(data)
     path = tmp_path / f"{name}.yaml"
@@ -202,6 +202,16 @@ def test_number_without_a_source(tmp_path):
 def test_source_key_not_defined(tmp_path):
     path = model(tmp_path, lambda d: d.update(hidden_size={"value": 4096, "source": "nowhere"}))
     one_line_error(decode_on(model_path=path), path, "hidden_size", "'nowhere' is not defined")
+
+
+def test_unknown_dtype(tmp_path):
+    path = model(tmp_path, lambda d: d["dtypes"].update(weights="bf17"))
+    one_line_error(decode_on(model_path=path), path, "dtypes.weights", "unknown dtype 'bf17'")
+
+
+def test_unknown_indexer_dtype(tmp_path):
+    path = model(tmp_path, lambda d: d["attention"]["sparse"].update(index_dtype="fp7"), base="deepseek-v3.2")
+    one_line_error(decode_on(model_path=path), path, "attention.sparse.index_dtype", "unknown dtype 'fp7'")
 
 
 def test_id_must_match_file_name(tmp_path):

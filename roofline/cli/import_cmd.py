@@ -1,7 +1,6 @@
 """`roofline model import`: a Hugging Face config.json becomes a model spec file."""
 import click
 
-from .. import hf_import
 from ..specs import builtin_dir
 from . import cli
 from .output import emit_record, format_option
@@ -30,7 +29,9 @@ def import_model(config, model_id, output, name, force, fmt):
     The config states no parameter count, so params.total (and active, for MoE) are computed from
     the architecture and marked as such in the file.
     """
-    path, model = hf_import.import_config(config, model_id=model_id, output=output, force=force, name=name)
+    from ..hf_import import import_config  # tempfile/shutil only for this command
+
+    path, model = import_config(config, model_id=model_id, output=output, force=force, name=name)
     shadows = (builtin_dir("model") / f"{model.id}.yaml").is_file()
     notes = [f"this file overrides the shipped spec '{model.id}'"] if shadows else []
     count = count_text if fmt == "table" else (lambda n: n)
