@@ -182,6 +182,13 @@ def test_malformed_yaml(tmp_path):
     one_line_error(decode_on(chip_path=path), path, "malformed YAML", "line")
 
 
+def test_key_written_twice(tmp_path):
+    text = (builtin_dir("link") / "nvlink4.yaml").read_text().replace("id: nvlink4", "id: link-x")
+    path = tmp_path / "link-x.yaml"
+    path.write_text(text + "\nbandwidth: {value: 1 TB/s, source: assumption}\n")
+    one_line_error(run("show", str(path)), path, "key 'bandwidth' appears twice", "line")
+
+
 def test_unknown_hardware_id_suggests_the_nearest():
     one_line_error(decode_on(chip_path="h100"), "unknown hardware id 'h100'", "h100-sxm")
 
