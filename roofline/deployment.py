@@ -118,6 +118,18 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     return {"weights": weights, "kv_cache": kv, "activations": act, "total": weights + kv + act}
 
 
+def stage_work(layer_time, head_time, layers, stages):
+    """Work of the busiest pipeline stage per micro-batch [s], stages balanced by layer count.
+
+    .. math:: t_{stage} = \max\left(\frac{t_{layers} + t_{head}}{pp}, \; t_{head} + \frac{t_{layers}}{L}\right)
+
+    The stage that holds the LM head takes fewer layers; it still needs at least one.
+    """
+    if stages == 1:
+        return layer_time + head_time
+    return max((layer_time + head_time) / stages, head_time + layer_time / layers)
+
+
 def _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link):
     """(timed operators, collectives, layer time, head time) of one micro-batch of `b` sequences."""
     if phase == "decode":
@@ -164,8 +176,7 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
                 CommTiming("return_to_first_stage", "pipeline", 1, 0.0, latency, 0.0)]
     hop_total = sum(h.total_time for h in hops)
     token_time = layer_time + head_time + ceiling.step_overhead + hop_total
-    stage_time = math.ceil(model.num_layers / layout.pp) / model.num_layers * layer_time + head_time \
-        + (hops[0].time if hops else 0.0)
+    stage_time = stage_work(layer_time, head_time, model.num_layers, layout.pp) + (hops[0].time if hops else 0.0)
     cycle = float(pipeline_cycle(token_time, stage_time, m))
     split = {"memory": 0.0, "compute": 0.0, "overhead": float(fixed_time(ceiling, model.num_layers)),
              "link latency": 0.0, "link bandwidth": 0.0}

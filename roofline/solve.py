@@ -388,3 +388,27 @@ def solve_params(hardware, chips=1, weights_dtype="bf16", reserve=0.1, memory_ti
         f"{chips} x {hardware.mem_capacity / 1e9:.4g} GB, {reserve:.0%} kept for KV cache and activations, at "
         f"{per_value * 8:g} bits per weight: {params / 1e9:.4g}B parameters"],
         assumptions=[f"{weights_dtype} weights", f"{reserve:.0%} of memory reserved"])
+
+
+def best_within(model, hardware, chips, batch=1, context=1024, tokens_per_s_per_user=None, mode=None,
+                weights_dtype=None, kv_dtype=None, link=None):
+    """The layout the solver picks for a budget of `chips`: the most aggregate decode throughput
+    among layouts (with whole replicas) that fit, use at most `chips` chips and keep the per-user
+    target. Returns a dict (layout, replicas, tokens/s per user and aggregate), or None.
+
+    Aggregate throughput never falls as the budget grows: a larger budget only adds candidates.
+    """
+    chips, batch, context = positive_int(chips, "chips"), positive_int(batch, "batch"), positive_int(context, "context")
+    target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
+    model, hardware, ceiling, _ = _setup(model, hardware, mode, weights_dtype, kv_dtype, None, None)
+    best = None
+    for layout, ev in _configs(model, hardware, batch, context, ceiling, chips, link):
+        speed = 1 / ev.cycle_time
+        if target is not None and speed < target:
+            continue
+        replicas = chips // layout.chips
+        aggregate = replicas * batch * speed
+        if best is None or aggregate > best["tokens_per_s"]:
+            best = {"layout": layout.describe(), "chips_used": replicas * layout.chips, "replicas": replicas,
+                    "tokens_per_s_per_user": speed, "tokens_per_s": aggregate}
+    return best
