@@ -95,6 +95,8 @@ def _evaluate_best(phase, model, hardware, batch, length, layouts, ceiling, link
 def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep, microbatches, link, notes):
     """Evaluate a phase on a deployment and package it as a StepResult."""
     ceiling = ceilings(hardware, mode)
+    if link is not None:
+        hardware.link(link_id=link)
     layouts, auto = _layouts(model, hardware, batch, chips, tp, pp, ep, microbatches)
     layout, ev = _evaluate_best(phase, model, hardware, batch, length, layouts, ceiling, link)
     notes = [n for n in notes if n]

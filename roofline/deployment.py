@@ -121,7 +121,7 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
 def stage_work(layer_time, head_time, layers, stages):
     """Work of the busiest pipeline stage per micro-batch [s], stages balanced by layer count.
 
-    .. math:: t_{stage} = \max\left(\frac{t_{layers} + t_{head}}{pp}, \; t_{head} + \frac{t_{layers}}{L}\right)
+    .. math:: t_{stage} = \\max\\left(\\frac{t_{layers} + t_{head}}{pp}, \\; t_{head} + \\frac{t_{layers}}{L}\\right)
 
     The stage that holds the LM head takes fewer layers; it still needs at least one.
     """

@@ -52,9 +52,11 @@ class SolveResult(Record):
         return out
 
 
-def _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides, memory_tier):
+def _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides, memory_tier, link=None):
     model = resolve_model(model, overrides, weights_dtype, kv_dtype)
     hardware = resolve_hardware(hardware, memory_tier)
+    if link is not None:
+        hardware.link(link_id=link)
     mode, note = choose_mode(hardware, mode)
     assumptions = [note] if note else []
     assumptions.append(f"{mode} mode on {hardware.id} ({hardware.main_memory.name}: "
@@ -124,7 +126,7 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
     batch, context = positive_int(batch, "batch"), positive_int(context, "context")
     max_chips = positive_int(max_chips, "max-chips")
     model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier)
+                                                   memory_tier, link)
     assumptions.append(f"batch {batch} sequences per replica, {context} tokens cached each")
     configs = _configs(model, hardware, batch, context, ceiling, max_chips, link)
     need = footprint(model, batch, context + 1)["total"]
@@ -241,7 +243,7 @@ def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, t
         raise RooflineError("give --tokens-per-s-per-user")
     context, chips = positive_int(context, "context"), positive_int(chips, "chips")
     model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier)
+                                                   memory_tier, link)
 
     def at(batch):
         layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link)
@@ -280,7 +282,7 @@ def solve_context(model, hardware, batch=1, chips=1, tp=None, pp=None, mode=None
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     batch, chips = positive_int(batch, "batch"), positive_int(chips, "chips")
     model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier)
+                                                   memory_tier, link)
     layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, 1024, link)
 
     def at(context):
@@ -319,14 +321,14 @@ def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=102
         raise RooflineError(f"resource must be memory or link, got {resource!r}")
     batch, context, chips = positive_int(batch, "batch"), positive_int(context, "context"), positive_int(chips, "chips")
     model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier)
+                                                   memory_tier, link)
     layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link)
     if resource == "link" and layout.chips == 1:
         raise RooflineError("a link bandwidth needs more than one chip: give --chips, --tp or --pp")
     scaled = _bandwidth_scaler(hardware, ceiling, resource, layout, link)
 
     def speed(factor):
-        hw, ceil = scaled(factor)
+        hw, ceil, _ = scaled(factor)
         return 1 / evaluate("decode", model, hw, batch, context, layout, ceil, link).cycle_time
 
     if speed(1e6) < target:
