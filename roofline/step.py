@@ -29,6 +29,12 @@ class Ceilings:
     knee: float = float("inf")
     layer_overhead: float = 0.0
     step_overhead: float = 0.0
+    collective_overhead: float = 0.0
+    link_latency: float = None     # None: each link's own latency
+
+    def latency_of(self, chip_link):
+        """One-hop latency of a link in this mode [s]."""
+        return chip_link.link.latency if self.link_latency is None else self.link_latency
 
 
 def ceilings(hardware, mode):
@@ -37,7 +43,8 @@ def ceilings(hardware, mode):
         return Ceilings("ideal", hardware.mem_bandwidth, dict(hardware.peak_flops))
     cal = hardware.calibration
     flops = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
-    return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead)
+    return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead,
+                    cal.collective_overhead, cal.link_latency)
 
 
 def operator_time(flops, bytes_moved, peak_flops, bandwidth, knee=float("inf")):
@@ -130,11 +137,6 @@ def bound_times(timed, ceiling, num_layers):
         compute = compute + np.where(is_compute, total, 0.0)
         memory = memory + np.where(is_compute, 0.0, total)
     return {"memory": memory, "compute": compute, "overhead": fixed_time(ceiling, num_layers)}
-
-
-def time_by_bound(timed, ceiling, num_layers):
-    """bound_times of a single scenario, as floats [s]."""
-    return {key: float(value) for key, value in bound_times(timed, ceiling, num_layers).items()}
 
 
 BOUNDS = ("memory", "compute", "overhead")

@@ -207,4 +207,4 @@ def test_model_that_does_not_fit_says_by_how_much_and_still_answers():
     data = json.loads(result.output)
     assert data["fits"] is False and data["step_time_s"] > 0
     note = next(n for n in data["notes"] if n.startswith("does not fit"))
-    assert "80.0 GB" in note and "10.1" in note
+    assert "h100-sxm has 80 GB" in note and "(10.15x)" in note

@@ -36,6 +36,15 @@ def model_options(func):
         click.option("--memory-tier", default=None, help="Memory tier that holds the weights (default: the first)."),
         click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
                      help="Override a model spec field for a what-if, e.g. --set num_layers=20."),
+        click.option("--chips", "-n", type=int, default=1, show_default=True,
+                     help="Chips to spread the model over; without --tp/--pp roofline picks the layout."),
+        click.option("--tp", type=int, default=None, help="Tensor-parallel chips per pipeline stage."),
+        click.option("--pp", type=int, default=None, help="Pipeline stages."),
+        click.option("--ep", type=int, default=None, help="Expert-parallel chips (1, or equal to --tp)."),
+        click.option("--microbatches", type=int, default=None,
+                     help="Micro-batches in flight in the pipeline (default: min(pp, batch))."),
+        click.option("--link", default=None, help="Link id between chips (default: scale-up in its domain, "
+                                                   "else scale-out)."),
         click.option("--breakdown", is_flag=True, help="List every operator with FLOPs, bytes, time and bound."),
         format_option,
     ]
@@ -79,12 +88,13 @@ def _emit_operators(result, fmt):
 @model_options
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens already in each KV cache.")
-def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, breakdown, fmt,
-           batch, context):
+def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips, tp, pp, ep,
+           microbatches, link, breakdown, fmt, batch, context):
     """Time of one decode step, tokens/s per user and in aggregate, and what bounds it."""
     result = api.decode(model, hardware, batch=batch, context=context, mode=mode, weights_dtype=weights_dtype,
                         kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
-                        memory_tier=memory_tier)
+                        memory_tier=memory_tier, chips=chips, tp=tp, pp=pp, ep=ep, microbatches=microbatches,
+                        link=link)
     emit_step(result, fmt, breakdown, DECODE_KEYS)
 
 
@@ -92,10 +102,11 @@ def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, me
 @model_options
 @click.option("--prompt", "-p", type=int, required=True, help="Prompt length in tokens.")
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Prompts processed together.")
-def prefill(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, breakdown, fmt,
-            prompt, batch):
+def prefill(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips, tp, pp,
+            ep, microbatches, link, breakdown, fmt, prompt, batch):
     """Time of the prefill of a prompt (time to first token) and prompt tokens/s."""
     result = api.prefill(model, hardware, prompt=prompt, batch=batch, mode=mode, weights_dtype=weights_dtype,
                          kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
-                         memory_tier=memory_tier)
+                         memory_tier=memory_tier, chips=chips, tp=tp, pp=pp, ep=ep, microbatches=microbatches,
+                         link=link)
     emit_step(result, fmt, breakdown, ("time_s", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes", "fits"))
