@@ -57,10 +57,11 @@ def choose_mode(hardware, mode):
     return "calibrated", None
 
 
-def _context_note(model, context):
-    if context > model.max_context:
-        return (f"warning: context {context} exceeds {model.id}'s maximum of {model.max_context} tokens; "
-                "answered as if the model allowed it")
+def _context_note(model, context, new_tokens=0):
+    """A warning when `context` cached tokens plus the `new_tokens` of this step exceed the maximum."""
+    if context + new_tokens > model.max_context:
+        return (f"warning: context {context}{f' + {new_tokens} new' if new_tokens else ''} exceeds {model.id}'s "
+                f"maximum of {model.max_context} tokens; answered as if the model allowed it")
     return None
 
 
@@ -149,7 +150,7 @@ def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None
     hardware = resolve_hardware(hardware, memory_tier)
     mode, note = choose_mode(hardware, mode)
     return _step_result("decode", model, hardware, mode, batch, context, chips, tp, pp, ep, microbatches, link,
-                        [note, _context_note(model, context + 1)])
+                        [note, _context_note(model, context, 1)])
 
 
 def prefill(model, hardware, prompt=1024, batch=1, mode=None, weights_dtype=None, kv_dtype=None,
