@@ -13,11 +13,11 @@ from . import cost
 from . import dtypes as dtype_table
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
-from .memory import footprint
+from .deployment import evaluate
 from .models import Model, load_model, with_dtypes
-from .operators import decode_operators, prefill_operators
+from .parallel import candidate_layouts, make_layout
 from .results import OperatorRow, StepResult
-from .step import MODES, ceilings, pass_time, time_by_bound, time_operators
+from .step import MODES, ceilings
 
 
 def positive_int(value, name):
@@ -58,64 +58,111 @@ def choose_mode(hardware, mode):
     return "calibrated", None
 
 
-def _context_note(model, context):
-    if context > model.max_context:
-        return (f"warning: context {context} exceeds {model.id}'s maximum of {model.max_context} tokens; "
-                "answered as if the model allowed it")
+def _context_note(model, context, new_tokens=0):
+    """A warning when `context` cached tokens plus the `new_tokens` of this step exceed the maximum."""
+    if context + new_tokens > model.max_context:
+        return (f"warning: context {context}{f' + {new_tokens} new' if new_tokens else ''} exceeds {model.id}'s "
+                f"maximum of {model.max_context} tokens; answered as if the model allowed it")
     return None
 
 
-def _step_result(phase, model, hardware, mode_note, mode, batch, context, operators, tokens, memory,
-                 extra_notes=(), pricing=None):
+def _layouts(model, hardware, batch, chips, tp, pp, ep, microbatches):
+    """The layouts to evaluate: the one asked for, or every valid split of `chips`."""
+    if tp is None and pp is None:
+        chips = positive_int(chips, "chips")
+        if chips == 1:
+            return [make_layout(model, batch, ep=ep, microbatches=microbatches)], False
+        if ep is not None or microbatches is not None:
+            raise RooflineError("--ep and --microbatches need an explicit layout (--tp and --pp)")
+        return candidate_layouts(model, hardware, chips, batch), True
+    tp = positive_int(1 if tp is None else tp, "tp")
+    pp = positive_int(1 if pp is None else pp, "pp")
+    if chips is not None and chips != 1 and positive_int(chips, "chips") != tp * pp:
+        raise RooflineError(f"--chips {chips} does not equal tp x pp = {tp} x {pp} = {tp * pp}")
+    return [make_layout(model, batch, tp=tp, pp=pp, ep=ep, microbatches=microbatches)], False
+
+
+def _evaluate_best(phase, model, hardware, batch, length, layouts, ceiling, link):
+    """(layout, evaluation) with the best per-user speed, preferring layouts that fit memory."""
+    best = None
+    for layout in layouts:
+        ev = evaluate(phase, model, hardware, batch, length, layout, ceiling, link)
+        fits = ev.per_chip_memory["total"] <= hardware.mem_capacity
+        key = (fits, -ev.cycle_time, -layout.tp)
+        if best is None or key > best[0]:
+            best = (key, layout, ev)
+    return best[1], best[2]
+
+
+def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep, microbatches, link, notes,
+                 pricing=None):
+    """Evaluate a phase on a deployment and package it as a StepResult."""
     ceiling = ceilings(hardware, mode)
-    timed = time_operators(operators, ceiling)
-    total = float(pass_time(timed, ceiling, model.num_layers))
-    split = time_by_bound(timed, ceiling, model.num_layers)
-    bound = max(split, key=split.get)
+    if link is not None:
+        hardware.link(link_id=link)
+    layouts, auto = _layouts(model, hardware, batch, chips, tp, pp, ep, microbatches)
+    layout, ev = _evaluate_best(phase, model, hardware, batch, length, layouts, ceiling, link)
+    notes = [n for n in notes if n]
+    if auto:
+        notes.append(f"layout {layout.describe()} chosen: the fastest per user of {len(layouts)} valid "
+                     f"splits of {layout.chips} chips (pass --tp/--pp to choose)")
+    memory = ev.per_chip_memory
     capacity = hardware.mem_capacity
     fits = memory["total"] <= capacity
-    notes = [n for n in (mode_note, *extra_notes) if n]
     if not fits:
-        notes.append(f"does not fit: needs {memory['total'] / 1e9:.1f} GB, {hardware.id} has "
-                     f"{capacity / 1e9:.1f} GB ({memory['total'] / capacity:.2f}x); the time is that of a "
+        notes.append(f"does not fit: needs {memory['total'] / 1e9:.3g} GB per chip, {hardware.id} has "
+                     f"{capacity / 1e9:.3g} GB ({memory['total'] / capacity:.2f}x); the time is that of a "
                      "hypothetical chip with enough memory")
     rows = [OperatorRow(op.name, op.group, op.count, float(op.count * op.flops), float(op.count * op.bytes),
-                        float(op.flops / op.bytes) if op.bytes else math.inf, float(op.total_time),
-                        str(op.bound)) for op in timed]
-    per_user = 1 / total if phase == "decode" else context / total
-    economics, cost_notes = (pricing or cost.pricing(hardware)).fields(batch * per_user)
+                        float(op.flops / op.bytes) if op.bytes else math.inf, float(op.total_time), str(op.bound))
+            for op in ev.timed]
+    rows += [OperatorRow(c.name, c.group, c.count, 0.0, float(c.count * c.bytes), 0.0, float(c.total_time), c.bound)
+             for c in ev.comms]
+    if phase == "decode":
+        time_s, per_user, aggregate = ev.cycle_time, 1 / ev.cycle_time, batch / ev.cycle_time
+    else:
+        time_s, per_user, aggregate = ev.token_time, length / ev.token_time, batch * length / ev.cycle_time
+    split = ev.split
+    economics, cost_notes = (pricing or cost.pricing(hardware)).fields(aggregate, chips=layout.chips)
     notes += cost_notes
     return StepResult(
-        phase=phase, model=model.id, hardware=hardware.id, mode=ceiling.mode, batch=batch, context=context,
-        time_s=total, tokens_per_s_per_user=per_user, tokens_per_s=batch * per_user, bound=bound,
+        phase=phase, model=model.id, hardware=hardware.id, mode=ceiling.mode, batch=batch, context=length,
+        time_s=time_s, tokens_per_s_per_user=per_user, tokens_per_s=aggregate, bound=max(split, key=split.get),
         weight_bytes=float(memory["weights"]), kv_cache_bytes=float(memory["kv_cache"]),
         activation_bytes=float(memory["activations"]), memory_needed_bytes=float(memory["total"]),
         capacity_bytes=capacity, fits=bool(fits), memory_time_s=split["memory"], compute_time_s=split["compute"],
-        overhead_time_s=split["overhead"], dtypes=dict(model.dtypes), notes=notes, operators=rows, **economics)
+        overhead_time_s=split["overhead"], link_latency_time_s=split["link latency"],
+        link_bandwidth_time_s=split["link bandwidth"], chips=layout.chips, tp=layout.tp, pp=layout.pp,
+        ep=layout.ep, microbatches=layout.microbatches, token_latency_s=ev.token_time,
+        stage_time_s=ev.stage_time, tp_link=ev.tp_link.link.id if ev.tp_link else None,
+        pp_link=ev.pp_link.link.id if ev.pp_link else None, dtypes=dict(model.dtypes), notes=notes,
+        operators=rows, **economics)
 
 
 def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None, kv_dtype=None,
-           activations_dtype=None, overrides=None, memory_tier=None, price=None, power=None, pue=1):
-    """One decode step of `batch` sequences with `context` tokens cached each, on one chip.
+           activations_dtype=None, overrides=None, memory_tier=None, chips=1, tp=None, pp=None, ep=None,
+           microbatches=None, link=None, price=None, power=None, pue=1):
+    """One decode step of `batch` sequences with `context` tokens cached each.
 
-    Returns a StepResult: time_s (= step time), tokens_per_s_per_user = 1 / t_step,
-    tokens_per_s = batch / t_step, the bound, the memory needed and whether it fits, and the
-    cost and energy per token (roofline.cost). price ("2.5 USD/hour") and power ("700 W") override
-    the chip spec's; pue multiplies the power by a facility overhead factor.
+    On one chip by default; `chips` (layout chosen for per-user speed) or `tp` x `pp` (and `ep`,
+    `microbatches`, `link`) spread it. Returns a StepResult: time_s between two tokens of a
+    sequence, tokens_per_s_per_user = 1 / time_s, tokens_per_s = batch / time_s, the bound, the
+    memory per chip and whether it fits. Weight and KV bytes are per chip. Cost and energy per
+    token (roofline.cost) count every chip: `price` ("2.5 USD/hour") and `power` ("700 W") override
+    the chip spec's, `pue` multiplies the power by a facility overhead factor.
     """
     batch, context = positive_int(batch, "batch"), positive_int(context, "context")
     model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
     hardware = resolve_hardware(hardware, memory_tier)
     mode, note = choose_mode(hardware, mode)
-    operators = decode_operators(model, batch, context, hardware.peak_flops)
-    memory = footprint(model, batch, context + 1)
-    return _step_result("decode", model, hardware, note, mode, batch, context, operators, batch, memory,
-                        [_context_note(model, context + 1)], cost.pricing(hardware, price, power, pue))
+    return _step_result("decode", model, hardware, mode, batch, context, chips, tp, pp, ep, microbatches, link,
+                        [note, _context_note(model, context, 1)], cost.pricing(hardware, price, power, pue))
 
 
 def prefill(model, hardware, prompt=1024, batch=1, mode=None, weights_dtype=None, kv_dtype=None,
-            activations_dtype=None, overrides=None, memory_tier=None, price=None, power=None, pue=1):
-    """The prefill of `batch` prompts of `prompt` tokens each, on one chip.
+            activations_dtype=None, overrides=None, memory_tier=None, chips=1, tp=None, pp=None, ep=None,
+            microbatches=None, link=None, price=None, power=None, pue=1):
+    """The prefill of `batch` prompts of `prompt` tokens each.
 
     Returns a StepResult whose time_s is the time to first token (without queueing) and
     tokens_per_s the prompt tokens processed per second.
@@ -124,10 +171,8 @@ def prefill(model, hardware, prompt=1024, batch=1, mode=None, weights_dtype=None
     model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
     hardware = resolve_hardware(hardware, memory_tier)
     mode, note = choose_mode(hardware, mode)
-    operators = prefill_operators(model, batch, prompt, hardware.peak_flops)
-    memory = footprint(model, batch, prompt, tokens_in_flight=batch * prompt)
-    return _step_result("prefill", model, hardware, note, mode, batch, prompt, operators, batch * prompt, memory,
-                        [_context_note(model, prompt)], cost.pricing(hardware, price, power, pue))
+    return _step_result("prefill", model, hardware, mode, batch, prompt, chips, tp, pp, ep, microbatches, link,
+                        [note, _context_note(model, prompt)], cost.pricing(hardware, price, power, pue))
 
 
 def check_dtype(name, what):

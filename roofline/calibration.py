@@ -13,6 +13,10 @@ with what a chip and its software actually reach, and adds the fixed costs a ker
 - ``layer_overhead`` [s]: fixed time per decoder layer per step: kernel launches and the
   serialised tails of the ~10-15 kernels of a layer (independent of batch and context).
 - ``step_overhead`` [s]: fixed time per forward pass (sampling, embedding, host sync).
+- ``collective_overhead`` [s]: fixed software cost of one collective (an all-reduce or all-to-all
+  launch and synchronisation), on top of the link's latency and bandwidth terms.
+- ``link_latency`` [s]: measured one-hop latency between chips, replacing the link spec's value
+  (often an assumption) in calibrated mode.
 
 Each value carries its source (a measurement file and the fit that produced it).
 """
@@ -28,6 +32,8 @@ class Calibration:
     knee: float = float("inf")            # [1]
     layer_overhead: float = 0.0           # [s]
     step_overhead: float = 0.0            # [s]
+    collective_overhead: float = 0.0      # [s]
+    link_latency: float = None            # [s] None: the link spec's latency
     source: str = ""                      # provenance: device, date, data file
     efficiency: float = 1.0               # achieved / peak matmul rate, for dtypes not measured
 
@@ -63,7 +69,10 @@ def read_calibration(reader, hardware):
     if fitted is not None:
         values = dict(knee=fitted.quantity("knee", "number", required=False),
                       layer_overhead=fitted.quantity("layer_overhead", "time", required=False, allow_zero=True),
-                      step_overhead=fitted.quantity("step_overhead", "time", required=False, allow_zero=True))
+                      step_overhead=fitted.quantity("step_overhead", "time", required=False, allow_zero=True),
+                      collective_overhead=fitted.quantity("collective_overhead", "time", required=False,
+                                                          allow_zero=True),
+                      link_latency=fitted.quantity("link_latency", "time", required=False, allow_zero=True))
         values = {k: v for k, v in values.items() if v is not None}
         fitted.finish()
     if achieved is not None:

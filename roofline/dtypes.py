@@ -36,6 +36,19 @@ _FALLBACK = {"bf16": ("fp16", "fp32"), "fp16": ("bf16", "fp32"), "fp32": ("tf32"
              "fp6": ("fp8", "bf16", "fp16"), "int4": ("int8", "bf16", "fp16"), "tf32": ("fp32",)}
 
 
+class SizedDtype(str):
+    """A dtype name whose bytes per value is given as an expression (a sympy symbol for `explain`).
+
+    It compares and hashes as its name ('bf16'), so the matmul dtype and the peak that bound an
+    operator stay the chip's; only `bytes_per_value` returns `size` instead of the table's figure.
+    """
+
+    def __new__(cls, name, size):
+        obj = super().__new__(cls, check(name))
+        obj.size = size
+        return obj
+
+
 def check(dtype, what="dtype"):
     """The dtype name if known, else RooflineError listing the known ones."""
     if dtype not in DTYPES:
@@ -45,6 +58,8 @@ def check(dtype, what="dtype"):
 
 def bytes_per_value(dtype):
     """Storage size of one value in bytes, block scales included: bits / 8 [B]."""
+    if isinstance(dtype, SizedDtype):
+        return dtype.size
     return DTYPES[check(dtype)][0] / 8
 
 

@@ -36,7 +36,13 @@ def smooth_max(a, b, n):
     if is_symbolic(a, b, n):
         return (a ** n + b ** n) ** (1 / n)
     high = np.maximum(a, b)
-    low = np.minimum(a, b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(high > 0, low / np.where(high > 0, high, 1), 0.0)
-    return high * (1 + ratio ** n) ** (1 / n)
+    # a, b >= 0: where high is 0 so is low, and low / 1 = 0 gives the ratio 0 the formula needs
+    ratio = np.minimum(a, b) / np.where(high > 0, high, 1.0)
+    if np.ndim(ratio) == 0:
+        return high * (1 + ratio ** n) ** (1 / n)
+    # the same operations in place: one temporary array instead of five (sweeps are bound by them)
+    np.power(ratio, n, out=ratio)
+    ratio += 1
+    np.power(ratio, 1 / n, out=ratio)
+    ratio *= high
+    return ratio

@@ -175,6 +175,11 @@ def load_model(name, overrides=None):
     return _read_model(data, path)
 
 
+def model_from_data(data, path):
+    """A Model from an already-parsed spec mapping; `path` names it in errors (its stem is the id)."""
+    return _read_model(data, path)
+
+
 def _read_model(data, path):
     sources = read_sources(data, path)
     default = data.get("source")
@@ -233,11 +238,14 @@ def _read_attention(reader, values):
     sparse_reader = reader.sub("sparse", required=False)
     sparse = None
     if sparse_reader is not None:
+        index_dtype = sparse_reader.text("index_dtype", required=False, default="fp8")
+        try:
+            check_dtype(index_dtype)
+        except RooflineError as exc:
+            sparse_reader._fail("index_dtype", str(exc))
         sparse = SparseIndexer(index_topk=sparse_reader.count("index_topk"),
                                index_heads=sparse_reader.count("index_heads"),
-                               index_head_dim=sparse_reader.count("index_head_dim"),
-                               index_dtype=check_dtype(sparse_reader.text("index_dtype", required=False,
-                                                                           default="fp8")))
+                               index_head_dim=sparse_reader.count("index_head_dim"), index_dtype=index_dtype)
         sparse_reader.finish()
     attention = Attention(
         kind=kind, **mla, sliding_window=window,

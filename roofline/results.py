@@ -86,7 +86,7 @@ class StepResult(Record):
     time_s: float
     tokens_per_s_per_user: float
     tokens_per_s: float
-    bound: str                # memory | compute | overhead | communication
+    bound: str                # memory | compute | overhead | link latency | link bandwidth
     weight_bytes: float
     kv_cache_bytes: float
     activation_bytes: float
@@ -96,10 +96,21 @@ class StepResult(Record):
     memory_time_s: float      # in memory-bound operators
     compute_time_s: float     # in compute-bound operators
     overhead_time_s: float    # fixed costs
-    usd_per_mtok: float = None        # [USD per 1e6 tokens] None: no price for the chip
-    joules_per_token: float = None    # [J/token] None: no power for the chip
-    tokens_per_kwh: float = None      # [token/kWh]
-    power_w: float = None             # [W] the chips' power (x PUE)
+    link_latency_time_s: float = 0.0    # link latency and collective fixed costs
+    link_bandwidth_time_s: float = 0.0  # bytes over links
+    chips: int = 1
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    microbatches: int = 1
+    token_latency_s: float = None       # one token through every pipeline stage
+    stage_time_s: float = None          # busiest stage, per micro-batch
+    tp_link: str = None
+    pp_link: str = None
+    usd_per_mtok: float = None          # [USD per 1e6 tokens], all chips; None: no price for the chip
+    joules_per_token: float = None      # [J/token], all chips; None: no power for the chip
+    tokens_per_kwh: float = None        # [token/kWh]
+    power_w: float = None               # [W] all chips (x PUE)
     dtypes: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     operators: list = field(default_factory=list)

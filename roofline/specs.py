@@ -5,7 +5,6 @@ magnitude (units.to_si), remembering its provenance (a `Fact`), and collecting t
 as a SpecError that names the file, the field and what was expected. Unknown keys are errors.
 """
 import difflib
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,14 +74,53 @@ def resolve(kind, name):
         return paths[name]
     near = difflib.get_close_matches(name, paths, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; known ids: {', '.join(paths)}"
-    raise RooflineError(f"unknown {kind} id '{name}'{hint} (roofline list {kind if kind != 'model' else 'models'})")
+    listing = {"model": "models", "hardware": "hardware", "link": "links"}[kind]
+    raise RooflineError(f"unknown {kind} id '{name}'{hint} (roofline list {listing})")
+
+
+def find_any(name):
+    """(kind, path) of an id or spec file of any kind; unknown ids suggest the nearest of all kinds.
+
+    A file's kind follows its fields: `architecture` (model), `memory` or `peak_flops` (chip), else
+    a link.
+    """
+    name = str(name)
+    if name.endswith((".yaml", ".yml")) or os.sep in name:
+        path = resolve("model", name)
+        data = load_yaml(path)
+        kind = "model" if "architecture" in data else "hardware" if {"memory", "peak_flops"} & set(data) else "link"
+        return kind, path
+    known = {}
+    for kind in ("model", "hardware", "link"):
+        paths = spec_paths(kind)
+        if name in paths:
+            return kind, paths[name]
+        known.update({spec_id: kind for spec_id in paths})
+    near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(near)}?" if near else "see roofline list models|hardware|links"
+    raise RooflineError(f"unknown spec id '{name}' (no model, chip or link has it); {hint}")
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader, refusing a key written twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key '{key}' appears twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def load_yaml(path):
-    """The mapping in a YAML file (safe loader); SpecError on malformed YAML or a non-mapping."""
+    """The mapping in a YAML file (safe loader); SpecError on malformed YAML, a repeated key or a
+    non-mapping."""
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            data = yaml.load(handle, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -138,7 +176,7 @@ class FieldReader:
             unknown = set(entry) - {"value", "source", "derived", "note", "stated_as"}
             if unknown:
                 self._fail(key, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                                "expected value, source, derived, note")
+                                "expected value, source, derived, note, stated_as")
             if entry.get("value") is None:
                 self._fail(key, "missing 'value'")
             value, source_key = entry["value"], entry.get("source")
@@ -233,7 +271,3 @@ def check_id(reader, path):
     if Path(path).stem != spec_id:
         raise SpecError(path, f"id: '{spec_id}' must equal the file name '{Path(path).stem}'")
     return spec_id
-
-
-def is_finite_positive(x):
-    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0

@@ -29,6 +29,12 @@ class Ceilings:
     knee: float = float("inf")
     layer_overhead: float = 0.0
     step_overhead: float = 0.0
+    collective_overhead: float = 0.0
+    link_latency: float = None     # None: each link's own latency
+
+    def latency_of(self, chip_link):
+        """One-hop latency of a link in this mode [s]."""
+        return chip_link.link.latency if self.link_latency is None else self.link_latency
 
 
 def ceilings(hardware, mode):
@@ -37,7 +43,8 @@ def ceilings(hardware, mode):
         return Ceilings("ideal", hardware.mem_bandwidth, dict(hardware.peak_flops))
     cal = hardware.calibration
     flops = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
-    return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead)
+    return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead,
+                    cal.collective_overhead, cal.link_latency)
 
 
 def operator_time(flops, bytes_moved, peak_flops, bandwidth, knee=float("inf")):
@@ -120,10 +127,22 @@ def pass_time(timed, ceiling, num_layers):
     return total
 
 
-def time_by_bound(timed, ceiling, num_layers):
+def bound_times(timed, ceiling, num_layers):
     """{'memory', 'compute', 'overhead'}: time spent in memory-bound and compute-bound operators
-    and in fixed costs [s] (scalars only)."""
-    split = {"memory": 0.0, "compute": 0.0, "overhead": float(fixed_time(ceiling, num_layers))}
+    and in fixed costs [s]; floats or numpy arrays (each operator's verdict taken elementwise)."""
+    memory = compute = 0.0
     for op in timed:
-        split["compute" if op.compute_time > op.memory_time else "memory"] += float(op.count * op.time)
-    return split
+        total = op.count * op.time
+        is_compute = np.asarray(op.compute_time > op.memory_time)
+        compute = compute + np.where(is_compute, total, 0.0)
+        memory = memory + np.where(is_compute, 0.0, total)
+    return {"memory": memory, "compute": compute, "overhead": fixed_time(ceiling, num_layers)}
+
+
+BOUNDS = ("memory", "compute", "overhead")
+
+
+def step_bound(split):
+    """The label of the largest of a bound_times split ('memory' first on ties); arrays give arrays."""
+    stacked = np.stack(np.broadcast_arrays(*(np.asarray(split[key], dtype=float) for key in BOUNDS)))
+    return np.asarray(BOUNDS)[np.argmax(stacked, axis=0)]

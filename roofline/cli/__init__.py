@@ -14,8 +14,8 @@ class RooflineGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            return super().main(args=args, prog_name=prog_name or "roofline", complete_var=complete_var,
-                                standalone_mode=False, **extra)
+            status = super().main(args=args, prog_name=prog_name or "roofline", complete_var=complete_var,
+                                  standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -28,6 +28,7 @@ class RooflineGroup(click.Group):
         except RooflineError as exc:
             click.echo(f"error: {str(exc).replace(chr(10), ' ')}", err=True)
             sys.exit(2)
+        sys.exit(status if isinstance(status, int) else 0)
 
 
 @click.group(cls=RooflineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,4 +45,4 @@ def main(argv=None):
     cli.main(args=argv)
 
 
-from . import run_cmd, specs_cmd  # noqa: E402,F401  (commands register themselves on `cli`)
+from . import analysis_cmd, import_cmd, run_cmd, solve_cmd, specs_cmd  # noqa: E402,F401  (commands register themselves on `cli`)

@@ -42,21 +42,26 @@ def cell(value):
     return value
 
 
-def emit_table(rows, headers, fmt, data=None, title=None):
-    """Print `rows` (lists) under `headers` as a table or CSV; `data` (default: rows as dicts) as JSON."""
+def emit_table(rows, headers, fmt, data=None, title=None, file=None):
+    """Print `rows` (lists) under `headers` as a table or CSV; `data` (default: rows as dicts) as JSON.
+
+    `file`: an open text file to write to instead of standard output.
+    """
     if fmt == "json":
-        click.echo(to_json(data if data is not None else [dict(zip(headers, map(_plain, r))) for r in rows]))
+        click.echo(to_json(data if data is not None else [dict(zip(headers, map(_plain, r))) for r in rows]),
+                   file=file)
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(headers)
         writer.writerows([[_plain(v) for v in row] for row in rows])
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(buffer.getvalue(), nl=False, file=file)
     else:
         from tabulate import tabulate
         if title:
-            click.echo(title)
-        click.echo(tabulate([[cell(v) for v in row] for row in rows], headers=headers, disable_numparse=True))
+            click.echo(title, file=file)
+        click.echo(tabulate([[cell(v) for v in row] for row in rows], headers=headers, disable_numparse=True),
+                   file=file)
 
 
 def emit_record(pairs, fmt, data=None, notes=(), extra_table=None):

@@ -38,6 +38,15 @@ def model_options(func):
         click.option("--memory-tier", default=None, help="Memory tier that holds the weights (default: the first)."),
         click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
                      help="Override a model spec field for a what-if, e.g. --set num_layers=20."),
+        click.option("--chips", "-n", type=int, default=1, show_default=True,
+                     help="Chips to spread the model over; without --tp/--pp roofline picks the layout."),
+        click.option("--tp", type=int, default=None, help="Tensor-parallel chips per pipeline stage."),
+        click.option("--pp", type=int, default=None, help="Pipeline stages."),
+        click.option("--ep", type=int, default=None, help="Expert-parallel chips (1, or equal to --tp)."),
+        click.option("--microbatches", type=int, default=None,
+                     help="Micro-batches in flight in the pipeline (default: min(pp, batch))."),
+        click.option("--link", default=None, help="Link id between chips (default: scale-up in its domain, "
+                                                   "else scale-out)."),
         click.option("--breakdown", is_flag=True, help="List every operator with FLOPs, bytes, time and bound."),
         format_option,
     ]
@@ -83,8 +92,9 @@ def _emit_operators(result, fmt):
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens already in each KV cache.")
 @cost_options
 @speculative_options
-def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, breakdown, fmt,
-           batch, context, price, power, pue, draft, draft_tokens, acceptance, draft_weights_dtype):
+def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips, tp, pp, ep,
+           microbatches, link, breakdown, fmt, batch, context, price, power, pue, draft, draft_tokens, acceptance,
+           draft_weights_dtype):
     """Time of one decode step, tokens/s per user and in aggregate, what bounds it, and its cost.
 
     With --speculative, also the speculative round: tokens per step, speed-up, tokens/s with speculation.
@@ -94,8 +104,12 @@ def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, me
                   **cost_request(price, power, pue))
     request = speculative_request(draft, draft_tokens, acceptance, draft_weights_dtype)
     if request is None:
-        emit_step(api.decode(model, hardware, **common), fmt, breakdown, DECODE_KEYS)
+        result = api.decode(model, hardware, chips=chips, tp=tp, pp=pp, ep=ep, microbatches=microbatches, link=link,
+                            **common)
+        emit_step(result, fmt, breakdown, DECODE_KEYS)
         return
+    if chips != 1 or any(v is not None for v in (tp, pp, ep, microbatches, link)):
+        raise RooflineError("--speculative models one chip; drop --chips, --tp, --pp, --ep, --microbatches and --link")
     spec = speculative.decode(model, hardware, **request, **common)
     emit_step(spec.base, fmt, breakdown, DECODE_KEYS, extra=speculative_fields(spec))
 
@@ -105,10 +119,11 @@ def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, me
 @click.option("--prompt", "-p", type=int, required=True, help="Prompt length in tokens.")
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Prompts processed together.")
 @cost_options
-def prefill(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, breakdown, fmt,
-            prompt, batch, price, power, pue):
+def prefill(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips, tp, pp,
+            ep, microbatches, link, breakdown, fmt, prompt, batch, price, power, pue):
     """Time of the prefill of a prompt (time to first token), prompt tokens/s and their cost."""
     result = api.prefill(model, hardware, prompt=prompt, batch=batch, mode=mode, weights_dtype=weights_dtype,
                          kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
-                         memory_tier=memory_tier, **cost_request(price, power, pue))
+                         memory_tier=memory_tier, chips=chips, tp=tp, pp=pp, ep=ep, microbatches=microbatches,
+                         link=link, **cost_request(price, power, pue))
     emit_step(result, fmt, breakdown, ("time_s", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes", "fits"))

@@ -1,0 +1,169 @@
+"""`roofline explain` (the formula behind a figure) and `roofline sweep` (a grid in one evaluation)."""
+import re
+
+import click
+
+from ..errors import RooflineError
+from . import cli
+from .output import cell, emit_table, to_json
+from .run_cmd import parse_sets
+
+_RANGE = re.compile(r"^(\d+):(\d+)(?::(x?)(\d+(?:\.\d+)?))?$")
+MAX_VALUES = 100_000
+
+
+def parse_values(text, name):
+    """Whole numbers from '1,8,64', 'A:B' (step 1), 'A:B:S' (step S) or 'A:B:xF' (times F), mixed.
+
+    Ranges include B when a step lands on it. RooflineError names the item that cannot be read.
+    """
+    values = []
+    for item in (part.strip() for part in str(text).split(",")):
+        if re.fullmatch(r"\d+", item):
+            values.append(int(item))
+            continue
+        match = _RANGE.match(item)
+        if not match:
+            raise RooflineError(f"--{name} {item!r}: expected whole numbers or ranges like 1,8,64 or 1:1024:x2 "
+                                "or 1024:8192:1024")
+        start, stop, times, step = match.groups()
+        start, stop = int(start), int(stop)
+        step = float(step) if step else 1.0
+        if start < 1 or stop < start or (times and step <= 1) or (not times and step != int(step)) or step < 1:
+            raise RooflineError(f"--{name} {item!r}: a range A:B[:S|:xF] needs 1 <= A <= B, a whole step S >= 1 "
+                                "or a factor F > 1")
+        value = start
+        while value <= stop:
+            if len(values) >= MAX_VALUES:
+                raise RooflineError(f"--{name} {text!r}: more than {MAX_VALUES} values; use a coarser step")
+            values.append(int(round(value)))
+            value = value * step if times else value + int(step)
+    return sorted(set(values), key=values.index)
+
+
+def _echo_notes(notes, err=False):
+    for note in notes:
+        click.echo(f"note: {note}", err=err)
+
+
+@cli.command()
+@click.argument("phase", type=click.Choice(["decode", "prefill"]))
+@click.option("--model", "-m", default=None, help="Model id or spec file (omit with --hardware for the general formula).")
+@click.option("--hardware", "--chip", "-c", "hardware", default=None, help="Chip id or spec file.")
+@click.option("--batch", "-b", type=int, default=None, help="Sequences (decode) or prompts (prefill) together [1].")
+@click.option("--context", type=int, default=None, help="Decode: tokens already in each KV cache [1024].")
+@click.option("--prompt", "-p", type=int, default=None, help="Prefill: prompt length in tokens [1024].")
+@click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
+              help="ideal or calibrated (default: calibrated where the chip has a calibration).")
+@click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts).")
+@click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format.")
+def explain(phase, model, hardware, batch, context, prompt, mode, weights_dtype, kv_dtype, sets, fmt):
+    """Show the step-time formula in symbols (sympy) and with the numbers of a model and chip.
+
+    Without --model and --hardware: the general formula of a dense GQA transformer and a glossary.
+    """
+    from .. import explain as explaining
+    if phase == "decode" and prompt is not None:
+        raise RooflineError("--prompt is for `explain prefill`; a decode step takes --context")
+    if phase == "prefill" and context is not None:
+        raise RooflineError("--context is for `explain decode`; a prefill takes --prompt")
+    if (model is None) != (hardware is None):
+        raise RooflineError("explain needs both --model and --hardware, or neither for the general formula")
+    if model is None:
+        given = [name for name, value in (("--batch", batch), ("--context", context), ("--prompt", prompt),
+                                          ("--mode", mode), ("--weights-dtype", weights_dtype),
+                                          ("--kv-dtype", kv_dtype), ("--set", sets)) if value]
+        if given:
+            raise RooflineError(f"{', '.join(given)}: {'needs' if len(given) == 1 else 'need'} --model and "
+                                "--hardware (the general formula has no numbers)")
+        _emit_explanation(explaining.general(phase), fmt)
+        return
+    length = (context if phase == "decode" else prompt) or 1024
+    result = explaining.explain(phase, model, hardware, batch=1 if batch is None else batch, length=length,
+                                mode=mode, weights_dtype=weights_dtype, kv_dtype=kv_dtype,
+                                overrides=parse_sets(sets))
+    _emit_explanation(result, fmt)
+
+
+def _emit_explanation(e, fmt):
+    if fmt == "json":
+        click.echo(to_json(e.to_dict()))
+        return
+    numbers = e.time_s is not None
+    what = "decode step" if e.phase == "decode" else "prefill"
+    if numbers:
+        point = ", ".join(f"{s['symbol']} = {s['value']}" for s in e.symbols[:2])
+        click.echo(f"{what} of {e.model} on {e.hardware}, {e.mode} mode, {point}\n")
+    else:
+        click.echo(f"{what} of a {e.model} (any chip), in symbols\n")
+    click.echo(f"  {e.formula}")
+    if e.mode != "ideal":
+        click.echo(f"  {e.notes[0] if not numbers else 'smax_n(a, b) = (a^n + b^n)^(1/n), a smooth max with knee n'}")
+    click.echo("\nOperators (F_op FLOPs and Q_op bytes per occurrence, n_op occurrences):")
+    headers = ["operator", "group", "n_op", "F_op [FLOP]", "Q_op [B]"]
+    rows = [[o.name, o.group, o.layers, o.flops, o.bytes] for o in e.operators]
+    if numbers:
+        headers += ["F_op", "Q_op", "n_op·t_op [ms]", "bound"]
+        rows = [r + [o.flops_value, o.bytes_value, o.time_s * 1e3, o.bound] for r, o in zip(rows, e.operators)]
+    emit_table(rows, headers, "table")
+    click.echo("\nTerms (each operator takes the larger of its compute and memory time, so t_step lies between "
+               "max(memory, compute) + fixed and memory + compute + fixed):")
+    emit_table([[t["term"], t["expression"]] + ([t["value_s"] * 1e3] if numbers else []) for t in e.terms],
+               ["term", "expression"] + (["value [ms]"] if numbers else []), "table")
+    click.echo(f"\nStep time in symbols:\n  t_step = {e.step_expression}\n")
+    headers = ["symbol"] + (["value"] if numbers else []) + ["unit", "meaning"]
+    emit_table([[s["symbol"]] + ([cell(s["value"])] if numbers else []) + [s["unit"], s["meaning"]]
+                for s in e.symbols], headers, "table")
+    if numbers:
+        click.echo(f"\nt_step = {e.time_s * 1e3:.6g} ms with the values above")
+        _echo_notes(e.notes)
+
+
+def _output_format(fmt, output):
+    if fmt is not None:
+        return fmt
+    if output and output.lower().endswith((".csv", ".json")):
+        return output.lower().rsplit(".", 1)[1]
+    return "table"
+
+
+@cli.command()
+@click.option("--model", "-m", required=True, help="Model id or spec file.")
+@click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file.")
+@click.option("--batch", "-b", default="1", show_default=True,
+              help="Batch sizes: a list and/or ranges, e.g. 1,8,64,512 or 1:1024:x2 or 64:512:64.")
+@click.option("--context", default="1024", show_default=True, help="Contexts, same syntax, e.g. 1024,8192.")
+@click.option("--weights-dtype", default=None, help="Weight dtypes, comma-separated, e.g. bf16,fp8 (default: the model's).")
+@click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
+@click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
+              help="ideal or calibrated (default: calibrated where the chip has a calibration).")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default=None,
+              help="Output format [table; csv or json when --output ends so].")
+@click.option("--output", "-o", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
+def sweep(model, hardware, batch, context, weights_dtype, kv_dtype, mode, sets, fmt, output):
+    """Decode over a grid of batch sizes x contexts (x weight dtypes) in one vectorised evaluation."""
+    from ..sweep import COLUMNS, sweep as run_sweep
+    dtypes = None if weights_dtype is None else [d.strip() for d in weights_dtype.split(",")]
+    grid = run_sweep(model, hardware, batch=parse_values(batch, "batch"), context=parse_values(context, "context"),
+                     weights_dtype=dtypes, mode=mode, kv_dtype=kv_dtype, overrides=parse_sets(sets))
+    fmt = _output_format(fmt, output)
+    rows = grid.rows()
+    data = None
+    if fmt == "json":
+        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode, "notes": grid.notes,
+                "points": [dict(zip(COLUMNS, row)) for row in rows]}
+    if output is None:
+        emit_table(rows, list(COLUMNS), fmt, data=data)
+    else:
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                emit_table(rows, list(COLUMNS), fmt, data=data, file=handle)
+        except OSError as exc:
+            raise RooflineError(f"--output {output}: cannot write ({exc.strerror})") from None
+        click.echo(f"wrote {len(rows)} points to {output}", err=True)
+    if fmt != "json" or output is not None:
+        _echo_notes(grid.notes, err=True)

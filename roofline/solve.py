@@ -1,0 +1,416 @@
+"""The model run backwards: the chips, batch, bandwidth, context or model size a target needs.
+
+Each solver searches a quantity that the forward model is monotone in (chips through the set of
+layouts they allow, batch, bandwidth, context), names the constraint that binds at the answer,
+gives the margin on every other constraint, and says plainly when a target cannot be reached.
+
+Layouts searched by `chips`: tensor parallelism over any divisor of the heads (inside the
+scale-up domain over the scale-up link, beyond it over the scale-out link), pipeline stages up to
+the layer count, experts spread over the TP group, and whole replicas (data parallelism) for an
+aggregate target. Per-user speed does not depend on the replica count; aggregate throughput is
+replicas x batch / cycle time.
+"""
+import math
+from dataclasses import dataclass, field, replace
+
+from .api import choose_mode, positive_int, resolve_hardware, resolve_model
+from .deployment import evaluate
+from .errors import RooflineError
+from .memory import footprint
+from .parallel import Layout, check_layout, default_microbatches
+from .results import Record
+from .step import ceilings
+
+#: what each time category means when it binds
+BINDING_TEXT = {
+    "memory": "memory bandwidth (streaming weights and KV cache)",
+    "compute": "compute (FLOP/s)",
+    "overhead": "per-layer fixed cost (kernel launches and serial work per layer)",
+    "link latency": "link latency (per hop and per collective)",
+    "link bandwidth": "link bandwidth",
+    "capacity": "memory capacity (the weights and KV cache must fit)",
+}
+
+
+@dataclass
+class SolveResult(Record):
+    """An answer of the solver with its binding constraint, margins and assumptions."""
+    question: str
+    answer: object
+    feasible: bool
+    binding: str
+    margins: dict = field(default_factory=dict)     # constraint -> achieved / required (>= 1 is met)
+    layout: str = ""
+    why: list = field(default_factory=list)
+    assumptions: list = field(default_factory=list)
+    scan: list = field(default_factory=list)         # rows of (chips, layout, per-user tok/s, aggregate, bound)
+    result: dict = None                              # the forward answer at the solution
+
+    def to_dict(self):
+        out = {self.question: self.answer}
+        out.update({k: v for k, v in super().to_dict().items() if k not in ("question", "answer")})
+        return out
+
+
+def _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides, memory_tier, link=None):
+    model = resolve_model(model, overrides, weights_dtype, kv_dtype)
+    hardware = resolve_hardware(hardware, memory_tier)
+    if link is not None:
+        hardware.link(link_id=link)
+    mode, note = choose_mode(hardware, mode)
+    assumptions = [note] if note else []
+    assumptions.append(f"{mode} mode on {hardware.id} ({hardware.main_memory.name}: "
+                       f"{hardware.mem_capacity / 1e9:.4g} GB at {hardware.mem_bandwidth / 1e12:.4g} TB/s per chip)")
+    if hardware.calibration is not None and mode == "calibrated":
+        assumptions.append(f"calibration from {hardware.calibration.source}")
+    assumptions.append("dtypes: " + ", ".join(f"{k}={v}" for k, v in model.dtypes.items()))
+    return model, hardware, ceilings(hardware, mode), assumptions
+
+
+def _positive_target(value, name):
+    if value is None:
+        return None
+    if not value > 0 or value != value:
+        raise RooflineError(f"{name} must be greater than zero, got {value!r}")
+    return float(value)
+
+
+def tp_options(model, hardware, max_chips):
+    """Tensor-parallel widths a model allows: divisors of the heads (<= KV heads for GQA)."""
+    limit = model.num_heads if model.attention.kind == "mla" else model.num_kv_heads
+    return [tp for tp in range(1, min(limit, max_chips) + 1) if model.num_heads % tp == 0]
+
+
+def _configs(model, hardware, batch, context, ceiling, max_chips, link):
+    """(layout, evaluation) of every tp x pp that fits memory, within max_chips."""
+    cache, found = {}, []
+    for tp in tp_options(model, hardware, max_chips):
+        for pp in range(1, min(model.num_layers, max_chips // tp) + 1):
+            try:
+                ep = tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
+                layout = check_layout(model, Layout(tp, pp, ep, default_microbatches(batch, pp)))
+                ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
+            except RooflineError:
+                continue
+            if ev.per_chip_memory["total"] <= hardware.mem_capacity:
+                found.append((layout, ev))
+    return found
+
+
+def _binding(ev):
+    return max(ev.split, key=ev.split.get)
+
+
+def _scan_rows(configs, batch, budgets):
+    """The fastest per-user layout using each chip count of `budgets` (or the most chips below it)."""
+    rows = []
+    for budget in budgets:
+        within = [(l, e) for l, e in configs if l.chips <= budget]
+        if not within:
+            continue
+        most = max(l.chips for l, _ in within)
+        layout, ev = max(((l, e) for l, e in within if l.chips == most), key=lambda le: -le[1].cycle_time)
+        rows.append({"chips_budget": budget, "chips": layout.chips, "layout": layout.describe(),
+                     "tokens_per_s_per_user": 1 / ev.cycle_time, "tokens_per_s": batch / ev.cycle_time,
+                     "bound": _binding(ev)})
+    return rows
+
+
+def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, batch=1, context=1024, mode=None,
+                weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_chips=20000):
+    """The fewest chips reaching a per-user and/or aggregate decode speed (SolveResult)."""
+    per_user = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
+    aggregate = _positive_target(tokens_per_s, "tokens-per-s")
+    if per_user is None and aggregate is None:
+        raise RooflineError("give a target: --tokens-per-s-per-user and/or --tokens-per-s")
+    batch, context = positive_int(batch, "batch"), positive_int(context, "context")
+    max_chips = positive_int(max_chips, "max-chips")
+    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
+                                                   memory_tier, link)
+    assumptions.append(f"batch {batch} sequences per replica, {context} tokens cached each")
+    configs = _configs(model, hardware, batch, context, ceiling, max_chips, link)
+    need = footprint(model, batch, context + 1)["total"]
+    capacity_min = math.ceil(need / hardware.mem_capacity)
+    if not configs:
+        return SolveResult("chips", None, False, "capacity", why=[
+            f"{model.id} needs {need / 1e9:.4g} GB for weights, KV cache and activations: at least {capacity_min} "
+            f"chips of {hardware.mem_capacity / 1e9:.4g} GB, and no layout of at most {max_chips} chips "
+            f"(TP up to {max(tp_options(model, hardware, max_chips))}, PP up to {model.num_layers} layers) "
+            "holds it on every chip"], assumptions=assumptions)
+    best = None
+    for layout, ev in configs:
+        speed = 1 / ev.cycle_time
+        if per_user is not None and speed < per_user:
+            continue
+        replicas = max(1, math.ceil(aggregate / (batch * speed))) if aggregate is not None else 1
+        key = (layout.chips * replicas, -speed, layout.pp)
+        if best is None or key < best[0]:
+            best = (key, layout, ev, replicas)
+    fewest = min(l.chips for l, _ in configs)
+    answer_chips = best[1].chips if best else fewest
+    budgets = sorted({fewest, answer_chips, 2 * answer_chips, 4 * answer_chips})
+    scan = _scan_rows(configs, batch, budgets)
+    fastest_layout, fastest = max(configs, key=lambda le: -le[1].cycle_time)
+    if best is None:
+        top = 1 / fastest.cycle_time
+        split = fastest.split
+        floor = split["overhead"] + split["link latency"]
+        why = [f"no layout reaches {per_user:g} tokens/s per user: the fastest is {top:.4g} tokens/s per user on "
+               f"{fastest_layout.chips} chips ({fastest_layout.describe()}), bound by "
+               f"{BINDING_TEXT[_binding(fastest)]}"]
+        if floor >= 1 / per_user:
+            why.append(f"fixed per-layer costs and link latencies alone take {floor * 1e6:.4g} us per token, more "
+                       f"than the {1e6 / per_user:.4g} us budget, and they do not shrink with more chips")
+        return SolveResult("chips", None, False, _binding(fastest), margins={"tokens_per_s_per_user": top / per_user},
+                           layout=fastest_layout.describe(), why=why, assumptions=assumptions, scan=scan)
+    (chips, _, _), layout, ev, replicas = best
+    speed = 1 / ev.cycle_time
+    margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"]}
+    if per_user is not None:
+        margins["tokens_per_s_per_user"] = speed / per_user
+    if aggregate is not None:
+        margins["tokens_per_s"] = replicas * batch * speed / aggregate
+    if layout.chips == fewest and replicas == 1:
+        binding = "capacity"
+    elif aggregate is not None and replicas > 1:
+        binding = "tokens_per_s"
+    else:
+        binding = _binding(ev)
+    why = [f"{chips} chips: {replicas} replica{'s' if replicas > 1 else ''} of {layout.describe()}, "
+           f"{speed:.4g} tokens/s per user, {replicas * batch * speed:.4g} tokens/s in aggregate",
+           f"capacity alone needs {fewest} chips (weights, KV cache and activations: {need / 1e9:.4g} GB)"]
+    why.append(_more_chips_sentence(scan, layout.chips))
+    assumptions.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
+    result = _result_dict(model, hardware, layout, ev, batch, context, replicas)
+    return SolveResult("chips", chips, True, binding, margins=margins, layout=layout.describe(), why=why,
+                       assumptions=assumptions, scan=scan, result=result)
+
+
+def _more_chips_sentence(scan, chips):
+    """Whether chips beyond the answer raise per-user speed, and why, from the scan rows."""
+    at = next((r for r in scan if r["chips"] == chips), None)
+    beyond = [r for r in scan if r["chips"] > chips]
+    if at is None or not beyond:
+        return "no larger layout was searched"
+    top = max(beyond, key=lambda r: r["tokens_per_s_per_user"])
+    speeds = ", ".join(f"{r['tokens_per_s_per_user']:.4g} on {r['chips']}" for r in [at] + beyond)
+    if top["tokens_per_s_per_user"] > 1.05 * at["tokens_per_s_per_user"]:
+        return (f"more chips than {chips} raise per-user speed (tokens/s per user: {speeds}): each chip streams "
+                f"fewer weights; at {top['chips']} chips the bound is {BINDING_TEXT[top['bound']]}")
+    last = beyond[-1]
+    reason = ("every added pipeline stage adds a hop, and the layers still run one after another"
+              if last["bound"] in ("link latency", "overhead") else "the binding term does not shrink with chips")
+    return (f"more chips than {chips} do not raise per-user speed (tokens/s per user: {speeds}): the time per "
+            f"token is bound by {BINDING_TEXT[last['bound']]}; {reason}")
+
+
+def _result_dict(model, hardware, layout, ev, batch, context, replicas=1):
+    return {"model": model.id, "hardware": hardware.id, "chips_per_replica": layout.chips, "replicas": replicas,
+            "tp": layout.tp, "pp": layout.pp, "ep": layout.ep, "microbatches": layout.microbatches,
+            "batch": batch, "context": context, "time_s": ev.cycle_time,
+            "tokens_per_s_per_user": 1 / ev.cycle_time, "tokens_per_s": replicas * batch / ev.cycle_time,
+            "memory_per_chip_bytes": ev.per_chip_memory["total"], "time_split_s": ev.split}
+
+
+def _bisect_int(low, high, ok):
+    """Largest integer in [low, high] with ok(n) True, assuming ok is monotone (True then False)."""
+    if not ok(low):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if ok(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link):
+    """Layout from explicit tp/pp or the fastest split of `chips`."""
+    from .parallel import candidate_layouts, make_layout
+    if tp is None and pp is None:
+        layouts = candidate_layouts(model, hardware, chips, batch) if chips > 1 else [make_layout(model, batch)]
+        return min(layouts, key=lambda l: evaluate("decode", model, hardware, batch, context, l, ceiling,
+                                                   link).cycle_time)
+    return make_layout(model, batch, tp=tp or 1, pp=pp or 1)
+
+
+def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, tp=None, pp=None, mode=None,
+                weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_batch=65536):
+    """The largest batch that keeps a per-user decode speed and fits memory (SolveResult)."""
+    target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
+    if target is None:
+        raise RooflineError("give --tokens-per-s-per-user")
+    context, chips = positive_int(context, "context"), positive_int(chips, "chips")
+    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
+                                                   memory_tier, link)
+
+    def at(batch):
+        layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link)
+        return layout, evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+
+    def fits(batch):
+        return at(batch)[1].per_chip_memory["total"] <= hardware.mem_capacity
+
+    def fast(batch):
+        return 1 / at(batch)[1].cycle_time >= target
+
+    by_memory = _bisect_int(1, max_batch, fits)
+    by_speed = _bisect_int(1, max_batch, fast)
+    if by_memory is None or by_speed is None:
+        layout, ev = at(1)
+        reason = ("the model does not fit even at batch 1" if by_memory is None else
+                  f"even batch 1 reaches only {1 / ev.cycle_time:.4g} tokens/s per user "
+                  f"(bound by {BINDING_TEXT[_binding(ev)]})")
+        return SolveResult("batch", None, False, "capacity" if by_memory is None else _binding(ev),
+                           margins={"tokens_per_s_per_user": 1 / ev.cycle_time / target}, layout=layout.describe(),
+                           why=[reason], assumptions=assumptions)
+    batch = min(by_memory, by_speed)
+    layout, ev = at(batch)
+    binding = "capacity" if by_memory <= by_speed else "tokens_per_s_per_user"
+    margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"],
+               "tokens_per_s_per_user": 1 / ev.cycle_time / target}
+    why = [f"batch {batch}: {1 / ev.cycle_time:.4g} tokens/s per user, {batch / ev.cycle_time:.4g} in aggregate",
+           f"memory allows batch {by_memory}; the per-user target allows batch {by_speed}"]
+    return SolveResult("batch", batch, True, binding, margins=margins, layout=layout.describe(), why=why,
+                       assumptions=assumptions, result=_result_dict(model, hardware, layout, ev, batch, context))
+
+
+def solve_context(model, hardware, batch=1, chips=1, tp=None, pp=None, mode=None, weights_dtype=None, kv_dtype=None,
+                  overrides=None, memory_tier=None, link=None, tokens_per_s_per_user=None):
+    """The longest context that fits memory (and keeps a per-user speed, if given) (SolveResult)."""
+    target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
+    batch, chips = positive_int(batch, "batch"), positive_int(chips, "chips")
+    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
+                                                   memory_tier, link)
+    layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, 1024, link)
+
+    def at(context):
+        return evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+
+    by_memory = _bisect_int(1, 1 << 34, lambda c: at(c).per_chip_memory["total"] <= hardware.mem_capacity)
+    by_speed = _bisect_int(1, 1 << 34, lambda c: 1 / at(c).cycle_time >= target) if target else None
+    limits = {"capacity": by_memory}
+    if target:
+        limits["tokens_per_s_per_user"] = by_speed
+    if any(v is None for v in limits.values()):
+        return SolveResult("context", None, False, next(k for k, v in limits.items() if v is None),
+                           layout=layout.describe(), why=["not met even with a context of 1 token"],
+                           assumptions=assumptions)
+    binding = min(limits, key=limits.get)
+    context = limits[binding]
+    ev = at(context)
+    why = [f"context {context} tokens: KV cache {ev.per_chip_memory['kv_cache'] / 1e9:.4g} GB per chip"]
+    if context > model.max_context:
+        why.append(f"beyond {model.id}'s trained maximum of {model.max_context} tokens")
+    margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"]}
+    if target:
+        margins["tokens_per_s_per_user"] = 1 / ev.cycle_time / target
+    return SolveResult("context", context, True, binding, margins=margins, layout=layout.describe(), why=why,
+                       assumptions=assumptions, result=_result_dict(model, hardware, layout, ev, batch, context))
+
+
+def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=1024, chips=1, tp=None, pp=None,
+                    mode=None, weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None,
+                    resource="memory"):
+    """The memory (or link) bandwidth per chip a per-user decode speed needs (SolveResult)."""
+    target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
+    if target is None:
+        raise RooflineError("give --tokens-per-s-per-user")
+    if resource not in ("memory", "link"):
+        raise RooflineError(f"resource must be memory or link, got {resource!r}")
+    batch, context, chips = positive_int(batch, "batch"), positive_int(context, "context"), positive_int(chips, "chips")
+    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
+                                                   memory_tier, link)
+    layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link)
+    if resource == "link" and layout.chips == 1:
+        raise RooflineError("a link bandwidth needs more than one chip: give --chips, --tp or --pp")
+    scaled = _bandwidth_scaler(hardware, ceiling, resource, layout, link)
+
+    def speed(factor):
+        hw, ceil, _ = scaled(factor)
+        return 1 / evaluate("decode", model, hw, batch, context, layout, ceil, link).cycle_time
+
+    if speed(1e6) < target:
+        ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+        return SolveResult("bandwidth", None, False, _binding(ev), layout=layout.describe(), why=[
+            f"even unlimited {resource} bandwidth does not reach {target:g} tokens/s per user: other terms "
+            f"(compute, fixed costs, {'memory' if resource == 'link' else 'link'} time) take "
+            f"{1e6 / speed(1e6):.4g} us per token"], assumptions=assumptions)
+    low, high = 1e-6, 1e6
+    for _ in range(200):
+        mid = math.sqrt(low * high)
+        low, high = (low, mid) if speed(mid) >= target else (mid, high)
+        if high / low < 1 + 1e-6:
+            break
+    base = scaled(1.0)[2]
+    needed = base * high
+    return SolveResult("bandwidth", needed, True, "tokens_per_s_per_user",
+                       margins={f"{resource}_bandwidth_vs_spec": base / needed}, layout=layout.describe(),
+                       why=[f"{needed / 1e9:.4g} GB/s of {resource} bandwidth per chip ({high:.3g}x the "
+                            f"{base / 1e9:.4g} GB/s of {hardware.id}'s {'memory' if resource == 'memory' else 'link'})"],
+                       assumptions=assumptions)
+
+
+def _bandwidth_scaler(hardware, ceiling, resource, layout, link):
+    """factor -> (hardware, ceiling, base bandwidth) with the memory or link bandwidth scaled."""
+    from .parallel import choose_links
+    if resource == "memory":
+        def scaled(factor):
+            memory = (replace(hardware.memory[0], bandwidth=hardware.memory[0].bandwidth * factor),) \
+                + hardware.memory[1:]
+            return replace(hardware, memory=memory), replace(ceiling, bandwidth=ceiling.bandwidth * factor), \
+                hardware.mem_bandwidth
+        return scaled
+    tp_link, pp_link = choose_links(hardware, layout, link)
+    used = {cl.link.id for cl in (tp_link, pp_link) if cl is not None}
+
+    def scaled(factor):
+        links = tuple(replace(cl, link=replace(cl.link, bandwidth=cl.link.bandwidth * factor))
+                      if cl.link.id in used else cl for cl in hardware.links)
+        return replace(hardware, links=links), ceiling, (tp_link or pp_link).bandwidth
+    return scaled
+
+
+def solve_params(hardware, chips=1, weights_dtype="bf16", reserve=0.1, memory_tier=None):
+    """The largest parameter count whose weights fit `chips` chips at a dtype (SolveResult).
+
+    .. math:: N_{params} = \\frac{(1 - r) \\, n \\, C}{b_w}
+
+    with r the share of memory reserved for KV cache and activations [1], n chips, C capacity [B].
+    """
+    from . import dtypes
+    chips = positive_int(chips, "chips")
+    if not 0 <= reserve < 1:
+        raise RooflineError(f"reserve must be in [0, 1), got {reserve!r}")
+    hardware = resolve_hardware(hardware, memory_tier)
+    per_value = dtypes.bytes_per_value(dtypes.check(weights_dtype, "weights dtype"))
+    params = (1 - reserve) * chips * hardware.mem_capacity / per_value
+    return SolveResult("params", params, True, "capacity", margins={}, why=[
+        f"{chips} x {hardware.mem_capacity / 1e9:.4g} GB, {reserve:.0%} kept for KV cache and activations, at "
+        f"{per_value * 8:g} bits per weight: {params / 1e9:.4g}B parameters"],
+        assumptions=[f"{weights_dtype} weights", f"{reserve:.0%} of memory reserved"])
+
+
+def best_within(model, hardware, chips, batch=1, context=1024, tokens_per_s_per_user=None, mode=None,
+                weights_dtype=None, kv_dtype=None, link=None):
+    """The layout the solver picks for a budget of `chips`: the most aggregate decode throughput
+    among layouts (with whole replicas) that fit, use at most `chips` chips and keep the per-user
+    target. Returns a dict (layout, replicas, tokens/s per user and aggregate), or None.
+
+    Aggregate throughput never falls as the budget grows: a larger budget only adds candidates.
+    """
+    chips, batch, context = positive_int(chips, "chips"), positive_int(batch, "batch"), positive_int(context, "context")
+    target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
+    model, hardware, ceiling, _ = _setup(model, hardware, mode, weights_dtype, kv_dtype, None, None)
+    best = None
+    for layout, ev in _configs(model, hardware, batch, context, ceiling, chips, link):
+        speed = 1 / ev.cycle_time
+        if target is not None and speed < target:
+            continue
+        replicas = chips // layout.chips
+        aggregate = replicas * batch * speed
+        if best is None or aggregate > best["tokens_per_s"]:
+            best = {"layout": layout.describe(), "chips_used": replicas * layout.chips, "replicas": replicas,
+                    "tokens_per_s_per_user": speed, "tokens_per_s": aggregate}
+    return best

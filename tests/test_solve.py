@@ -1,0 +1,124 @@
+"""The solver: answers, binding constraints, infeasible targets, bad input, and monotonicity."""
+import json
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
+
+import roofline
+from roofline import solve
+from roofline.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_headline_query_answers_with_binding_and_why():
+    result = run("solve", "chips", "--model", "glm-4.7", "--hardware", "wse-3", "--tokens-per-s-per-user", "1000")
+    assert result.exit_code == 0, result.output
+    assert "binding" in result.output and "why:" in result.output
+    assert "more chips than" in result.output          # why more wafers do or do not raise per-user speed
+
+
+def test_headline_query_fp8_json():
+    result = run("solve", "chips", "--model", "glm-4.7", "--hardware", "wse-3", "--tokens-per-s-per-user", "1000",
+                 "--weights-dtype", "fp8", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {"chips", "binding", "feasible"} <= set(data)
+    bf16 = json.loads(run("solve", "chips", "--model", "glm-4.7", "--hardware", "wse-3",
+                          "--tokens-per-s-per-user", "1000", "--format", "json").output)
+    # fp8 halves the weight bytes: about half the wafers hold them
+    assert data["chips"] < bf16["chips"]
+    assert data["chips"] >= 0.4 * bf16["chips"]
+
+
+def test_capacity_minimum_matches_weight_bytes():
+    """GLM-4.7 at bf16: 355B params x 2 B = ~710 GB; 44 GB wafers need at least 17."""
+    answer = solve.solve_chips("glm-4.7", "wse-3", tokens_per_s_per_user=1, mode="ideal")
+    weights = roofline.decode("glm-4.7", "wse-3", mode="ideal").weight_bytes
+    assert answer.feasible
+    assert answer.answer >= weights / 44e9
+    assert answer.binding == "capacity"
+
+
+def test_unreachable_target_exits_1_and_says_why():
+    result = run("solve", "chips", "--model", "llama-3.1-70b", "--hardware", "h100-sxm",
+                 "--tokens-per-s-per-user", "100000")
+    assert result.exit_code == 1
+    assert "no layout reaches" in result.output
+
+
+def test_solve_batch_keeps_the_target():
+    answer = solve.solve_batch("llama-3.1-8b", "h100-sxm", tokens_per_s_per_user=50, context=1024)
+    assert answer.feasible
+    at = roofline.decode("llama-3.1-8b", "h100-sxm", batch=answer.answer, context=1024)
+    above = roofline.decode("llama-3.1-8b", "h100-sxm", batch=answer.answer + 1, context=1024)
+    assert at.tokens_per_s_per_user >= 50
+    assert above.tokens_per_s_per_user < 50 or not above.fits
+
+
+def test_solve_context_fills_memory():
+    answer = solve.solve_context("llama-3.1-8b", "h100-sxm", batch=1)
+    assert answer.binding == "capacity"
+    fits = roofline.decode("llama-3.1-8b", "h100-sxm", batch=1, context=answer.answer)
+    too_long = roofline.decode("llama-3.1-8b", "h100-sxm", batch=1, context=answer.answer + 1000)
+    assert fits.fits and not too_long.fits
+
+
+def test_solve_bandwidth_scales_memory_bound_decode():
+    """Batch-1 decode is weight streaming: twice the speed needs about twice the bandwidth (ideal)."""
+    now = roofline.decode("llama-3.1-8b", "h100-sxm", mode="ideal").tokens_per_s_per_user
+    answer = solve.solve_bandwidth("llama-3.1-8b", "h100-sxm", tokens_per_s_per_user=2 * now, mode="ideal")
+    assert answer.answer == pytest.approx(2 * 3.35e12, rel=0.02)
+
+
+def test_solve_params_closed_form():
+    """'44 GB fits about 20B parameters at fp16': 44e9 / 2 B = 22B with nothing reserved."""
+    answer = solve.solve_params("wse-3", chips=1, weights_dtype="fp16", reserve=0.0)
+    assert answer.answer == pytest.approx(22e9)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tokens-per-s-per-user", "0"], "must be greater than zero"),
+    (["--tokens-per-s-per-user", "-5"], "must be greater than zero"),
+    (["--tokens-per-s", "0"], "must be greater than zero"),
+    ([], "give a target"),
+    (["--tokens-per-s-per-user", "10", "--batch", "0"], "batch must be"),
+    (["--tokens-per-s-per-user", "10", "--max-chips", "1.5"], "not a valid integer"),
+    (["--tokens-per-s-per-user", "10", "--link", "nvlink9"], "has no link 'nvlink9'"),
+])
+def test_bad_solver_input_exits_2(args, message):
+    result = run("solve", "chips", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_compare_side_by_side():
+    result = run("compare", "--hardware", "h100-sxm", "--hardware", "gb200", "--model", "llama-3.1-70b",
+                 "--batch", "8", "--chips", "8", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["hardware"] for r in rows] == ["h100-sxm", "gb200"]
+    assert rows[1]["tokens_per_s_per_user"] > rows[0]["tokens_per_s_per_user"]
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12))
+def test_more_chips_never_lower_aggregate_throughput(a, b):
+    small, large = sorted((a, b))
+    low = solve.best_within("llama-3.1-8b", "h100-sxm", small, batch=8, mode="ideal")
+    high = solve.best_within("llama-3.1-8b", "h100-sxm", large, batch=8, mode="ideal")
+    assert high["tokens_per_s"] >= low["tokens_per_s"] * (1 - 1e-12)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.floats(10, 400), st.floats(0.1, 1.0))
+def test_looser_target_never_needs_more_chips(target, looser):
+    strict = solve.solve_chips("llama-3.1-70b", "h100-sxm", tokens_per_s_per_user=target, mode="ideal", max_chips=64)
+    loose = solve.solve_chips("llama-3.1-70b", "h100-sxm", tokens_per_s_per_user=target * looser, mode="ideal",
+                              max_chips=64)
+    if strict.feasible:
+        assert loose.feasible and loose.answer <= strict.answer
