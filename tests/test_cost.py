@@ -158,3 +158,11 @@ def test_prefill_reports_cost_of_prompt_tokens():
     r = roofline.prefill("llama-3.1-8b", "h100-sxm", prompt=2048, price="2 USD/hour")
     assert r.usd_per_mtok == pytest.approx(2 / HOUR / r.tokens_per_s * 1e6)
     assert math.isfinite(r.joules_per_token)
+
+
+def test_every_chip_of_a_deployment_is_priced_and_powered():
+    r = roofline.decode("llama-3.1-70b", "h100-sxm", batch=32, context=2048, tp=4, pp=2)
+    assert r.chips == 8
+    assert r.power_w == pytest.approx(8 * 700)
+    assert r.usd_per_mtok == pytest.approx(8 * 3.99 / HOUR / r.tokens_per_s * 1e6)
+    assert r.joules_per_token == pytest.approx(8 * 700 / r.tokens_per_s)

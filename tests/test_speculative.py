@@ -215,3 +215,10 @@ def test_cli_bad_speculative_options(args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_speculative_is_single_chip():
+    result = CliRunner().invoke(cli, ["decode", "-m", "llama-3.1-70b", "-c", "h100-sxm", "--chips", "2",
+                                      "--speculative", "llama-3.1-8b", "--draft-tokens", "4", "--acceptance", "0.8"])
+    assert result.exit_code == 2
+    assert "--speculative models one chip" in result.output
