@@ -13,6 +13,7 @@ replicas x batch / cycle time.
 import math
 from dataclasses import dataclass, field, replace
 
+from . import cost
 from .api import choose_mode, positive_int, resolve_hardware, resolve_model
 from .deployment import evaluate
 from .errors import RooflineError
@@ -117,10 +118,16 @@ def _scan_rows(configs, batch, budgets):
 
 
 def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, batch=1, context=1024, mode=None,
-                weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_chips=20000):
-    """The fewest chips reaching a per-user and/or aggregate decode speed (SolveResult)."""
+                weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_chips=20000,
+                max_usd_per_mtok=None, price=None):
+    """The fewest chips reaching a per-user and/or aggregate decode speed (SolveResult).
+
+    `max_usd_per_mtok` also bounds the cost per million tokens (cost.usd_per_mtok, the chips'
+    price from the spec or `price`, e.g. "2.5 USD/hour"); it does not depend on the replica count.
+    """
     per_user = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     aggregate = _positive_target(tokens_per_s, "tokens-per-s")
+    cost_limit = _positive_target(max_usd_per_mtok, "max-usd-per-mtok")
     if per_user is None and aggregate is None:
         raise RooflineError("give a target: --tokens-per-s-per-user and/or --tokens-per-s")
     batch, context = positive_int(batch, "batch"), positive_int(context, "context")
@@ -128,6 +135,15 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
     model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
                                                    memory_tier, link)
     assumptions.append(f"batch {batch} sequences per replica, {context} tokens cached each")
+    chip_price = cost.pricing(hardware, price=price).price
+    if cost_limit is not None and chip_price is None:
+        raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with --price USD/hour")
+    if cost_limit is not None:
+        assumptions.append(f"price {chip_price * 3600:.4g} USD per chip-hour")
+
+    def usd(layout, ev):
+        return cost.usd_per_mtok(chip_price, layout.chips, batch / ev.cycle_time) if chip_price else None
+
     configs = _configs(model, hardware, batch, context, ceiling, max_chips, link)
     need = footprint(model, batch, context + 1)["total"]
     capacity_min = math.ceil(need / hardware.mem_capacity)
@@ -138,9 +154,13 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
             f"(TP up to {max(tp_options(model, hardware, max_chips))}, PP up to {model.num_layers} layers) "
             "holds it on every chip"], assumptions=assumptions)
     best = None
+    priced_out = 0
     for layout, ev in configs:
         speed = 1 / ev.cycle_time
         if per_user is not None and speed < per_user:
+            continue
+        if cost_limit is not None and usd(layout, ev) > cost_limit:
+            priced_out += 1
             continue
         replicas = max(1, math.ceil(aggregate / (batch * speed))) if aggregate is not None else 1
         key = (layout.chips * replicas, -speed, layout.pp)
@@ -151,6 +171,15 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
     budgets = sorted({fewest, answer_chips, 2 * answer_chips, 4 * answer_chips})
     scan = _scan_rows(configs, batch, budgets)
     fastest_layout, fastest = max(configs, key=lambda le: -le[1].cycle_time)
+    if best is None and priced_out:
+        cheapest_layout, cheapest = min(configs, key=lambda le: usd(*le))
+        return SolveResult("chips", None, False, "max_usd_per_mtok",
+                           margins={"usd_per_mtok": cost_limit / usd(cheapest_layout, cheapest)},
+                           layout=cheapest_layout.describe(), why=[
+                               f"{priced_out} layouts reach the speed target but cost more than {cost_limit:g} USD "
+                               f"per million tokens; the cheapest layout of all costs "
+                               f"{usd(cheapest_layout, cheapest):.4g} at batch {batch} (a larger batch amortises "
+                               "the chips over more tokens)"], assumptions=assumptions, scan=scan)
     if best is None:
         top = 1 / fastest.cycle_time
         split = fastest.split
@@ -170,8 +199,12 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
         margins["tokens_per_s_per_user"] = speed / per_user
     if aggregate is not None:
         margins["tokens_per_s"] = replicas * batch * speed / aggregate
+    if cost_limit is not None:
+        margins["usd_per_mtok"] = cost_limit / usd(layout, ev)
     if layout.chips == fewest and replicas == 1:
         binding = "capacity"
+    elif priced_out and cost_limit / usd(layout, ev) < 1.05:
+        binding = "max_usd_per_mtok"
     elif aggregate is not None and replicas > 1:
         binding = "tokens_per_s"
     else:
@@ -182,6 +215,8 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
     why.append(_more_chips_sentence(scan, layout.chips))
     assumptions.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
     result = _result_dict(model, hardware, layout, ev, batch, context, replicas)
+    if chip_price:
+        result["usd_per_mtok"] = usd(layout, ev)
     return SolveResult("chips", chips, True, binding, margins=margins, layout=layout.describe(), why=why,
                        assumptions=assumptions, scan=scan, result=result)
 

@@ -122,3 +122,33 @@ def test_looser_target_never_needs_more_chips(target, looser):
                               max_chips=64)
     if strict.feasible:
         assert loose.feasible and loose.answer <= strict.answer
+
+
+def test_cost_limit_is_checked_against_usd_per_mtok():
+    """$/Mtok = price x chips / tokens per s x 1e6 (cost.usd_per_mtok): a limit just above the
+    answer's cost keeps it, one below it makes the target unreachable (exit 1)."""
+    free = solve.solve_chips("llama-3.1-70b", "h100-sxm", tokens_per_s_per_user=30, batch=64)
+    cost = free.result["usd_per_mtok"]
+    hw = roofline.load_hardware("h100-sxm")
+    expected = hw.price * free.result["chips_per_replica"] / free.result["tokens_per_s"] * 1e6
+    assert cost == pytest.approx(expected, rel=1e-9)
+    kept = solve.solve_chips("llama-3.1-70b", "h100-sxm", tokens_per_s_per_user=30, batch=64,
+                             max_usd_per_mtok=cost * 1.01)
+    assert kept.feasible and kept.answer == free.answer
+    result = run("solve", "chips", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tokens-per-s-per-user",
+                 "30", "--batch", "1", "--max-usd-per-mtok", "0.5")
+    assert result.exit_code == 1
+    assert "cost more than 0.5 USD" in result.output
+
+
+def test_cost_limit_needs_a_price():
+    result = run("solve", "chips", "--model", "llama-3.1-70b", "--hardware", "gb200", "--tokens-per-s-per-user", "30",
+                 "--max-usd-per-mtok", "2")
+    assert result.exit_code == 2
+    assert "no price" in result.output
+    priced = run("solve", "chips", "--model", "llama-3.1-70b", "--hardware", "gb200", "--tokens-per-s-per-user", "30",
+                 "--max-usd-per-mtok", "200", "--price", "6 USD/hour")
+    assert priced.exit_code == 0, priced.output
+    bad = run("solve", "chips", "--model", "llama-3.1-70b", "--hardware", "gb200", "--tokens-per-s-per-user", "30",
+              "--max-usd-per-mtok", "2", "--price", "6")
+    assert bad.exit_code == 2 and "has no unit" in bad.output

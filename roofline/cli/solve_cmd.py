@@ -4,6 +4,7 @@ import click
 from .. import api, solve as solver
 from . import cli
 from .output import emit_record, emit_table, format_option, to_json
+from ..units import to_si
 from .run_cmd import parse_sets
 
 _UNITS = {"chips": "chips", "batch": "sequences", "context": "tokens", "bandwidth": "B/s", "params": "parameters"}
@@ -79,11 +80,16 @@ def solve():
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences per model replica.")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
 @click.option("--max-chips", type=int, default=20000, show_default=True, help="Largest chip count searched.")
+@click.option("--max-usd-per-mtok", type=float, default=None, help="Highest cost per million tokens allowed.")
+@click.option("--price", default=None, metavar="USD/HOUR", help="Price per chip-hour (default: the chip spec's).")
 def solve_chips(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, tokens_per_s_per_user,
-                tokens_per_s, batch, context, max_chips):
-    """The fewest chips reaching a per-user and/or aggregate speed, with the layout."""
+                tokens_per_s, batch, context, max_chips, max_usd_per_mtok, price):
+    """The fewest chips reaching a per-user and/or aggregate speed (and a cost), with the layout."""
+    if price is not None:
+        to_si(price, "price", "--price")
     emit_answer(solver.solve_chips(model, hardware, tokens_per_s_per_user, tokens_per_s, batch, context, mode,
-                                   weights_dtype, kv_dtype, parse_sets(sets), memory_tier, link, max_chips), fmt)
+                                   weights_dtype, kv_dtype, parse_sets(sets), memory_tier, link, max_chips,
+                                   max_usd_per_mtok, price), fmt)
 
 
 @solve.command("batch")
