@@ -10,6 +10,7 @@ import math
 import numbers
 
 from . import dtypes as dtype_table
+from .calibration import with_calibration
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
 from .memory import footprint
@@ -92,15 +93,18 @@ def _step_result(phase, model, hardware, mode_note, mode, batch, context, operat
 
 
 def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None, kv_dtype=None,
-           activations_dtype=None, overrides=None, memory_tier=None):
+           activations_dtype=None, overrides=None, memory_tier=None,
+           calibration=None):
     """One decode step of `batch` sequences with `context` tokens cached each, on one chip.
 
     Returns a StepResult: time_s (= step time), tokens_per_s_per_user = 1 / t_step,
     tokens_per_s = batch / t_step, the bound, the memory needed and whether it fits.
+    `calibration` (a calibration file, id or Calibration) replaces the chip's default calibration.
     """
     batch, context = positive_int(batch, "batch"), positive_int(context, "context")
     model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
     hardware = resolve_hardware(hardware, memory_tier)
+    hardware = with_calibration(hardware, calibration)
     mode, note = choose_mode(hardware, mode)
     operators = decode_operators(model, batch, context, hardware.peak_flops)
     memory = footprint(model, batch, context + 1)
@@ -109,15 +113,18 @@ def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None
 
 
 def prefill(model, hardware, prompt=1024, batch=1, mode=None, weights_dtype=None, kv_dtype=None,
-            activations_dtype=None, overrides=None, memory_tier=None):
+            activations_dtype=None, overrides=None, memory_tier=None,
+            calibration=None):
     """The prefill of `batch` prompts of `prompt` tokens each, on one chip.
 
     Returns a StepResult whose time_s is the time to first token (without queueing) and
     tokens_per_s the prompt tokens processed per second.
+    `calibration` (a calibration file, id or Calibration) replaces the chip's default calibration.
     """
     batch, prompt = positive_int(batch, "batch"), positive_int(prompt, "prompt")
     model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
     hardware = resolve_hardware(hardware, memory_tier)
+    hardware = with_calibration(hardware, calibration)
     mode, note = choose_mode(hardware, mode)
     operators = prefill_operators(model, batch, prompt, hardware.peak_flops)
     memory = footprint(model, batch, prompt, tokens_in_flight=batch * prompt)

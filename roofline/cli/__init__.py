@@ -44,4 +44,4 @@ def main(argv=None):
     cli.main(args=argv)
 
 
-from . import run_cmd, specs_cmd  # noqa: E402,F401  (commands register themselves on `cli`)
+from . import calibrate_cmd, run_cmd, specs_cmd  # noqa: E402,F401  (commands register themselves on `cli`)

@@ -30,6 +30,8 @@ def model_options(func):
         click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
                      help="ideal: datasheet peaks, a lower bound. calibrated: achieved ceilings and fixed costs "
                           "(default where the chip has a calibration)."),
+        click.option("--calibration", default=None,
+                     help="Calibration file or id replacing the chip's default (roofline calibrate writes one)."),
         click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts)."),
         click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache."),
         click.option("--activations-dtype", default=None, help="Dtype of activations."),
@@ -80,11 +82,13 @@ def _emit_operators(result, fmt):
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens already in each KV cache.")
 def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, breakdown, fmt,
-           batch, context):
+           batch, context,
+           calibration):
     """Time of one decode step, tokens/s per user and in aggregate, and what bounds it."""
     result = api.decode(model, hardware, batch=batch, context=context, mode=mode, weights_dtype=weights_dtype,
                         kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
-                        memory_tier=memory_tier)
+                        memory_tier=memory_tier,
+                        calibration=calibration)
     emit_step(result, fmt, breakdown, DECODE_KEYS)
 
 
@@ -93,9 +97,11 @@ def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, me
 @click.option("--prompt", "-p", type=int, required=True, help="Prompt length in tokens.")
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Prompts processed together.")
 def prefill(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, breakdown, fmt,
-            prompt, batch):
+            prompt, batch,
+            calibration):
     """Time of the prefill of a prompt (time to first token) and prompt tokens/s."""
     result = api.prefill(model, hardware, prompt=prompt, batch=batch, mode=mode, weights_dtype=weights_dtype,
                          kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
-                         memory_tier=memory_tier)
+                         memory_tier=memory_tier,
+                         calibration=calibration)
     emit_step(result, fmt, breakdown, ("time_s", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes", "fits"))
