@@ -62,6 +62,7 @@ class CalibrationFit:
     fitted: tuple                     # names of the fitted parameters
     iterations: int
     derived: dict                     # dtype -> how its FLOP/s was derived
+    at_bound: tuple = ()              # fitted parameters that ended on a bound
 
 
 def select_rows(measurements, hardware):
@@ -172,7 +173,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     ceiling = ceiling_of(values)
     derived = _derived_flops(ceiling, kernels, groups, values, peaks)
     return CalibrationFit(hardware, ceiling, kernels, tuple(step_models), tuple(held_out_models), held,
-                          tuple(p.name for p in parameters), result.iterations, derived)
+                          tuple(p.name for p in parameters), result.iterations, derived, result.at_bound)
 
 
 def _drop_undetermined(parameters, residuals, held):
@@ -332,7 +333,7 @@ def _provenance(fit, measurements, current, hold_out):
     stats = before_after(fit, current)
     out = {"method": "Levenberg-Marquardt on log(predicted / measured) (roofline.fit)",
            "rows": counts, "kernel_rows": kernel_counts, "fitted": list(fit.fitted),
-           "held": dict(fit.held), "iterations": fit.iterations}
+           "held": dict(fit.held), "at_bound": list(fit.at_bound), "iterations": fit.iterations}
     if fit.kernels.kernel_overhead is not None:
         out["kernel_overhead_s"] = _round(fit.kernels.kernel_overhead)
     if hold_out:

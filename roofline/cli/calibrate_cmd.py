@@ -89,6 +89,8 @@ def _report(fit, current, doc, other, path, fmt, chip):
                  f"step overhead {c.step_overhead * 1e6:.3g} us ({fit.iterations} iterations)")
     for name, why in fit.held.items():
         click.echo(f"held {name}: {why}")
+    if fit.at_bound:
+        click.echo(f"ended on a bound (upper: the best kernel or the datasheet; lower: zero): {', '.join(fit.at_bound)}")
     if other:
         click.echo(f"skipped {len(other)} rows measured on other devices ({', '.join(sorted({r.device for r in other}))})")
     click.echo(f"wrote {path}")
