@@ -11,15 +11,18 @@ Three steps, each physical:
 3. decode_step, prefill and published rows fit the rest by least squares on log(predicted /
    measured) (roofline.fit): the bandwidth and FLOP/s a whole forward pass reaches (bf16 and fp16
    share one efficiency: the same tensor-core path), the knee when no sweep set it, the fixed
-   time per layer and, when the rows have more than one layer count, per step.
+   time per layer and, when the rows' layer counts differ enough, per step.
 
 A parameter the rows cannot determine (changing it by 100% moves no prediction by 0.1%, or
 every row has the same layer count so per-layer and per-step costs are one number) is held: at
 its kernel value, at infinity for the knee (the hard roofline maximum), at zero for a fixed cost.
+Per-layer and per-step costs are told apart only by rows whose layer counts differ by 1.5x or
+more (roofline measure adds half-depth rows for this); closer counts leave them collinear.
 The fit needs more rows than free parameters (at least one row to spare).
 """
 import math
 import statistics
+import textwrap
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -36,6 +39,7 @@ TIED_DTYPES = (("bf16", "fp16"),)
 SENSITIVITY = 1e-3
 OVERHEAD_SCALE = 1e-5       # [s] fixed costs are fitted in units of 10 us
 MAX_OVERHEAD = 2e-3         # [s] upper bound of a fixed cost
+LAYER_SPREAD = 1.5          # per-step cost is fitted when the layer counts differ by this factor
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,14 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
     parameters.append(Parameter("layer_overhead", 2e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
-    layer_counts = {ops_layers for m in step_models for _, _, ops_layers in m.passes}
-    if len(layer_counts) > 1:
+    layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes})
+    if layer_counts[-1] >= LAYER_SPREAD * layer_counts[0]:
         parameters.append(Parameter("step_overhead", 1e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
     else:
-        held["step_overhead"] = (f"0: every row has {layer_counts.pop() if layer_counts else 0} layers, so per-layer "
-                                 "and per-step costs are one number; measure another layer count (--layers) to "
-                                 "separate them")
+        low, high = layer_counts[0], layer_counts[-1]
+        span = f"{low}" if low == high else f"{low} to {high} (less than {LAYER_SPREAD}x apart)"
+        held["step_overhead"] = (f"0: the rows have {span} layers, so per-layer and per-step costs are one number; "
+                                 "measure another layer count (--layers) to separate them")
 
     def ceiling_of(values):
         flops = dict(peaks)
@@ -267,7 +272,10 @@ def prepare(measurements, hardware, hold_out=()):
     return steps, kernel_rows, held_models, other
 
 
-def document(fit, measurements, current=None, hold_out=(), today=None):
+AT_BOUND = "ended on a bound of the fit (the best kernel or datasheet figure above, zero below): the rows do not pull it in"
+
+
+def document(fit, measurements, current=None, hold_out=(), today=None, note=None):
     """(mapping, comment) of the calibration file of `fit`: values with sources, and provenance."""
     import datetime
 
@@ -282,14 +290,17 @@ def document(fit, measurements, current=None, hold_out=(), today=None):
            "date": today or datetime.date.today().isoformat(), "measurements": str(measurements.path)}
     doc["bandwidth"] = quantity_entry(c.bandwidth, "B/s", "fit" if "bandwidth" in fitted else "measurements",
                                       note=_bandwidth_note(fit))
+    bound = {d for g in fit.at_bound if g.startswith("flops:") for d in g[6:].split("+")}
     doc["flops"] = {d: quantity_entry(c.flops[d], "FLOP/s", "fit" if how.startswith("fitted") else "measurements",
-                                      derived=how if not how.startswith("fitted") else None)
+                                      derived=how if not how.startswith("fitted") else None,
+                                      note=AT_BOUND if d in bound else None)
                     for d, how in fit.derived.items()}
     if c.knee != math.inf:
         doc["knee"] = quantity_entry(c.knee, None, "measurements" if k.knee is not None else "fit",
                                      note=fit.held.get("knee"), digits=3)
     for name in ("layer_overhead", "step_overhead"):
-        doc[name] = quantity_entry(getattr(c, name), "s", "fit", note=fit.held.get(name))
+        doc[name] = quantity_entry(getattr(c, name), "s", "fit",
+                                   note=fit.held.get(name) or (AT_BOUND if name in fit.at_bound else None))
     if k.bandwidth or k.flops:
         measured = {}
         if k.bandwidth:
@@ -305,7 +316,10 @@ def document(fit, measurements, current=None, hold_out=(), today=None):
         "fit": f"roofline {__version__} calibrate: kernel ceilings, knee from the linear-layer sweep, least squares "
                "on log(predicted / measured) over the rows listed under fit"}
     comment = (f"Calibration of {fit.hardware.id} ({fit.hardware.name}) written by roofline calibrate.\n"
-               "Format: docs/spec-format.md, 'Calibration'. Values under 'measured' and 'fit' are provenance.")
+               "Format: docs/spec-format.md, 'Calibration'. Values under 'measured' and 'fit' are provenance.\n"
+               + (textwrap.fill(f"Note: {note}", 100) if note else ""))
+    if note:
+        doc["fit"]["note"] = note
     return doc, comment
 
 

@@ -35,10 +35,11 @@ def _summary_text(stats):
 @click.option("--hold-out", "hold_out", multiple=True, metavar="FIELD OP VALUE",
               help="Leave rows out of the fit and report them apart, e.g. --hold-out 'batch>=128' or "
                    "--hold-out model=llama-2-13b (repeat: a row matching any is held out).")
+@click.option("--note", default=None, help="A remark kept in the file's provenance (power cap, engine, ...).")
 @click.option("--max-iterations", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Iteration limit of the least-squares fit.")
 @format_option
-def calibrate(hardware, measurements, output, force, hold_out, max_iterations, fmt):
+def calibrate(hardware, measurements, output, force, hold_out, note, max_iterations, fmt):
     """Fit calibrated mode (bandwidth, FLOP/s, knee, fixed costs) to measurements and write it.
 
     Prints the error before (ideal mode and the chip's current calibration) and after the fit.
@@ -52,7 +53,7 @@ def calibrate(hardware, measurements, output, force, hold_out, max_iterations, f
     steps, kernels, held_models, other = calibration_fit.prepare(data, chip, filters)
     fit = calibration_fit.calibrate(steps, kernels, chip, held_models, max_iterations=max_iterations)
     current = ceilings(chip, "calibrated") if chip.calibration is not None else None
-    doc, comment = calibration_fit.document(fit, data, current, hold_out)
+    doc, comment = calibration_fit.document(fit, data, current, hold_out, note=note)
     write_calibration(path, doc, comment, chip, force=force)
     _report(fit, current, doc, other, path, fmt, chip)
 
