@@ -330,11 +330,18 @@ _OPERATORS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "!=": lambda
 
 
 def row_filter(text):
-    """A predicate on Measurement from 'FIELD OP VALUE' (batch>=128, model=llama-2-13b, kind!=prefill)."""
-    match = re.fullmatch(r"\s*([a-z_]+)\s*(<=|>=|!=|=|<|>)\s*(\S.*?)\s*", text or "")
+    """A predicate on Measurement from 'FIELD OP VALUE[,FIELD OP VALUE...]', every condition holding:
+    batch>=128, model=llama-2-13b, kind=decode_step,batch>=128."""
+    tests = [_condition(part, text) for part in (text or "").split(",")]
+    return lambda row: all(test(row) for test in tests)
+
+
+def _condition(part, text):
+    match = re.fullmatch(r"\s*([a-z_]+)\s*(<=|>=|!=|=|<|>)\s*(\S.*?)\s*", part)
     if not match or match.group(1) not in FILTER_FIELDS:
-        raise RooflineError(f"row filter {text!r}: expected FIELD OP VALUE such as batch>=128 or model=llama-2-13b; "
-                            f"fields: {', '.join(FILTER_FIELDS)}; operators: = != < <= > >=")
+        raise RooflineError(f"row filter {text!r}: expected FIELD OP VALUE such as batch>=128 or model=llama-2-13b "
+                            f"(conditions joined by commas all hold); fields: {', '.join(FILTER_FIELDS)}; "
+                            "operators: = != < <= > >=")
     name, op, value = match.groups()
     numeric = name in ("batch", "context", "output", "layers")
     if numeric:

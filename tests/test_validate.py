@@ -105,6 +105,8 @@ def test_row_filters():
     assert sum(row_filter("batch>=128")(r) for r in rows if r.kind == "decode_step") == 5
     assert sum(row_filter("kind=prefill")(r) for r in rows) == 3
     assert sum(row_filter("model != llama-3.1-8b")(r) for r in rows) == 0
+    assert sum(row_filter("kind=decode_step,batch>=128")(r) for r in rows) == 5
+    assert sum(row_filter("batch>=128")(r) for r in rows) == 5 + 8 + 5      # bf16 and fp8 linear rows too
 
 
 def test_cli_table_json_and_csv():

@@ -33,8 +33,9 @@ def _summary_text(stats):
                    "which later queries on the chip then use).")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @click.option("--hold-out", "hold_out", multiple=True, metavar="FIELD OP VALUE",
-              help="Leave rows out of the fit and report them apart, e.g. --hold-out 'batch>=128' or "
-                   "--hold-out model=llama-2-13b (repeat: a row matching any is held out).")
+              help="Leave rows out of the fit and report them apart, e.g. --hold-out 'kind=decode_step,batch>=128' "
+                   "(commas: all conditions hold) or --hold-out model=llama-2-13b (repeat: a row matching any is "
+                   "held out). Kernel rows match too: hold them out only on purpose.")
 @click.option("--note", default=None, help="A remark kept in the file's provenance (power cap, engine, ...).")
 @click.option("--max-iterations", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Iteration limit of the least-squares fit.")
