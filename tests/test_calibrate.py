@@ -7,6 +7,7 @@ import statistics
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
 
 from roofline.calibrate import calibrate, prepare, signed_errors
 from roofline.calibration import read_calibration
@@ -69,22 +70,22 @@ def _synthetic_rows():
     return rows
 
 
-def write_synthetic(path, noise=0.01, seed=0):
-    """Rows whose times the model itself computes from TRUE, times lognormal noise of `noise`."""
+def write_synthetic(path, noise=0.01, seed=0, true=TRUE):
+    """Rows whose times the model itself computes from `true`, times lognormal noise of `noise`."""
     hardware = load_hardware("h100-sxm")
     rows = _synthetic_rows()
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    kernel = Ceilings("calibrated", TRUE["kernel_bandwidth"], {**hardware.peak_flops, "bf16": TRUE["kernel_flops"]},
-                      TRUE["knee"])
-    step = Ceilings("calibrated", TRUE["bandwidth"], {**hardware.peak_flops, "bf16": TRUE["flops"]}, TRUE["knee"],
-                    TRUE["layer_overhead"], TRUE["step_overhead"])
+    kernel = Ceilings("calibrated", true["kernel_bandwidth"], {**hardware.peak_flops, "bf16": true["kernel_flops"]},
+                      true["knee"])
+    step = Ceilings("calibrated", true["bandwidth"], {**hardware.peak_flops, "bf16": true["flops"]}, true["knee"],
+                    true["layer_overhead"], true["step_overhead"])
     rng = np.random.default_rng(seed)
     for row, measured in zip(rows[1:], read_measurements(path).rows):
         model = row_model(measured, hardware)
         if measured.is_step:
             t = model.time(step)
         else:
-            t = model.time(kernel) + (TRUE["kernel_overhead"] if measured.kind == "linear" else 0)
+            t = model.time(kernel) + (true["kernel_overhead"] if measured.kind == "linear" else 0)
         row["seconds"] = t * math.exp(rng.normal(0, noise)) if measured.kind not in ("read_reduce", "matmul") else t
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
@@ -117,6 +118,25 @@ def test_noise_free_synthetic_data_is_fitted_exactly(tmp_path):
     assert fit.ceiling.bandwidth == pytest.approx(TRUE["bandwidth"], rel=1e-3)
     assert fit.ceiling.layer_overhead == pytest.approx(TRUE["layer_overhead"], rel=1e-2)
     assert max(abs(e) for e in signed_errors(fit.fit_models, fit.ceiling)) < 1e-3
+
+
+@settings(max_examples=6, deadline=None)
+@given(bandwidth=st.floats(1.5e12, 2.95e12), flops=st.floats(300e12, 700e12), knee=st.floats(2.0, 8.0),
+       layer_overhead=st.floats(5e-6, 150e-6), step_overhead=st.floats(0.0, 400e-6))
+def test_noise_free_fit_recovers_any_parameters(tmp_path_factory, bandwidth, flops, knee, layer_overhead,
+                                                step_overhead):
+    """Whatever the truth inside the fit's bounds, noise-free rows give it back (to 1%, 2 us)."""
+    true = dict(TRUE, bandwidth=bandwidth, flops=flops, knee=knee, layer_overhead=layer_overhead,
+                step_overhead=step_overhead)
+    path = write_synthetic(tmp_path_factory.mktemp("h") / "rows.jsonl", noise=0.0, true=true)
+    hardware = load_hardware("h100-sxm")
+    steps, kernels, _, _ = prepare(read_measurements(path), hardware)
+    c = calibrate(steps, kernels, hardware).ceiling
+    assert c.bandwidth == pytest.approx(bandwidth, rel=0.01)
+    assert c.flops["bf16"] == pytest.approx(flops, rel=0.01)
+    assert c.knee == pytest.approx(knee, rel=0.01)
+    assert c.layer_overhead == pytest.approx(layer_overhead, abs=2e-6)
+    assert c.step_overhead == pytest.approx(step_overhead, abs=2e-6)
 
 
 def test_cli_writes_a_calibration_that_later_queries_use(tmp_path):
