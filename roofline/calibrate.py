@@ -39,6 +39,7 @@ TIED_DTYPES = (("bf16", "fp16"),)
 SENSITIVITY = 1e-3
 OVERHEAD_SCALE = 1e-5       # [s] fixed costs are fitted in units of 10 us
 MAX_OVERHEAD = 2e-3         # [s] upper bound of a fixed cost
+MIN_SWEEP = 4               # batch sizes a linear-layer sweep needs to set the knee
 LAYER_SPREAD = 1.5          # per-step cost is fitted when the layer counts differ by this factor
 
 
@@ -96,7 +97,7 @@ def kernel_fit(models, hardware):
                 flops[row.dtype], flops_rows[row.dtype] = rate, row
     sweep = [m for m in models if m.row.kind == "linear"]
     knee = overhead = None
-    if len({m.row.batch for m in sweep}) >= 4:
+    if len({m.row.batch for m in sweep}) >= MIN_SWEEP:
         base = Ceilings("calibrated", bandwidth or hardware.mem_bandwidth, {**hardware.peak_flops, **flops})
 
         def residuals(v):
@@ -104,8 +105,10 @@ def kernel_fit(models, hardware):
             return [math.log((m.time(c) + v["kernel_overhead"]) / m.row.seconds) for m in sweep]
         result = least_squares(residuals, [Parameter("knee", 4.0, 1.0, 50.0),
                                            Parameter("kernel_overhead", 5e-6, 0.0, 1e-4, log=False, scale=1e-5)])
-        if result.converged:
-            knee, overhead = result.values["knee"], result.values["kernel_overhead"]
+        if not result.converged:
+            raise RooflineError(f"the knee fit to the {len(sweep)} linear-layer rows did not converge "
+                                f"({result.message}); check their times")
+        knee, overhead = result.values["knee"], result.values["kernel_overhead"]
     return KernelFit(bandwidth, bandwidth_row, flops, flops_rows, knee, overhead, len(sweep))
 
 
@@ -133,8 +136,8 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         top = min(peaks[lead], kernels.flops.get(lead, peaks[lead]))
         parameters.append(Parameter(f"flops:{'+'.join(group)}", 0.8 * top, 0.02 * peaks[lead], top))
     if kernels.knee is None:
-        held["knee"] = ("hard maximum: no linear-layer sweep in the file (whole steps cannot tell the knee from "
-                        "the ceilings; measure one with roofline measure)")
+        held["knee"] = (f"hard maximum: no linear-layer sweep over {MIN_SWEEP}+ batch sizes in the file (whole steps "
+                        "cannot tell the knee from the ceilings; measure one with roofline measure)")
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
     parameters.append(Parameter("layer_overhead", 2e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
@@ -176,7 +179,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
                             "and their times are right, or give more iterations (--max-iterations)")
     values = {"bandwidth": bw_top, **result.values}
     ceiling = ceiling_of(values)
-    derived = _derived_flops(ceiling, kernels, groups, values, peaks)
+    derived = _derived_flops(ceiling, kernels, groups, values)
     return CalibrationFit(hardware, ceiling, kernels, tuple(step_models), tuple(held_out_models), held,
                           tuple(p.name for p in parameters), result.iterations, derived, result.at_bound)
 
@@ -193,12 +196,9 @@ def _drop_undetermined(parameters, residuals, held):
         per_unit = change / (math.log(2.0) if p.log else 1.0)
         if per_unit < SENSITIVITY:
             held[p.name] = ("not determined by these rows (no row's time depends on it): "
-                            + ("hard maximum" if p.name == "knee" else
-                               "0" if "overhead" in p.name else "held at its ceiling"))
+                            + ("0" if "overhead" in p.name else "held at its ceiling"))
         else:
             keep.append(p)
-    if "knee" in held and held["knee"].startswith("not determined"):
-        start["knee"] = math.inf
     return keep
 
 
@@ -213,7 +213,7 @@ def _step_to_kernel_ratio(values, groups, kernels):
     return sum(ratios) / len(ratios) if ratios else 1.0
 
 
-def _derived_flops(ceiling, kernels, groups, values, peaks):
+def _derived_flops(ceiling, kernels, groups, values):
     """How each dtype's calibrated FLOP/s was obtained (for the file's provenance)."""
     notes = {}
     for group in groups:

@@ -121,16 +121,7 @@ class Session:
 # --------------------------------------------------------------------------- kernels
 def measure_kernels(s):
     tiny = s.args.tiny
-    n = TINY["elements"] if tiny else 1 << 31                 # 2^31 bf16 values = 4.29 GB
-    src = torch.randn(n, device=s.dev, dtype=s.dtype)
-    dst = torch.empty_like(src)
-    t = s.time(lambda: dst.copy_(src), reps=20)
-    s.emit(kind="copy", bytes_moved=2 * n * 2, seconds=t, gbps=4 * n / t / 1e9)
-    rows = src.view(1024, -1)
-    acc = torch.empty(1024, device=s.dev, dtype=torch.float32)
-    t = s.time(lambda: torch.sum(rows, dim=1, dtype=torch.float32, out=acc), reps=20)
-    s.emit(kind="read_reduce", bytes_moved=2 * n, seconds=t, gbps=2 * n / t / 1e9)
-    del src, dst, rows
+    _measure_bandwidth(s, TINY["elements"] if tiny else 1 << 31)        # 2^31 bf16 values = 4.29 GB
     s.release()
     m = TINY["matmul"] if tiny else 8192
     for dtype, run in _matmul_runners(s, m, m, m).items():
@@ -147,6 +138,18 @@ def measure_kernels(s):
             s.emit(kind="linear", batch=batch, k=k, n=n, dtype=dtype, weight_bytes=k * n * size, seconds=t,
                    tflops=2 * batch * k * n / t / 1e12, gbps=(k * n * size + batch * (k + n) * size) / t / 1e9)
     s.release()
+
+
+def _measure_bandwidth(s, n):
+    """Device copy (bytes read + written) and a reduction reading n bf16 values once."""
+    src = torch.randn(n, device=s.dev, dtype=s.dtype)
+    dst = torch.empty_like(src)
+    t = s.time(lambda: dst.copy_(src), reps=20)
+    s.emit(kind="copy", bytes_moved=2 * n * 2, seconds=t, gbps=4 * n / t / 1e9)
+    rows = src.view(1024, -1)
+    acc = torch.empty(1024, device=s.dev, dtype=torch.float32)
+    t = s.time(lambda: torch.sum(rows, dim=1, dtype=torch.float32, out=acc), reps=20)
+    s.emit(kind="read_reduce", bytes_moved=2 * n, seconds=t, gbps=2 * n / t / 1e9)
 
 
 def _matmul_runners(s, m, k, n):

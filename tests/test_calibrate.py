@@ -125,7 +125,9 @@ def test_noise_free_synthetic_data_is_fitted_exactly(tmp_path):
        layer_overhead=st.floats(5e-6, 150e-6), step_overhead=st.floats(0.0, 400e-6))
 def test_noise_free_fit_recovers_any_parameters(tmp_path_factory, bandwidth, flops, knee, layer_overhead,
                                                 step_overhead):
-    """Whatever the truth inside the fit's bounds, noise-free rows give it back (to 1%, 2 us)."""
+    """Whatever the truth inside the fit's bounds, noise-free rows give it back: ceilings to 1%, fixed
+    costs to 5 us (the knee comes from the kernel sweep's own fit, to ~0.1%, and the per-layer and
+    per-step costs of 32- and 16-layer rows trade a few us between them)."""
     true = dict(TRUE, bandwidth=bandwidth, flops=flops, knee=knee, layer_overhead=layer_overhead,
                 step_overhead=step_overhead)
     path = write_synthetic(tmp_path_factory.mktemp("h") / "rows.jsonl", noise=0.0, true=true)
@@ -135,8 +137,8 @@ def test_noise_free_fit_recovers_any_parameters(tmp_path_factory, bandwidth, flo
     assert c.bandwidth == pytest.approx(bandwidth, rel=0.01)
     assert c.flops["bf16"] == pytest.approx(flops, rel=0.01)
     assert c.knee == pytest.approx(knee, rel=0.01)
-    assert c.layer_overhead == pytest.approx(layer_overhead, abs=2e-6)
-    assert c.step_overhead == pytest.approx(step_overhead, abs=2e-6)
+    assert c.layer_overhead == pytest.approx(layer_overhead, abs=5e-6)
+    assert c.step_overhead == pytest.approx(step_overhead, abs=5e-6)
 
 
 def test_cli_writes_a_calibration_that_later_queries_use(tmp_path):

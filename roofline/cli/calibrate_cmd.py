@@ -149,7 +149,7 @@ def measure(ctx):
     --layers N, ...); python -m roofline.measure --help lists them.
     """
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401  (only to say clearly when it is missing)
     except ImportError:
         raise RooflineError("roofline measure needs PyTorch; install it with pip install 'roofline[measure]'") from None
     from .. import measure as measure_module
