@@ -297,3 +297,9 @@ def test_output_exists_without_force(tmp_path):
 def test_bad_hold_out_filter(tmp_path):
     result = run("calibrate", "-c", "h100-sxm", "-i", H100_FILE, "-o", tmp_path / "o.yaml", "--hold-out", "speed>3")
     assert result.exit_code == 2 and "expected FIELD OP VALUE" in result.output
+
+
+def test_measure_without_torch_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)       # import torch -> ImportError
+    result = run("measure", "--model", "llama-3.1-8b")
+    assert result.exit_code == 2 and "pip install 'roofline[measure]'" in result.output
