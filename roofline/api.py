@@ -11,6 +11,7 @@ import numbers
 
 from . import cost
 from . import dtypes as dtype_table
+from .calibration import with_calibration
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
 from .deployment import evaluate
@@ -141,7 +142,8 @@ def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep,
 
 def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None, kv_dtype=None,
            activations_dtype=None, overrides=None, memory_tier=None, chips=1, tp=None, pp=None, ep=None,
-           microbatches=None, link=None, price=None, power=None, pue=1):
+           microbatches=None, link=None, price=None, power=None, pue=1,
+           calibration=None):
     """One decode step of `batch` sequences with `context` tokens cached each.
 
     On one chip by default; `chips` (layout chosen for per-user speed) or `tp` x `pp` (and `ep`,
@@ -150,10 +152,12 @@ def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None
     memory per chip and whether it fits. Weight and KV bytes are per chip. Cost and energy per
     token (roofline.cost) count every chip: `price` ("2.5 USD/hour") and `power` ("700 W") override
     the chip spec's, `pue` multiplies the power by a facility overhead factor.
+    `calibration` (a calibration file, id or Calibration) replaces the chip's default calibration.
     """
     batch, context = positive_int(batch, "batch"), positive_int(context, "context")
     model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
     hardware = resolve_hardware(hardware, memory_tier)
+    hardware = with_calibration(hardware, calibration)
     mode, note = choose_mode(hardware, mode)
     return _step_result("decode", model, hardware, mode, batch, context, chips, tp, pp, ep, microbatches, link,
                         [note, _context_note(model, context, 1)], cost.pricing(hardware, price, power, pue))
@@ -161,15 +165,18 @@ def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None
 
 def prefill(model, hardware, prompt=1024, batch=1, mode=None, weights_dtype=None, kv_dtype=None,
             activations_dtype=None, overrides=None, memory_tier=None, chips=1, tp=None, pp=None, ep=None,
-            microbatches=None, link=None, price=None, power=None, pue=1):
+            microbatches=None, link=None, price=None, power=None, pue=1,
+            calibration=None):
     """The prefill of `batch` prompts of `prompt` tokens each.
 
     Returns a StepResult whose time_s is the time to first token (without queueing) and
     tokens_per_s the prompt tokens processed per second.
+    `calibration` (a calibration file, id or Calibration) replaces the chip's default calibration.
     """
     batch, prompt = positive_int(batch, "batch"), positive_int(prompt, "prompt")
     model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
     hardware = resolve_hardware(hardware, memory_tier)
+    hardware = with_calibration(hardware, calibration)
     mode, note = choose_mode(hardware, mode)
     return _step_result("prefill", model, hardware, mode, batch, prompt, chips, tp, pp, ep, microbatches, link,
                         [note, _context_note(model, prompt)], cost.pricing(hardware, price, power, pue))

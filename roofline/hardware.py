@@ -6,7 +6,7 @@ docs/spec-format.md); every number is converted to SI on load (bytes, B/s, FLOP/
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .calibration import Calibration, read_calibration
+from .calibration import Calibration, default_calibration
 from .dtypes import COMPUTE_DTYPES
 from .errors import RooflineError, SpecError
 from .specs import FieldReader, check_id, load_yaml, read_sources, resolve
@@ -174,6 +174,10 @@ def load_hardware(name):
         power=reader.quantity("power", "power", required=False),
         price=reader.quantity("price", "price", required=False),
         links=tuple(links), path=str(path), sources=reader.sources)
-    calibration = read_calibration(reader, hardware)
+    for moved in ("achieved", "calibration"):
+        if moved in data:
+            reader._fail(moved, f"calibrations live in their own file now: hardware_specs/calibrations/{chip_id}.yaml "
+                                "(docs/spec-format.md, 'Calibration')")
     reader.finish()
-    return _replace(hardware, calibration=calibration, facts=tuple(reader.facts))
+    hardware = _replace(hardware, facts=tuple(reader.facts))
+    return _replace(hardware, calibration=default_calibration(hardware))

@@ -14,7 +14,8 @@ import yaml
 from .errors import RooflineError, SpecError
 from .units import to_si
 
-KINDS = {"hardware": "hardware_specs", "model": "model_specs", "link": "hardware_specs/links"}
+KINDS = {"hardware": "hardware_specs", "model": "model_specs", "link": "hardware_specs/links",
+         "calibration": "hardware_specs/calibrations"}
 USER_DIR_ENV = "ROOFLINE_SPECS"
 
 

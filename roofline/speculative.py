@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import api, cost, dtypes
+from .calibration import with_calibration
 from .errors import RooflineError
 from .mathops import is_symbolic
 from .memory import footprint, kv_cache_bytes, weight_bytes
@@ -200,7 +201,7 @@ def check_acceptance(acceptance):
 
 def decode(model, hardware, draft, draft_tokens, acceptance, batch=1, context=1024, mode=None, weights_dtype=None,
            draft_weights_dtype=None, kv_dtype=None, activations_dtype=None, overrides=None, memory_tier=None,
-           price=None, power=None, pue=1):
+           price=None, power=None, pue=1, calibration=None):
     """Speculative decoding of `model` on one chip, drafting with `draft` (a model id or Model, or "mtp").
 
     draft_tokens k (for "mtp" default: the model's MTP depth, mtp_layers), acceptance a in [0, 1].
@@ -212,13 +213,13 @@ def decode(model, hardware, draft, draft_tokens, acceptance, batch=1, context=10
     a = check_acceptance(acceptance)
     base = api.decode(model, hardware, batch=batch, context=context, mode=mode, weights_dtype=weights_dtype,
                       kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=overrides,
-                      memory_tier=memory_tier, price=price, power=power, pue=pue)
+                      memory_tier=memory_tier, price=price, power=power, pue=pue, calibration=calibration)
     target = api.resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
     is_mtp = isinstance(draft, str) and draft == MTP
     if draft_tokens is None and is_mtp:
         draft_tokens = mtp_model(target).num_layers
     k = api.positive_int(draft_tokens, "draft tokens")
-    chip = api.resolve_hardware(hardware, memory_tier)
+    chip = with_calibration(api.resolve_hardware(hardware, memory_tier), calibration)
     ceiling = ceilings(chip, base.mode)
     notes = list(base.notes)
 

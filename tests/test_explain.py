@@ -40,7 +40,7 @@ def test_expression_is_in_the_documented_symbols():
     assert {"B", "C", "BW", "P_bf16", "L", "t_layer", "n"} <= names
     values = {row["symbol"]: row["value"] for row in e.symbols}
     assert values["B"] == 8 and values["C"] == 2048 and values["L"] == 32
-    assert values["BW"] == pytest.approx(3.056e12)      # the calibrated bandwidth of the H100 spec
+    assert values["BW"] == pytest.approx(roofline.load_hardware("h100-sxm").calibration.bandwidth)
 
 
 def test_printed_expression_reads_back():

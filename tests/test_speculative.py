@@ -147,7 +147,7 @@ def test_gpt_fast_speculative_row_implies_a_plausible_acceptance():
     assert 0.61 <= a <= 0.88
     # ideal mode bounds time from below: even the lowest plausible acceptance predicts more than measured
     low = spec.decode("llama-2-70b", "a100-sxm", "llama-2-7b", 4, 0.61, batch=1, context=64,
-                      weights_dtype="int4-g32")
+                      weights_dtype="int4-g32", mode="ideal")
     assert low.mode == "ideal" and low.tokens_per_s_per_user > speculative
 
 

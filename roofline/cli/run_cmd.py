@@ -32,6 +32,8 @@ def model_options(func):
         click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
                      help="ideal: datasheet peaks, a lower bound. calibrated: achieved ceilings and fixed costs "
                           "(default where the chip has a calibration)."),
+        click.option("--calibration", default=None,
+                     help="Calibration file or id replacing the chip's default (roofline calibrate writes one)."),
         click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts)."),
         click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache."),
         click.option("--activations-dtype", default=None, help="Dtype of activations."),
@@ -92,16 +94,16 @@ def _emit_operators(result, fmt):
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens already in each KV cache.")
 @cost_options
 @speculative_options
-def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips, tp, pp, ep,
-           microbatches, link, breakdown, fmt, batch, context, price, power, pue, draft, draft_tokens, acceptance,
-           draft_weights_dtype):
+def decode(model, hardware, mode, calibration, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips,
+           tp, pp, ep, microbatches, link, breakdown, fmt, batch, context, price, power, pue, draft, draft_tokens,
+           acceptance, draft_weights_dtype):
     """Time of one decode step, tokens/s per user and in aggregate, what bounds it, and its cost.
 
     With --speculative, also the speculative round: tokens per step, speed-up, tokens/s with speculation.
     """
     common = dict(batch=batch, context=context, mode=mode, weights_dtype=weights_dtype, kv_dtype=kv_dtype,
                   activations_dtype=activations_dtype, overrides=parse_sets(sets), memory_tier=memory_tier,
-                  **cost_request(price, power, pue))
+                  calibration=calibration, **cost_request(price, power, pue))
     request = speculative_request(draft, draft_tokens, acceptance, draft_weights_dtype)
     if request is None:
         result = api.decode(model, hardware, chips=chips, tp=tp, pp=pp, ep=ep, microbatches=microbatches, link=link,
@@ -119,11 +121,11 @@ def decode(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, me
 @click.option("--prompt", "-p", type=int, required=True, help="Prompt length in tokens.")
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Prompts processed together.")
 @cost_options
-def prefill(model, hardware, mode, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips, tp, pp,
-            ep, microbatches, link, breakdown, fmt, prompt, batch, price, power, pue):
+def prefill(model, hardware, mode, calibration, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips,
+            tp, pp, ep, microbatches, link, breakdown, fmt, prompt, batch, price, power, pue):
     """Time of the prefill of a prompt (time to first token), prompt tokens/s and their cost."""
     result = api.prefill(model, hardware, prompt=prompt, batch=batch, mode=mode, weights_dtype=weights_dtype,
                          kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
                          memory_tier=memory_tier, chips=chips, tp=tp, pp=pp, ep=ep, microbatches=microbatches,
-                         link=link, **cost_request(price, power, pue))
+                         link=link, calibration=calibration, **cost_request(price, power, pue))
     emit_step(result, fmt, breakdown, ("time_s", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes", "fits"))

@@ -1,0 +1,361 @@
+"""Fit calibrated mode to measurements: ceilings from kernels, the rest by least squares.
+
+Three steps, each physical:
+
+1. Kernel rows set the ceilings. The fastest copy or read of the file is the chip's achievable
+   bandwidth; the fastest matmul or linear layer per dtype its achievable FLOP/s. A step cannot
+   stream or multiply faster than its best kernel, so these bound the fit from above.
+2. The linear-layer sweep sets the knee: with the kernel ceilings fixed, the exponent n of
+   t = ((F/P)^n + (Q/BW)^n)^(1/n) and a fixed time per kernel are fitted to the sweep's rows
+   (the knee is a property of how the GEMM library overlaps loads with math, not of the model).
+3. decode_step, prefill and published rows fit the rest by least squares on log(predicted /
+   measured) (roofline.fit): the bandwidth and FLOP/s a whole forward pass reaches (bf16 and fp16
+   share one efficiency: the same tensor-core path), the knee when no sweep set it, the fixed
+   time per layer and, when the rows' layer counts differ enough, per step.
+
+A parameter the rows cannot determine (changing it by 100% moves no prediction by 0.1%, or
+every row has the same layer count so per-layer and per-step costs are one number) is held: at
+its kernel value, at infinity for the knee (the hard roofline maximum), at zero for a fixed cost.
+Per-layer and per-step costs are told apart only by rows whose layer counts differ by 1.5x or
+more (roofline measure adds half-depth rows for this); closer counts leave them collinear.
+The fit needs more rows than free parameters (at least one row to spare).
+"""
+import math
+import statistics
+import textwrap
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .errors import RooflineError
+from .fit import Parameter, least_squares
+from .measurements import KERNEL_KINDS, device_matches
+from .predict import row_model
+from .step import Ceilings, ceilings
+
+#: dtypes that run on the same tensor-core path and share one fitted efficiency
+TIED_DTYPES = (("bf16", "fp16"),)
+#: a parameter whose 100% change moves no prediction by this much (log) is not determined
+SENSITIVITY = 1e-3
+OVERHEAD_SCALE = 1e-5       # [s] fixed costs are fitted in units of 10 us
+MAX_OVERHEAD = 2e-3         # [s] upper bound of a fixed cost
+MIN_SWEEP = 4               # batch sizes a linear-layer sweep needs to set the knee
+LAYER_SPREAD = 1.5          # per-step cost is fitted when the layer counts differ by this factor
+
+
+@dataclass(frozen=True)
+class KernelFit:
+    """What the kernel rows say: best bandwidth [B/s], best FLOP/s per dtype, the knee."""
+    bandwidth: float = None
+    bandwidth_row: object = None
+    flops: dict = field(default_factory=dict)
+    flops_rows: dict = field(default_factory=dict)
+    knee: float = None
+    kernel_overhead: float = None     # [s] fixed time per GEMM kernel in the sweep
+    knee_rows: int = 0
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """A fitted calibration with everything its provenance needs."""
+    hardware: object
+    ceiling: Ceilings                 # the fitted ceilings (mode 'calibrated')
+    kernels: KernelFit
+    fit_models: tuple                 # RowModels of the rows fitted
+    held_out_models: tuple            # RowModels held out of the fit
+    held: dict                        # parameter -> why it was not fitted
+    fitted: tuple                     # names of the fitted parameters
+    iterations: int
+    derived: dict                     # dtype -> how its FLOP/s was derived
+    at_bound: tuple = ()              # fitted parameters that ended on a bound
+
+
+def select_rows(measurements, hardware):
+    """(rows measured on `hardware`, rows measured elsewhere); RooflineError if none is on it."""
+    mine = [r for r in measurements.rows if device_matches(r.device, hardware)]
+    other = [r for r in measurements.rows if not device_matches(r.device, hardware)]
+    if not mine:
+        devices = ", ".join(sorted({r.device for r in other}))
+        raise RooflineError(f"{measurements.path}: no rows for {hardware.id} ({hardware.name}); the rows are for "
+                            f"{devices} (a device matches a chip when its name carries the chip id's part "
+                            "number, e.g. 'NVIDIA H100 80GB HBM3' for h100-sxm)")
+    return mine, other
+
+
+def kernel_fit(models, hardware):
+    """Ceilings and knee from kernel RowModels (copy, read_reduce, matmul, linear)."""
+    bandwidth, bandwidth_row, flops, flops_rows = None, None, {}, {}
+    for m in models:
+        row = m.row
+        if row.kind in ("copy", "read_reduce"):
+            rate = row.shape[0] / row.seconds
+            if bandwidth is None or rate > bandwidth:
+                bandwidth, bandwidth_row = rate, row
+        else:
+            rate = 2 * math.prod(row.shape) / row.seconds
+            if rate > flops.get(row.dtype, 0):
+                flops[row.dtype], flops_rows[row.dtype] = rate, row
+    sweep = [m for m in models if m.row.kind == "linear"]
+    knee = overhead = None
+    if len({m.row.batch for m in sweep}) >= MIN_SWEEP:
+        base = Ceilings("calibrated", bandwidth or hardware.mem_bandwidth, {**hardware.peak_flops, **flops})
+
+        def residuals(v):
+            c = replace(base, knee=v["knee"])
+            return [math.log((m.time(c) + v["kernel_overhead"]) / m.row.seconds) for m in sweep]
+        result = least_squares(residuals, [Parameter("knee", 4.0, 1.0, 50.0),
+                                           Parameter("kernel_overhead", 5e-6, 0.0, 1e-4, log=False, scale=1e-5)])
+        if not result.converged:
+            raise RooflineError(f"the knee fit to the {len(sweep)} linear-layer rows did not converge "
+                                f"({result.message}); check their times")
+        knee, overhead = result.values["knee"], result.values["kernel_overhead"]
+    return KernelFit(bandwidth, bandwidth_row, flops, flops_rows, knee, overhead, len(sweep))
+
+
+def _groups(step_models):
+    """Compute dtypes the step rows' operators use, grouped so tied dtypes share one parameter."""
+    used = sorted({op.dtype for m in step_models for _, ops, _ in m.passes for op in ops if op.kind != "elementwise"})
+    groups = []
+    for dtype in used:
+        tie = next((t for t in TIED_DTYPES if dtype in t), (dtype,))
+        group = tuple(d for d in tie if d in used or d == dtype)
+        if group not in groups:
+            groups.append(group)
+    return groups
+
+
+def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iterations=100):
+    """Fit a calibration to RowModels of step rows (decode_step, prefill, published) and kernels."""
+    kernels = kernel_fit(kernel_models, hardware)
+    peaks = hardware.peak_flops
+    bw_top = min(kernels.bandwidth, hardware.mem_bandwidth) if kernels.bandwidth else hardware.mem_bandwidth
+    parameters, held = [Parameter("bandwidth", 0.95 * bw_top, 0.1 * hardware.mem_bandwidth, bw_top)], {}
+    groups = _groups(step_models)
+    for group in groups:
+        lead = group[0]
+        top = min(peaks[lead], kernels.flops.get(lead, peaks[lead]))
+        parameters.append(Parameter(f"flops:{'+'.join(group)}", 0.8 * top, 0.02 * peaks[lead], top))
+    if kernels.knee is None:
+        held["knee"] = (f"hard maximum: no linear-layer sweep over {MIN_SWEEP}+ batch sizes in the file (whole steps "
+                        "cannot tell the knee from the ceilings; measure one with roofline measure)")
+    else:
+        held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
+    parameters.append(Parameter("layer_overhead", 2e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+    layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes})
+    if layer_counts[-1] >= LAYER_SPREAD * layer_counts[0]:
+        parameters.append(Parameter("step_overhead", 1e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+    else:
+        low, high = layer_counts[0], layer_counts[-1]
+        span = f"{low}" if low == high else f"{low} to {high} (less than {LAYER_SPREAD}x apart)"
+        held["step_overhead"] = (f"0: the rows have {span} layers, so per-layer and per-step costs are one number; "
+                                 "measure another layer count (--layers) to separate them")
+
+    def ceiling_of(values):
+        flops = dict(peaks)
+        for group in groups:
+            rate = values.get(f"flops:{'+'.join(group)}", min(peaks[group[0]], kernels.flops.get(group[0], math.inf)))
+            for dtype in group:
+                flops[dtype] = rate * peaks[dtype] / peaks[group[0]]
+        ratio = _step_to_kernel_ratio(values, groups, kernels)
+        for dtype, rate in kernels.flops.items():
+            if not any(dtype in g for g in groups):
+                flops[dtype] = rate * ratio
+        knee = values.get("knee", kernels.knee if kernels.knee is not None else math.inf)
+        return Ceilings("calibrated", values["bandwidth"], flops, knee, values.get("layer_overhead", 0.0),
+                        values.get("step_overhead", 0.0))
+
+    def residuals(values):
+        c = ceiling_of(values)
+        return [math.log(m.time(c) / m.measured_time) for m in step_models]
+
+    parameters = _drop_undetermined(parameters, residuals, held)
+    if len(step_models) < len(parameters) + 1:
+        names = ", ".join(p.name.replace("flops:", "FLOP/s of ") for p in parameters)
+        raise RooflineError(f"too few rows to fit: {len(step_models)} decode/prefill row(s) for {len(parameters)} free "
+                            f"parameters ({names}); calibrate needs at least {len(parameters) + 1}")
+    result = least_squares(residuals, parameters, max_iterations=max_iterations)
+    if not result.converged:
+        raise RooflineError(f"the fit did not converge ({result.message}); check that the rows are of this chip "
+                            "and their times are right, or give more iterations (--max-iterations)")
+    values = {"bandwidth": bw_top, **result.values}
+    ceiling = ceiling_of(values)
+    derived = _derived_flops(ceiling, kernels, groups, values)
+    return CalibrationFit(hardware, ceiling, kernels, tuple(step_models), tuple(held_out_models), held,
+                          tuple(p.name for p in parameters), result.iterations, derived, result.at_bound)
+
+
+def _drop_undetermined(parameters, residuals, held):
+    """The parameters the rows determine; the others are recorded in `held` with the reason."""
+    start = {p.name: p.start for p in parameters}
+    base = np.asarray(residuals(start))
+    keep = []
+    for p in parameters:
+        probe = dict(start)
+        probe[p.name] = p.to_value(p.to_internal(p.start) + (math.log(2.0) if p.log else 1.0))
+        change = np.max(np.abs(np.asarray(residuals(probe)) - base))
+        per_unit = change / (math.log(2.0) if p.log else 1.0)
+        if per_unit < SENSITIVITY:
+            held[p.name] = ("not determined by these rows (no row's time depends on it): "
+                            + ("0" if "overhead" in p.name else "held at its ceiling"))
+        else:
+            keep.append(p)
+    return keep
+
+
+def _step_to_kernel_ratio(values, groups, kernels):
+    """Fitted step FLOP/s over the kernel maximum of the same dtype (mean over fitted groups; 1 if none).
+
+    A dtype measured only by kernels (fp8 linear sweeps) is scaled by it: a forward pass reaches the
+    same fraction of its best kernel in every dtype (smaller GEMMs, attention, waves).
+    """
+    ratios = [values[f"flops:{'+'.join(g)}"] / kernels.flops[g[0]] for g in groups
+              if f"flops:{'+'.join(g)}" in values and g[0] in kernels.flops]
+    return sum(ratios) / len(ratios) if ratios else 1.0
+
+
+def _derived_flops(ceiling, kernels, groups, values):
+    """How each dtype's calibrated FLOP/s was obtained (for the file's provenance)."""
+    notes = {}
+    for group in groups:
+        name = f"flops:{'+'.join(group)}"
+        how = "fitted" if name in values else "held at its ceiling (not determined by the rows)"
+        for dtype in group:
+            notes[dtype] = how if dtype == group[0] else f"{how} (same efficiency as {group[0]})"
+    ratio = _step_to_kernel_ratio(values, groups, kernels)
+    for dtype in kernels.flops:
+        scaled = f" x {ratio:.3f} (fitted / kernel rate of the fitted dtypes)" if ratio != 1.0 else ""
+        notes.setdefault(dtype, f"kernel maximum ({kernels.flops_rows[dtype].label}){scaled}")
+    return {d: notes[d] for d in ceiling.flops if d in notes}
+
+
+def signed_errors(models, ceiling):
+    """Signed relative errors of the predicted figures (predicted / measured - 1)."""
+    return [m.figure(ceiling) / m.measured - 1 for m in models]
+
+
+def summary(errs):
+    """{'rows', 'median', 'max'} of absolute errors (None when there are no rows)."""
+    if not errs:
+        return {"rows": 0, "median": None, "max": None}
+    magnitudes = [abs(e) for e in errs]
+    return {"rows": len(errs), "median": statistics.median(magnitudes), "max": max(magnitudes)}
+
+
+def before_after(fit, current=None):
+    """Error summaries of the fitted and held-out rows: ideal, `current` calibration, and fitted."""
+    ideal = ceilings(fit.hardware, "ideal")
+    out = {}
+    for label, models in (("fit", fit.fit_models), ("held_out", fit.held_out_models)):
+        if not models:
+            continue
+        out[label] = {"ideal": summary(signed_errors(models, ideal)),
+                      "current": summary(signed_errors(models, current)) if current is not None else None,
+                      "fitted": summary(signed_errors(models, fit.ceiling))}
+    return out
+
+
+def prepare(measurements, hardware, hold_out=()):
+    """(step RowModels, kernel RowModels, held-out RowModels, rows of other devices) of a file.
+
+    `hold_out` is a list of predicates on Measurement: rows any of them accepts are held out.
+    """
+    mine, other = select_rows(measurements, hardware)
+    kept = [r for r in mine if not any(test(r) for test in hold_out)]
+    held_rows = [r for r in mine if any(test(r) for test in hold_out)]
+    steps = [row_model(r, hardware) for r in kept if r.is_step]
+    kernel_rows = [row_model(r, hardware) for r in kept if r.kind in KERNEL_KINDS]
+    held_models = [row_model(r, hardware) for r in held_rows if r.is_step]
+    if not steps:
+        raise RooflineError(f"{measurements.path}: no decode_step, prefill or published rows for {hardware.id} "
+                            "to fit (kernel rows alone set ceilings, not fixed costs); measure whole steps "
+                            "with roofline measure")
+    return steps, kernel_rows, held_models, other
+
+
+AT_BOUND = "ended on a bound of the fit (the best kernel or datasheet figure above, zero below): the rows do not pull it in"
+
+
+def document(fit, measurements, current=None, hold_out=(), today=None, note=None):
+    """(mapping, comment) of the calibration file of `fit`: values with sources, and provenance."""
+    import datetime
+
+    from . import __version__
+    from .calibration import quantity_entry
+
+    c, k = fit.ceiling, fit.kernels
+    devices = sorted({m.row.device for m in fit.fit_models})
+    device = measurements.header.get("device") or "; ".join(devices)
+    fitted = set(fit.fitted)
+    doc = {"hardware": fit.hardware.id, "device": device,
+           "date": today or datetime.date.today().isoformat(), "measurements": str(measurements.path)}
+    doc["bandwidth"] = quantity_entry(c.bandwidth, "B/s", "fit" if "bandwidth" in fitted else "measurements",
+                                      note=_bandwidth_note(fit))
+    bound = {d for g in fit.at_bound if g.startswith("flops:") for d in g[6:].split("+")}
+    doc["flops"] = {d: quantity_entry(c.flops[d], "FLOP/s", "fit" if how.startswith("fitted") else "measurements",
+                                      derived=how if not how.startswith("fitted") else None,
+                                      note=AT_BOUND if d in bound else None)
+                    for d, how in fit.derived.items()}
+    if c.knee != math.inf:
+        doc["knee"] = quantity_entry(c.knee, None, "measurements" if k.knee is not None else "fit",
+                                     note=fit.held.get("knee"), digits=3)
+    for name in ("layer_overhead", "step_overhead"):
+        doc[name] = quantity_entry(getattr(c, name), "s", "fit",
+                                   note=fit.held.get(name) or (AT_BOUND if name in fit.at_bound else None))
+    if k.bandwidth or k.flops:
+        measured = {}
+        if k.bandwidth:
+            measured["bandwidth"] = quantity_entry(k.bandwidth, "B/s", "measurements", note=k.bandwidth_row.label)
+        if k.flops:
+            measured["flops"] = {d: quantity_entry(v, "FLOP/s", "measurements", note=k.flops_rows[d].label)
+                                 for d, v in k.flops.items()}
+        doc["measured"] = measured
+    doc["fit"] = _provenance(fit, measurements, current, hold_out)
+    doc["sources"] = {
+        "measurements": f"{measurements.path} ({device}"
+                        + (f", measured {measurements.header['date']}" if measurements.header.get("date") else "") + ")",
+        "fit": f"roofline {__version__} calibrate: kernel ceilings, knee from the linear-layer sweep, least squares "
+               "on log(predicted / measured) over the rows listed under fit"}
+    comment = (f"Calibration of {fit.hardware.id} ({fit.hardware.name}) written by roofline calibrate.\n"
+               "Format: docs/spec-format.md, 'Calibration'. Values under 'measured' and 'fit' are provenance.\n"
+               + (textwrap.fill(f"Note: {note}", 100) if note else ""))
+    if note:
+        doc["fit"]["note"] = note
+    return doc, comment
+
+
+def _bandwidth_note(fit):
+    k = fit.kernels
+    if k.bandwidth:
+        return (f"whole-step streaming bandwidth, {100 * fit.ceiling.bandwidth / k.bandwidth:.1f}% of the "
+                f"best kernel ({k.bandwidth_row.label}) and {100 * fit.ceiling.bandwidth / fit.hardware.mem_bandwidth:.1f}"
+                "% of the datasheet")
+    return f"whole-step streaming bandwidth, {100 * fit.ceiling.bandwidth / fit.hardware.mem_bandwidth:.1f}% of the datasheet"
+
+
+def _round(value, digits=4):
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
+def _provenance(fit, measurements, current, hold_out):
+    counts = {}
+    for m in fit.fit_models:
+        counts[m.row.kind] = counts.get(m.row.kind, 0) + 1
+    kernel_counts = {}
+    for row in measurements.rows:
+        if row.kind in KERNEL_KINDS:
+            kernel_counts[row.kind] = kernel_counts.get(row.kind, 0) + 1
+    stats = before_after(fit, current)
+    out = {"method": "Levenberg-Marquardt on log(predicted / measured) (roofline.fit)",
+           "rows": counts, "kernel_rows": kernel_counts, "fitted": list(fit.fitted),
+           "held": dict(fit.held), "at_bound": list(fit.at_bound), "iterations": fit.iterations}
+    if fit.kernels.kernel_overhead is not None:
+        out["kernel_overhead_s"] = _round(fit.kernels.kernel_overhead)
+    if hold_out:
+        out["held_out_rows"] = list(hold_out)
+    for label, summaries in stats.items():
+        out[f"error_{label}"] = {k: None if v is None else {"rows": v["rows"], "median": _round(v["median"], 3),
+                                                             "max": _round(v["max"], 3)}
+                                 for k, v in summaries.items()}
+    out["residuals"] = [{"row": m.row.label, "error": _round(e, 3)}
+                        for m, e in zip(fit.fit_models, signed_errors(fit.fit_models, fit.ceiling))]
+    return out

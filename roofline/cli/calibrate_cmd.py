@@ -1,0 +1,156 @@
+"""`roofline calibrate`, `roofline validate` and `roofline measure`: from measurements to calibrated mode."""
+from pathlib import Path
+
+import click
+
+from .. import calibrate as calibration_fit
+from ..calibration import write_calibration
+from ..errors import RooflineError
+from ..hardware import load_hardware
+from ..measurements import read_measurements, row_filter
+from ..specs import KINDS, user_data_root
+from ..step import ceilings
+from ..validate import validate as validate_rows
+from . import cli
+from .output import emit_record, emit_table, format_option
+
+
+def _percent(value):
+    return None if value is None else f"{100 * value:+.1f}%"
+
+
+def _summary_text(stats):
+    if stats is None:
+        return "none"
+    return f"median {100 * stats['median']:.1f}%, largest {100 * stats['max']:.1f}% over {stats['rows']} rows"
+
+
+@cli.command()
+@click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id (roofline list hardware) or spec file.")
+@click.option("--measurements", "-i", required=True, help="JSON lines from roofline measure, or a CSV of published figures.")
+@click.option("--output", "-o", default=None,
+              help="Calibration file to write (default: the chip's calibration in the user data directory, "
+                   "which later queries on the chip then use).")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--hold-out", "hold_out", multiple=True, metavar="FIELD OP VALUE",
+              help="Leave rows out of the fit and report them apart, e.g. --hold-out 'kind=decode_step,batch>=128' "
+                   "(commas: all conditions hold) or --hold-out model=llama-2-13b (repeat: a row matching any is "
+                   "held out). Kernel rows match too: hold them out only on purpose.")
+@click.option("--note", default=None, help="A remark kept in the file's provenance (power cap, engine, ...).")
+@click.option("--max-iterations", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="Iteration limit of the least-squares fit.")
+@format_option
+def calibrate(hardware, measurements, output, force, hold_out, note, max_iterations, fmt):
+    """Fit calibrated mode (bandwidth, FLOP/s, knee, fixed costs) to measurements and write it.
+
+    Prints the error before (ideal mode and the chip's current calibration) and after the fit.
+    """
+    chip = load_hardware(hardware)
+    filters = [row_filter(text) for text in hold_out]
+    data = read_measurements(measurements)
+    path = Path(output) if output else user_data_root() / KINDS["calibration"] / f"{chip.id}.yaml"
+    if path.exists() and not force:
+        raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
+    steps, kernels, held_models, other = calibration_fit.prepare(data, chip, filters)
+    fit = calibration_fit.calibrate(steps, kernels, chip, held_models, max_iterations=max_iterations)
+    current = ceilings(chip, "calibrated") if chip.calibration is not None else None
+    doc, comment = calibration_fit.document(fit, data, current, hold_out, note=note)
+    write_calibration(path, doc, comment, chip, force=force)
+    _report(fit, current, doc, other, path, fmt, chip)
+
+
+def _report(fit, current, doc, other, path, fmt, chip):
+    ideal = ceilings(fit.hardware, "ideal")
+    rows = []
+    for label, models in (("fit", fit.fit_models), ("held out", fit.held_out_models)):
+        for m in models:
+            rows.append([label, m.row.label, m.measured, m.figure(ideal) / m.measured - 1,
+                         None if current is None else m.figure(current) / m.measured - 1,
+                         m.figure(fit.ceiling) / m.measured - 1])
+    headers = ["set", "row", "measured", "ideal_error", "current_error", "fitted_error"]
+    stats = calibration_fit.before_after(fit, current)
+    if fmt != "table":
+        if fmt == "json":
+            emit_record([], fmt, data={"calibration": doc, "written": str(path), "rows": [
+                dict(zip(headers, r)) for r in rows]})
+        else:
+            emit_table(rows, headers, fmt)
+        return
+    emit_table([[r[0], r[1], f"{r[2]:.4g}", *map(_percent, r[3:])] for r in rows],
+               ["set", "row", "measured (s or tok/s)", "ideal", "current", "fitted"], fmt)
+    click.echo()
+    current_name = chip.calibration.path if chip.calibration is not None else "none"
+    for label, summaries in stats.items():
+        click.echo(f"{label} rows, error before: ideal {_summary_text(summaries['ideal'])}; "
+                   f"current calibration ({current_name}) {_summary_text(summaries['current'])}")
+        click.echo(f"{label} rows, error after:  {_summary_text(summaries['fitted'])}")
+    c = fit.ceiling
+    click.echo(f"bandwidth {c.bandwidth / 1e12:.4g} TB/s; "
+               + "; ".join(f"{d} {c.flops[d] / 1e12:.4g} TFLOP/s" for d in fit.derived)
+               + f"; knee {c.knee:.3g}; layer overhead {c.layer_overhead * 1e6:.3g} us; "
+                 f"step overhead {c.step_overhead * 1e6:.3g} us ({fit.iterations} iterations)")
+    for name, why in fit.held.items():
+        click.echo(f"held {name}: {why}")
+    if fit.at_bound:
+        click.echo(f"ended on a bound (upper: the best kernel or the datasheet; lower: zero): {', '.join(fit.at_bound)}")
+    if other:
+        click.echo(f"skipped {len(other)} rows measured on other devices ({', '.join(sorted({r.device for r in other}))})")
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--measurements", "-i", required=True, help="JSON lines from roofline measure, or a CSV of published figures.")
+@click.option("--hardware", "--chip", "-c", "hardware", default=None,
+              help="Chip to predict on (default: the chip each row's device names).")
+@click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default="calibrated", show_default=True,
+              help="Mode of the predictions (calibrated falls back to ideal on a chip without calibration).")
+@click.option("--calibration", default=None, help="Calibration file or id replacing the chip's default.")
+@format_option
+def validate(measurements, hardware, mode, calibration, fmt):
+    """Predicted against measured for every row of a measurement file, with error statistics."""
+    if calibration is not None and hardware is None:
+        raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
+    result = validate_rows(read_measurements(measurements), hardware, mode, calibration)
+    headers = ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal_is_bound"]
+    rows = [[c.row.label, c.hardware, c.mode, c.unit, c.measured, c.predicted, c.error, c.ideal, c.ideal_is_bound]
+            for c in result.rows]
+    summary = [list(s) for s in result.summary()]
+    skipped = [[s.where, s.what, s.reason] for s in result.skipped]
+    if fmt == "json":
+        emit_record([], fmt, data={
+            "rows": [dict(zip(headers, r)) for r in rows],
+            "summary": [dict(zip(["group", "rows", "median_abs_error", "max_abs_error", "ideal_not_bound"], s))
+                        for s in summary],
+            "skipped": [dict(zip(["where", "row", "reason"], s)) for s in skipped]})
+        return
+    if fmt == "csv":
+        emit_table(rows, headers, fmt)
+        return
+    emit_table([[r[0], r[1], r[2], r[3], f"{r[4]:.4g}", f"{r[5]:.4g}", _percent(r[6]), f"{r[7]:.4g}",
+                 "yes" if r[8] else "NO"] for r in rows],
+               ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal <= time"], fmt)
+    click.echo()
+    emit_table([[g, n, f"{100 * med:.1f}%", f"{100 * top:.1f}%", bad] for g, n, med, top, bad in summary],
+               ["rows", "count", "median |error|", "largest |error|", "ideal not a bound"], fmt)
+    for c in result.not_bounds:
+        click.echo(f"ideal mode is not a lower bound on time: {c.row.label} ({c.row.where}): ideal {c.ideal:.4g} "
+                   f"{c.unit}, measured {c.measured:.4g} {c.unit}")
+    if skipped:
+        click.echo()
+        emit_table(skipped, ["skipped", "row", "reason"], fmt)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def measure(ctx):
+    """Measure this machine's accelerator (needs PyTorch: pip install 'roofline[measure]').
+
+    Takes the options of python -m roofline.measure (--model ID, --tiny, --out FILE, --budget-s S,
+    --layers N, ...); python -m roofline.measure --help lists them.
+    """
+    try:
+        import torch  # noqa: F401  (only to say clearly when it is missing)
+    except ImportError:
+        raise RooflineError("roofline measure needs PyTorch; install it with pip install 'roofline[measure]'") from None
+    from .. import measure as measure_module
+    measure_module.main(ctx.args)

@@ -1,0 +1,359 @@
+"""Measurement files: timed rows from `roofline measure` (JSON lines) and published figures (CSV).
+
+JSON lines (one object a line, `kind` says which; the format of data/validation/h100/):
+
+    {"kind": "device", "device": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "date": "..."}   header
+    {"kind": "copy" | "read_reduce", "bytes_moved": B, "seconds": s}
+    {"kind": "matmul", "m": M, "n": N, "k": K, "dtype": "bf16", "seconds": s}
+    {"kind": "linear", "batch": B, "k": K, "n": N, "dtype": "bf16", "seconds": s}   (linear_fp8: dtype fp8)
+    {"kind": "decode_step", "model": id, "layers": L, "batch": B, "ctx": T, "dtype": "bf16", "seconds": s}
+    {"kind": "prefill", "model": id, "layers": L, "batch": B, "prompt": P, "dtype": "bf16", "seconds": s}
+
+Each row names its `device` or inherits the header's. Rows whose kind ends in `_skipped` or
+`_error` are kept as skipped rows with their reason.
+
+CSV of published figures, one row per figure, columns (aliases of the shipped file in brackets):
+model, hardware, chips [num_chips], parallelism, precision, batch [batch_or_concurrency],
+context [input_len], output_len (optional), metric, value, unit, source [source_url]. Metrics:
+decode_tokens_per_s_per_user and aggregate_output_tokens_per_s, in tok/s.
+"""
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import dtypes as dtype_table
+from .errors import RooflineError
+from .specs import spec_paths
+
+KERNEL_KINDS = ("copy", "read_reduce", "matmul", "linear")
+STEP_KINDS = ("decode_step", "prefill")
+METRICS = ("decode_tokens_per_s_per_user", "aggregate_output_tokens_per_s")
+
+#: required fields of each JSON-lines kind (besides kind, device and seconds)
+_FIELDS = {"copy": ("bytes_moved",), "read_reduce": ("bytes_moved",), "matmul": ("m", "n", "k"),
+           "linear": ("batch", "k", "n"), "decode_step": ("model", "batch", "ctx"), "prefill": ("model", "prompt")}
+_LEGACY_KINDS = {"linear_fp8": ("linear", "fp8")}
+_CSV_COLUMNS = {"model": ("model",), "hardware": ("hardware",), "chips": ("chips", "num_chips"),
+                "precision": ("precision",), "batch": ("batch", "batch_or_concurrency"),
+                "context": ("context", "input_len"), "metric": ("metric",), "value": ("value",), "unit": ("unit",)}
+_OPTIONAL_COLUMNS = {"parallelism": ("parallelism",), "output_len": ("output_len",), "source": ("source", "source_url"),
+                     "system": ("system",)}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured row: what ran (kind and shape), on which device, and the time or rate measured."""
+    kind: str                     # copy | read_reduce | matmul | linear | decode_step | prefill | generation
+    where: str                    # "FILE line N" for messages
+    device: str
+    seconds: float = None         # [s] timed rows
+    rate: float = None            # [token/s] published rows
+    metric: str = None            # published rows: one of METRICS
+    model: str = None
+    layers: int = None            # decoder layers run (None: the model's)
+    batch: int = 1
+    context: int = None           # decode_step: cached tokens; prefill: prompt; generation: prompt
+    output: int = None            # generation: tokens generated (None: not stated)
+    shape: tuple = ()             # kernel rows: (m, k, n) of a matmul/linear, or (bytes,) of copy/read
+    dtype: str = "bf16"           # kernels: matmul dtype; steps: weights dtype
+    dtypes: dict = field(default_factory=dict)   # steps: tensor-class dtypes to set on the model
+    source: str = ""
+    system: str = ""
+
+    @property
+    def is_step(self):
+        return self.kind in (*STEP_KINDS, "generation")
+
+    @property
+    def label(self):
+        """Short description for tables: kind, model and shape."""
+        if self.kind in ("copy", "read_reduce"):
+            return f"{self.kind} {self.shape[0] / 1e9:.3g} GB"
+        if self.kind in ("matmul", "linear"):
+            m, k, n = self.shape
+            return f"{self.kind} {self.dtype} {m}x{k}x{n}"
+        layers = f"[{self.layers} layers]" if self.layers else ""
+        if self.kind == "decode_step":
+            return f"decode {self.model}{layers} {self.dtype} b={self.batch} ctx={self.context}"
+        if self.kind == "prefill":
+            return f"prefill {self.model}{layers} {self.dtype} b={self.batch} prompt={self.context}"
+        out = self.output if self.output is not None else "?"
+        what = "per user" if self.metric == METRICS[0] else "aggregate"
+        return f"{self.system or 'published'}: {self.model} {self.dtype} b={self.batch} {self.context}/{out} {what}"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    where: str
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MeasurementFile:
+    path: str
+    rows: tuple                   # of Measurement
+    skipped: tuple                # of Skipped
+    header: dict                  # the kind=device row of a JSON-lines file ({} if none)
+
+    @property
+    def devices(self):
+        return sorted({r.device for r in self.rows})
+
+
+def read_measurements(path):
+    """Rows of a measurement file (JSON lines or CSV); RooflineError naming the line on bad input."""
+    path = Path(path)
+    if not path.is_file():
+        raise RooflineError(f"measurement file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RooflineError(f"measurement file {path}: cannot read ({exc.__class__.__name__})") from None
+    if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):
+        return _read_csv(path, text)
+    return _read_jsonl(path, text)
+
+
+# --------------------------------------------------------------------------- JSON lines
+def _read_jsonl(path, text):
+    rows, skipped, header = [], [], {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RooflineError(f"{where}: not a JSON object ({exc.msg})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            raise RooflineError(f"{where}: expected a JSON object with a 'kind' field")
+        kind = data["kind"]
+        if kind == "device":
+            header = data
+            if not isinstance(data.get("device"), str) or not data["device"].strip():
+                raise RooflineError(f"{where}: the device header row lacks 'device' (the device name)")
+        elif kind.endswith(("_skipped", "_error")):
+            skipped.append(Skipped(where, kind, str(data.get("reason") or data.get("error") or kind)))
+        else:
+            rows.append(_jsonl_row(data, where, header))
+    if not rows:
+        raise RooflineError(f"{path}: no measured rows (kinds: {', '.join((*KERNEL_KINDS, *STEP_KINDS))})")
+    return MeasurementFile(str(path), tuple(rows), tuple(skipped), header)
+
+
+def _jsonl_row(data, where, header):
+    kind, dtype = data["kind"], data.get("dtype", "bf16")
+    kind, dtype = _LEGACY_KINDS.get(kind, (kind, dtype))
+    if kind not in _FIELDS:
+        raise RooflineError(f"{where}: unknown kind '{kind}'; expected one of "
+                            f"device, {', '.join(_FIELDS)} (or *_skipped / *_error)")
+    needed = ("seconds", *_FIELDS[kind])
+    missing = [name for name in needed if data.get(name) is None]
+    if missing:
+        raise RooflineError(f"{where}: {kind} row lacks {', '.join(map(repr, missing))} "
+                            f"(a {kind} row needs {', '.join(needed)})")
+    device = data.get("device") or header.get("device")
+    if not isinstance(device, str) or not device.strip():
+        raise RooflineError(f"{where}: no device name; give each row a 'device' or start the file with "
+                            '{"kind": "device", "device": "<name>"}')
+    seconds = _positive(data["seconds"], "seconds", where)
+    try:
+        dtype_table.check(dtype)
+    except RooflineError as exc:
+        raise RooflineError(f"{where}: {exc}") from None
+    common = dict(where=where, device=device.strip(), seconds=seconds, dtype=dtype)
+    if kind in ("copy", "read_reduce"):
+        return Measurement(kind, shape=(_positive(data["bytes_moved"], "bytes_moved", where),), **common)
+    if kind == "matmul":
+        shape = tuple(_whole(data[k], k, where) for k in ("m", "k", "n"))
+        return Measurement(kind, shape=shape, **common)
+    if kind == "linear":
+        shape = (_whole(data["batch"], "batch", where), _whole(data["k"], "k", where), _whole(data["n"], "n", where))
+        return Measurement(kind, batch=shape[0], shape=shape, **common)
+    if not isinstance(data["model"], str):
+        raise RooflineError(f"{where}: model must be a model id, got {data['model']!r}")
+    layers = None if data.get("layers") is None else _whole(data["layers"], "layers", where)
+    batch = _whole(data.get("batch", 1), "batch", where)
+    context = _whole(data["ctx"] if kind == "decode_step" else data["prompt"],
+                     "ctx" if kind == "decode_step" else "prompt", where)
+    return Measurement(kind, model=data["model"], layers=layers, batch=batch, context=context,
+                       dtypes={"weights": dtype}, **common)
+
+
+def _positive(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise RooflineError(f"{where}: {name} must be a number greater than zero, got {value!r}")
+    return float(value)
+
+
+def _whole(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+        raise RooflineError(f"{where}: {name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- published CSV
+def _read_csv(path, text):
+    reader = csv.DictReader(text.splitlines())
+    header = reader.fieldnames or []
+    columns = {}
+    for name, aliases in {**_CSV_COLUMNS, **_OPTIONAL_COLUMNS}.items():
+        found = next((a for a in aliases if a in header), None)
+        if found is None and name in _CSV_COLUMNS:
+            missing = [n for n, al in _CSV_COLUMNS.items() if not any(a in header for a in al)]
+            raise RooflineError(f"{path}: missing column(s) {', '.join(missing)}; a CSV of published figures needs "
+                                "model, hardware, chips, precision, batch, context, metric, value, unit "
+                                "(and optionally parallelism, output_len, source)")
+        columns[name] = found
+    rows, skipped = [], []
+    for number, raw in enumerate(reader, 2):
+        where = f"{path} line {number}"
+        cell = {name: (raw.get(col) or "").strip() if col else "" for name, col in columns.items()}
+        row_or_reason = _csv_row(cell, where)
+        if isinstance(row_or_reason, Measurement):
+            rows.append(row_or_reason)
+        else:
+            skipped.append(Skipped(where, f"{cell['model']} on {cell['chips']}x {cell['hardware']}", row_or_reason))
+    if not rows and not skipped:
+        raise RooflineError(f"{path}: no rows")
+    return MeasurementFile(str(path), tuple(rows), tuple(skipped), {})
+
+
+def _csv_row(cell, where):
+    """A Measurement, or the reason (text) the row is skipped; RooflineError for a malformed value."""
+    try:
+        value = float(cell["value"])
+    except ValueError:
+        raise RooflineError(f"{where}: value {cell['value']!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise RooflineError(f"{where}: value must be greater than zero, got {cell['value']!r}")
+    batch = _leading_int(cell["batch"])
+    context = _leading_int(cell["context"])
+    if batch is None or batch < 1 or context is None or context < 1:
+        raise RooflineError(f"{where}: batch and context must be whole numbers, got {cell['batch']!r}, "
+                            f"{cell['context']!r}")
+    chips = _leading_int(cell["chips"])
+    if chips is None:
+        return f"chips '{cell['chips']}' is not a number"
+    if chips > 1:
+        return f"{chips} chips: tensor parallelism is not modeled yet (single-chip rows only)"
+    parallelism = cell["parallelism"].replace(" ", "").upper()
+    if parallelism not in ("", "TP=1", "NONE"):
+        return f"parallelism '{cell['parallelism']}' is not a plain single-chip decode"
+    if cell["metric"] not in METRICS:
+        return f"metric '{cell['metric']}' is not one of {', '.join(METRICS)}"
+    if cell["unit"].replace(" ", "") not in ("tok/s", "token/s", "tokens/s"):
+        return f"unit '{cell['unit']}' is not tok/s"
+    model = re.sub(r"\s+", "-", cell["model"].lower())
+    if model not in spec_paths("model"):
+        return f"no model spec '{model}' (roofline list models)"
+    precision = _precision(cell["precision"])
+    if isinstance(precision, str):
+        return precision
+    dtype, dtypes = precision
+    output = _leading_int(cell["output_len"]) if cell["output_len"] else None
+    return Measurement("generation", where, cell["hardware"], rate=value, metric=cell["metric"], model=model,
+                       batch=batch, context=context, output=output, dtype=dtype, dtypes=dtypes,
+                       source=cell["source"], system=cell["system"])
+
+
+def _leading_int(text):
+    match = re.match(r"\s*(\d+)", text or "")
+    return int(match.group(1)) if match else None
+
+
+def _precision(text):
+    """(weights dtype, tensor-class dtypes) of a precision such as 'int4 weight-only G=32', or a reason."""
+    plain = re.sub(r"\(.*?\)", "", text.lower()).strip()
+    if not plain:
+        return f"precision '{text}' is empty"
+    dtype = plain.split()[0]
+    group = re.search(r"\bg\s*=\s*(\d+)", plain)
+    if group:
+        dtype = f"{dtype}-g{group.group(1)}"
+    if dtype not in dtype_table.DTYPES:
+        return f"precision '{text}': unknown dtype '{dtype}'"
+    if "weight-only" in plain or dtype not in ("bf16", "fp16", "fp32"):
+        return dtype, {"weights": dtype}
+    return dtype, {"weights": dtype, "kv_cache": dtype, "activations": dtype}
+
+
+# --------------------------------------------------------------------------- devices
+_FORM_FACTORS = ("pcie", "sxm", "nvl")
+
+
+def _has_form(tokens, form):
+    """'sxm4' is an SXM part; 'nvl' (H100 NVL) is a form factor, 'nvl72' (a rack) is not."""
+    return any(t == form or (form != "nvl" and t.startswith(form)) for t in tokens)
+
+
+def _tokens(name):
+    return [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+
+
+def device_matches(device, hardware):
+    """True if a device name (as torch or a publication writes it) names the chip `hardware`.
+
+    Rule: every token of the chip id but its form factor (h100-sxm -> h100; rtx-4090 -> rtx, 4090)
+    is a token of the device name; the form factors agree (a 'pcie' id needs 'pcie' in the name,
+    any other id needs its absence; 'nvl' parts match no id without it); and a memory size written
+    in the name ('80GB') is within 10% of the chip's capacity. 'NVIDIA H100 80GB HBM3' names
+    h100-sxm; 'NVIDIA A100-SXM4-40GB' does not name a100-sxm (80 GB); 'cpu' names no chip.
+    """
+    words = _tokens(device)
+    words += [a + b for a, b in zip(words, words[1:])]          # 'Gaudi 3' also reads as gaudi3
+    chip = _tokens(hardware.id)
+    core = [t for t in chip if not t.startswith(_FORM_FACTORS)]
+    if not core or any(t not in words for t in core):
+        return False
+    for form in _FORM_FACTORS:
+        if _has_form(words, form) != _has_form(chip, form) and (form != "sxm" or _has_form(words, "pcie")):
+            return False
+    sizes = [float(m.group(1)) * 1e9 for t in words if (m := re.fullmatch(r"(\d+)gb", t))]
+    return all(abs(size / hardware.mem_capacity - 1) <= 0.10 for size in sizes)
+
+
+def chip_for_device(device):
+    """The id of the one chip spec whose name rule matches `device`, or None (none or several)."""
+    from .hardware import load_hardware
+    matches = [chip for chip in spec_paths("hardware") if device_matches(device, load_hardware(chip))]
+    return matches[0] if len(matches) == 1 else None
+
+
+# --------------------------------------------------------------------------- row filters
+FILTER_FIELDS = ("kind", "model", "batch", "context", "output", "layers", "dtype", "device", "metric")
+_OPERATORS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "!=": lambda a, b: a != b,
+              "=": lambda a, b: a == b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
+
+
+def row_filter(text):
+    """A predicate on Measurement from 'FIELD OP VALUE[,FIELD OP VALUE...]', every condition holding:
+    batch>=128, model=llama-2-13b, kind=decode_step,batch>=128."""
+    tests = [_condition(part, text) for part in (text or "").split(",")]
+    return lambda row: all(test(row) for test in tests)
+
+
+def _condition(part, text):
+    match = re.fullmatch(r"\s*([a-z_]+)\s*(<=|>=|!=|=|<|>)\s*(\S.*?)\s*", part)
+    if not match or match.group(1) not in FILTER_FIELDS:
+        raise RooflineError(f"row filter {text!r}: expected FIELD OP VALUE such as batch>=128 or model=llama-2-13b "
+                            f"(conditions joined by commas all hold); fields: {', '.join(FILTER_FIELDS)}; "
+                            "operators: = != < <= > >=")
+    name, op, value = match.groups()
+    numeric = name in ("batch", "context", "output", "layers")
+    if numeric:
+        try:
+            value = float(value)
+        except ValueError:
+            raise RooflineError(f"row filter {text!r}: {name} compares with a number, got {value!r}") from None
+    elif op not in ("=", "!="):
+        raise RooflineError(f"row filter {text!r}: {name} is text; use = or !=")
+    compare = _OPERATORS[op]
+
+    def accepts(row):
+        actual = getattr(row, name)
+        return actual is not None and compare(actual, value)
+    return accepts

@@ -1,0 +1,154 @@
+"""roofline validate: per-row predicted vs measured on the shipped H100 measurements and the published
+A100 figures, the mapping of published names, and bad input."""
+import json
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, strategies as st
+
+from roofline.cli import cli
+from roofline.hardware import load_hardware
+from roofline.measurements import _precision, device_matches, read_measurements, row_filter
+from roofline.validate import validate
+
+from conftest import VALIDATION
+
+H100_FILE = VALIDATION / "h100" / "llama-3.1-8b_and_kernels.jsonl"
+A100_FILE = VALIDATION / "published" / "a100_gpt-fast_lmdeploy.csv"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+def test_h100_rows_calibrated_meet_the_targets():
+    """The shipped calibration on the shipped rows: decode median <= 4% and largest <= 10%, prefill <= 10%."""
+    result = validate(read_measurements(H100_FILE), "h100-sxm", "calibrated")
+    summary = {group: (n, median, top) for group, n, median, top, _ in result.summary()}
+    assert summary["decode"][0] == 17 and summary["decode"][1] <= 0.04 and summary["decode"][2] <= 0.10
+    assert summary["prefill"][0] == 3 and summary["prefill"][2] <= 0.10
+
+
+def test_ideal_mode_is_a_lower_bound_on_every_h100_row():
+    """Datasheet peaks and no fixed costs can only be faster than a real run: kernels included."""
+    result = validate(read_measurements(H100_FILE), "h100-sxm", "ideal")
+    assert len(result.rows) == 46
+    assert not result.not_bounds
+    assert all(c.error < 0 for c in result.rows)
+
+
+def test_a100_published_rows_single_chip_validated_multichip_skipped():
+    result = validate(read_measurements(A100_FILE), None, "calibrated")
+    assert {c.hardware for c in result.rows} == {"a100-sxm"}
+    assert len(result.rows) == 19
+    reasons = [s.reason for s in result.skipped]
+    assert sum("tensor parallelism" in r for r in reasons) == 17      # 8 gpt-fast, 9 lmdeploy rows
+    assert any("no chip spec matches device 'AMD MI250X (one GCD)'" in r for r in reasons)
+    assert any("parallelism 'speculative decoding' is not a plain single-chip decode" in r for r in reasons)
+    assert not result.not_bounds            # ideal is faster than every published figure
+    assert all(c.unit == "tok/s" for c in result.rows)
+
+
+def test_a100_rows_within_twenty_percent_but_the_documented_ones():
+    """A100 target 20%. Three rows miss it, each for a reason outside the chip (docs/validation.md):
+    lmdeploy's batch-32/64 throughput includes up to 0.73 s of first-token spread among its
+    concurrent clients, and gpt-fast's int4 kernel dequantizes below the bandwidth roofline."""
+    result = validate(read_measurements(A100_FILE), "a100-sxm", "calibrated")
+    misses = {(c.row.model, c.row.dtype, c.row.batch) for c in result.rows if abs(c.error) > 0.20}
+    assert misses <= {("llama-2-7b", "fp16", 32), ("llama-2-7b", "fp16", 64), ("llama-2-70b", "int4-g32", 1)}
+
+
+def test_generation_rows_include_prefill_time():
+    """lmdeploy's batch-1 figure falls from 102 to 86 tok/s when the prompt grows from 128 to 2048
+    tokens: the prefill is inside the figure. The prediction must fall too."""
+    result = validate(read_measurements(A100_FILE), "a100-sxm", "calibrated")
+    per_user = {(c.row.context, c.row.output): c.predicted for c in result.rows
+                if c.row.model == "llama-2-7b" and c.row.batch == 1 and c.row.output == 128}
+    assert per_user[(2048, 128)] < 0.95 * per_user[(128, 128)]
+
+
+def test_published_names_map_to_specs():
+    rows = read_measurements(A100_FILE).rows
+    assert {r.model for r in rows} == {"llama-2-7b", "llama-2-13b", "llama-2-70b"}
+    assert _precision("int4 weight-only G=32") == ("int4-g32", {"weights": "int4-g32"})
+    assert _precision("int8 weight-only") == ("int8", {"weights": "int8"})
+    assert _precision("bf16 (Base)")[1] == {"weights": "bf16", "kv_cache": "bf16", "activations": "bf16"}
+    assert _precision("fp16")[0] == "fp16"
+    assert isinstance(_precision("q5_k_m"), str)
+
+
+@pytest.mark.parametrize("device, chip, expected", [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm", True),
+    ("NVIDIA H100 PCIe", "h100-sxm", False),
+    ("NVIDIA H100 PCIe", "h100-pcie", True),
+    ("NVIDIA H100 80GB HBM3", "h100-pcie", False),
+    ("NVIDIA A100-SXM4-80GB", "a100-sxm", True),
+    ("NVIDIA A100-SXM4-40GB", "a100-sxm", False),
+    ("NVIDIA A100 80GB PCIe", "a100-sxm", False),
+    ("NVIDIA A100-SXM 80GB (330 W cap)", "a100-sxm", True),
+    ("NVIDIA GeForce RTX 4090", "rtx-4090", True),
+    ("NVIDIA B200", "gb200", False),
+    ("AMD Instinct MI300X", "mi300x", True),
+    ("cpu", "h100-sxm", False),
+])
+def test_device_names(device, chip, expected):
+    assert device_matches(device, load_hardware(chip)) is expected
+
+
+@given(st.text(max_size=40))
+def test_device_matching_never_raises(name):
+    assert device_matches(name, load_hardware("h100-sxm")) in (True, False)
+
+
+def test_row_filters():
+    rows = read_measurements(H100_FILE).rows
+    assert sum(row_filter("batch>=128")(r) for r in rows if r.kind == "decode_step") == 5
+    assert sum(row_filter("kind=prefill")(r) for r in rows) == 3
+    assert sum(row_filter("model != llama-3.1-8b")(r) for r in rows) == 0
+    assert sum(row_filter("kind=decode_step,batch>=128")(r) for r in rows) == 5
+    assert sum(row_filter("batch>=128")(r) for r in rows) == 5 + 8 + 5      # bf16 and fp8 linear rows too
+
+
+def test_cli_table_json_and_csv():
+    table = run("validate", "--measurements", H100_FILE, "--hardware", "h100-sxm")
+    assert table.exit_code == 0, table.output
+    assert "median |error|" in table.output and "decode" in table.output
+    data = json.loads(run("validate", "-i", A100_FILE, "--format", "json").output)
+    assert {s["group"] for s in data["summary"]} == {"published"}
+    assert any("tensor parallelism" in s["reason"] for s in data["skipped"])
+    csv_text = run("validate", "-i", H100_FILE, "--mode", "ideal", "--format", "csv").output
+    assert csv_text.splitlines()[0].startswith("row,hardware,mode,unit,measured,predicted,error")
+
+
+def test_cli_lists_rows_where_ideal_is_not_a_bound(tmp_path):
+    path = tmp_path / "impossible.jsonl"
+    path.write_text(json.dumps({"kind": "decode_step", "model": "llama-3.1-8b", "batch": 1, "ctx": 1024,
+                                "seconds": 0.001, "device": "NVIDIA H100 80GB HBM3"}) + "\n")
+    result = run("validate", "-i", path, "--mode", "ideal")
+    assert result.exit_code == 0
+    assert "ideal mode is not a lower bound on time: decode llama-3.1-8b" in result.output
+
+
+@pytest.mark.parametrize("content, message", [
+    ("model,hardware\nx,y\n", "missing column(s) chips"),
+    ('{"kind": "prefill", "model": "llama-3.1-8b", "prompt": 512, "seconds": 0.01}\n', "no device name"),
+    ('{"kind": "warp_drive", "seconds": 1, "device": "cpu"}\n', "unknown kind 'warp_drive'"),
+    ('{"kind": "copy", "bytes_moved": 1e9, "seconds": "fast", "device": "cpu"}\n', "seconds must be a number"),
+])
+def test_bad_files(tmp_path, content, message):
+    path = tmp_path / ("bad.csv" if content.startswith("model") else "bad.jsonl")
+    path.write_text(content)
+    result = run("validate", "-i", path)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_rows_for_no_known_chip(tmp_path):
+    path = tmp_path / "cpu.jsonl"
+    path.write_text(json.dumps({"kind": "copy", "bytes_moved": 1e6, "seconds": 1e-3, "device": "cpu"}) + "\n")
+    result = run("validate", "-i", path)
+    assert result.exit_code == 2 and "no chip spec matches device 'cpu'" in result.output
+
+
+def test_calibration_option_needs_hardware():
+    result = run("validate", "-i", H100_FILE, "--calibration", "h100-sxm")
+    assert result.exit_code == 2 and "--calibration needs --hardware" in result.output
