@@ -29,8 +29,8 @@ import numpy as np
 
 from .errors import RooflineError
 from .fit import Parameter, least_squares
-from .measurements import KERNEL_KINDS, device_matches
-from .predict import row_model
+from .measurements import KERNEL_KINDS, Skipped, device_matches
+from .predict import placeable, row_model
 from .step import Ceilings, ceilings
 
 #: dtypes that run on the same tensor-core path and share one fitted efficiency
@@ -141,7 +141,13 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
     parameters.append(Parameter("layer_overhead", 2e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
-    layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes})
+    layouts = [m.deployment[2] for m in step_models if m.deployment is not None]
+    if any(layout.pp > 1 for layout in layouts):
+        parameters.append(Parameter("link_latency", 2e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+    if any(layout.tp > 1 for layout in layouts):
+        parameters.append(Parameter("collective_overhead", 5e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+    layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes}
+                          | {m.deployment[0].num_layers for m in step_models if m.deployment is not None})
     if layer_counts[-1] >= LAYER_SPREAD * layer_counts[0]:
         parameters.append(Parameter("step_overhead", 1e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
     else:
@@ -162,7 +168,8 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
                 flops[dtype] = rate * ratio
         knee = values.get("knee", kernels.knee if kernels.knee is not None else math.inf)
         return Ceilings("calibrated", values["bandwidth"], flops, knee, values.get("layer_overhead", 0.0),
-                        values.get("step_overhead", 0.0))
+                        values.get("step_overhead", 0.0), values.get("collective_overhead", 0.0),
+                        values.get("link_latency"))
 
     def residuals(values):
         c = ceiling_of(values)
@@ -255,11 +262,14 @@ def before_after(fit, current=None):
 
 
 def prepare(measurements, hardware, hold_out=()):
-    """(step RowModels, kernel RowModels, held-out RowModels, rows of other devices) of a file.
+    """(step RowModels, kernel RowModels, held-out RowModels, Skipped rows) of a file: rows of other
+    devices and multi-chip rows no layout of the chip can hold are skipped.
 
     `hold_out` is a list of predicates on Measurement: rows any of them accepts are held out.
     """
     mine, other = select_rows(measurements, hardware)
+    mine, unplaced = placeable(mine, hardware)
+    skipped = [Skipped(r.where, r.label, f"measured on {r.device}") for r in other] + unplaced
     kept = [r for r in mine if not any(test(r) for test in hold_out)]
     held_rows = [r for r in mine if any(test(r) for test in hold_out)]
     steps = [row_model(r, hardware) for r in kept if r.is_step]
@@ -269,7 +279,7 @@ def prepare(measurements, hardware, hold_out=()):
         raise RooflineError(f"{measurements.path}: no decode_step, prefill or published rows for {hardware.id} "
                             "to fit (kernel rows alone set ceilings, not fixed costs); measure whole steps "
                             "with roofline measure")
-    return steps, kernel_rows, held_models, other
+    return steps, kernel_rows, held_models, skipped
 
 
 AT_BOUND = "ended on a bound of the fit (the best kernel or datasheet figure above, zero below): the rows do not pull it in"
@@ -295,12 +305,21 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
                                       derived=how if not how.startswith("fitted") else None,
                                       note=AT_BOUND if d in bound else None)
                     for d, how in fit.derived.items()}
+    if not doc["flops"]:
+        doc["flops"] = {d: quantity_entry(c.flops[d], "FLOP/s", "datasheet", note="not determined by the rows (no "
+                                          "compute-bound row): the datasheet peak")
+                        for d in fit.hardware.peak_flops}
     if c.knee != math.inf:
         doc["knee"] = quantity_entry(c.knee, None, "measurements" if k.knee is not None else "fit",
                                      note=fit.held.get("knee"), digits=3)
     for name in ("layer_overhead", "step_overhead"):
         doc[name] = quantity_entry(getattr(c, name), "s", "fit",
                                    note=fit.held.get(name) or (AT_BOUND if name in fit.at_bound else None))
+    for name, meaning in (("collective_overhead", "fixed cost of one collective"),
+                          ("link_latency", "one hop between chips, replacing the link spec's latency")):
+        if name in fitted:
+            doc[name] = quantity_entry(getattr(c, name), "s", "fit", note=meaning + (
+                f"; {AT_BOUND}" if name in fit.at_bound else ""))
     if k.bandwidth or k.flops:
         measured = {}
         if k.bandwidth:
@@ -311,6 +330,7 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         doc["measured"] = measured
     doc["fit"] = _provenance(fit, measurements, current, hold_out)
     doc["sources"] = {
+        "datasheet": f"{fit.hardware.path} (peak_flops)",
         "measurements": f"{measurements.path} ({device}"
                         + (f", measured {measurements.header['date']}" if measurements.header.get("date") else "") + ")",
         "fit": f"roofline {__version__} calibrate: kernel ceilings, knee from the linear-layer sweep, least squares "

@@ -37,8 +37,11 @@ _FIELDS = {"copy": ("bytes_moved",), "read_reduce": ("bytes_moved",), "matmul": 
 _LEGACY_KINDS = {"linear_fp8": ("linear", "fp8")}
 _CSV_COLUMNS = {"model": ("model",), "hardware": ("hardware",), "chips": ("chips", "num_chips"),
                 "precision": ("precision",), "batch": ("batch", "batch_or_concurrency"),
-                "context": ("context", "input_len"), "metric": ("metric",), "value": ("value",), "unit": ("unit",)}
-_OPTIONAL_COLUMNS = {"parallelism": ("parallelism",), "output_len": ("output_len",), "source": ("source", "source_url"),
+                "metric": ("metric",), "value": ("value",), "unit": ("unit",)}
+#: a published per-user speed without a stated prompt length is taken at this context [tokens]
+DEFAULT_CONTEXT = 1024
+_OPTIONAL_COLUMNS = {"context": ("context", "input_len"), "notes": ("notes",), "date": ("date", "source_date"),
+                     "parallelism": ("parallelism",), "output_len": ("output_len",), "source": ("source", "source_url"),
                      "system": ("system",)}
 
 
@@ -61,6 +64,10 @@ class Measurement:
     dtypes: dict = field(default_factory=dict)   # steps: tensor-class dtypes to set on the model
     source: str = ""
     system: str = ""
+    date: str = ""                # published rows: the figure's date, YYYY-MM-DD, or "undated"
+    chips: int = 1                # published rows: chips used (None: not published)
+    tp: int = None                # published rows: tensor-parallel width, if stated
+    pp: int = None                # published rows: pipeline stages, if stated
 
     @property
     def is_step(self):
@@ -81,7 +88,9 @@ class Measurement:
             return f"prefill {self.model}{layers} {self.dtype} b={self.batch} prompt={self.context}"
         out = self.output if self.output is not None else "?"
         what = "per user" if self.metric == METRICS[0] else "aggregate"
-        return f"{self.system or 'published'}: {self.model} {self.dtype} b={self.batch} {self.context}/{out} {what}"
+        chips = "" if self.chips == 1 else f" on {self.chips if self.chips else '?'} chips"
+        return (f"{self.system or 'published'}: {self.model} {self.dtype} b={self.batch} {self.context}/{out} "
+                f"{what}{chips}")
 
 
 @dataclass(frozen=True)
@@ -205,8 +214,8 @@ def _read_csv(path, text):
         if found is None and name in _CSV_COLUMNS:
             missing = [n for n, al in _CSV_COLUMNS.items() if not any(a in header for a in al)]
             raise RooflineError(f"{path}: missing column(s) {', '.join(missing)}; a CSV of published figures needs "
-                                "model, hardware, chips, precision, batch, context, metric, value, unit "
-                                "(and optionally parallelism, output_len, source)")
+                                "model, hardware, chips, precision, batch, metric, value, unit "
+                                "(and optionally context, parallelism, output_len, source, notes)")
         columns[name] = found
     rows, skipped = [], []
     for number, raw in enumerate(reader, 2):
@@ -230,24 +239,28 @@ def _csv_row(cell, where):
         raise RooflineError(f"{where}: value {cell['value']!r} is not a number") from None
     if not value > 0 or value == float("inf"):
         raise RooflineError(f"{where}: value must be greater than zero, got {cell['value']!r}")
-    batch = _leading_int(cell["batch"])
-    context = _leading_int(cell["context"])
+    batch = _leading_int(cell["batch"]) if cell["batch"] else 1
+    context = _leading_int(cell["context"]) if cell["context"] else DEFAULT_CONTEXT
     if batch is None or batch < 1 or context is None or context < 1:
         raise RooflineError(f"{where}: batch and context must be whole numbers, got {cell['batch']!r}, "
                             f"{cell['context']!r}")
-    chips = _leading_int(cell["chips"])
-    if chips is None:
+    chips = _leading_int(cell["chips"]) if cell["chips"] else None
+    if cell["chips"] and chips is None:
         return f"chips '{cell['chips']}' is not a number"
-    if chips > 1:
-        return f"{chips} chips: tensor parallelism is not modeled yet (single-chip rows only)"
-    parallelism = cell["parallelism"].replace(" ", "").upper()
-    if parallelism not in ("", "TP=1", "NONE"):
-        return f"parallelism '{cell['parallelism']}' is not a plain single-chip decode"
+    if "specul" in (cell["parallelism"] + " " + cell["notes"]).lower():
+        return "speculative decoding: more than one token per forward pass, not a plain decode"
+    layout = _parallelism(cell["parallelism"])
+    if isinstance(layout, str):
+        return layout
+    tp, pp = layout
     if cell["metric"] not in METRICS:
         return f"metric '{cell['metric']}' is not one of {', '.join(METRICS)}"
     if cell["unit"].replace(" ", "") not in ("tok/s", "token/s", "tokens/s"):
         return f"unit '{cell['unit']}' is not tok/s"
     model = re.sub(r"\s+", "-", cell["model"].lower())
+    equivalent = re.search(r"arch_equivalent=([a-z0-9.\-]+[a-z0-9])", cell["notes"])
+    if model not in spec_paths("model") and equivalent:
+        model = equivalent.group(1)
     if model not in spec_paths("model"):
         return f"no model spec '{model}' (roofline list models)"
     precision = _precision(cell["precision"])
@@ -257,7 +270,19 @@ def _csv_row(cell, where):
     output = _leading_int(cell["output_len"]) if cell["output_len"] else None
     return Measurement("generation", where, cell["hardware"], rate=value, metric=cell["metric"], model=model,
                        batch=batch, context=context, output=output, dtype=dtype, dtypes=dtypes,
-                       source=cell["source"], system=cell["system"])
+                       source=cell["source"], system=cell["system"], chips=chips, tp=tp, pp=pp,
+                       date=cell["date"] or "undated")
+
+
+def _parallelism(text):
+    """(tp, pp) stated in a parallelism cell ('TP=8', 'TP=4 PP=2', '' -> (None, None)), or a reason."""
+    plain = text.replace(" ", "").upper()
+    if plain in ("", "NONE"):
+        return None, None
+    found = dict(re.findall(r"(TP|PP)=(\d+)", plain))
+    if not found or re.sub(r"(TP|PP)=\d+|[,;/+X]", "", plain):
+        return f"parallelism '{text}' is not TP=n and/or PP=n"
+    return (int(found["TP"]) if "TP" in found else None), (int(found["PP"]) if "PP" in found else None)
 
 
 def _leading_int(text):
@@ -268,8 +293,8 @@ def _leading_int(text):
 def _precision(text):
     """(weights dtype, tensor-class dtypes) of a precision such as 'int4 weight-only G=32', or a reason."""
     plain = re.sub(r"\(.*?\)", "", text.lower()).strip()
-    if not plain:
-        return f"precision '{text}' is empty"
+    if not plain or plain.startswith("not stated"):
+        return "native", {}
     dtype = plain.split()[0]
     group = re.search(r"\bg\s*=\s*(\d+)", plain)
     if group:
@@ -324,7 +349,7 @@ def chip_for_device(device):
 
 
 # --------------------------------------------------------------------------- row filters
-FILTER_FIELDS = ("kind", "model", "batch", "context", "output", "layers", "dtype", "device", "metric")
+FILTER_FIELDS = ("kind", "model", "batch", "context", "output", "layers", "dtype", "device", "metric", "date", "chips")
 _OPERATORS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "!=": lambda a, b: a != b,
               "=": lambda a, b: a == b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
 
@@ -343,14 +368,14 @@ def _condition(part, text):
                             f"(conditions joined by commas all hold); fields: {', '.join(FILTER_FIELDS)}; "
                             "operators: = != < <= > >=")
     name, op, value = match.groups()
-    numeric = name in ("batch", "context", "output", "layers")
+    numeric = name in ("batch", "context", "output", "layers", "chips")
     if numeric:
         try:
             value = float(value)
         except ValueError:
             raise RooflineError(f"row filter {text!r}: {name} compares with a number, got {value!r}") from None
-    elif op not in ("=", "!="):
-        raise RooflineError(f"row filter {text!r}: {name} is text; use = or !=")
+    elif op not in ("=", "!=") and name != "date":
+        raise RooflineError(f"row filter {text!r}: {name} is text; use = or != (dates, YYYY-MM-DD, also < and >)")
     compare = _OPERATORS[op]
 
     def accepts(row):

@@ -22,6 +22,7 @@ from . import dtypes
 from .errors import RooflineError
 from .models import load_model, with_dtypes
 from .operators import decode_operators, elementwise, gemm, prefill_operators
+from .deployment import evaluate
 from .step import pass_time, time_operators
 
 
@@ -33,9 +34,13 @@ class RowModel:
     passes: tuple
     fixed_costs: bool = True
     rate_numerator: float = None
+    deployment: tuple = None      # (model, hardware, layout) of a multi-chip decode row
 
     def time(self, ceiling):
         """Predicted time of the row under `ceiling` (roofline.step.Ceilings) [s]."""
+        if self.deployment is not None:
+            model, hardware, layout = self.deployment
+            return evaluate("decode", model, hardware, self.row.batch, self.row.context, layout, ceiling).cycle_time
         if not self.fixed_costs:
             ceiling = replace(ceiling, layer_overhead=0.0, step_overhead=0.0)
         total = 0.0
@@ -76,6 +81,8 @@ def row_model(row, hardware):
     if row.kind == "prefill":
         return RowModel(row, ((1, prefill_operators(model, row.batch, row.context, peaks), layers),))
     scale = row.batch if row.metric == "aggregate_output_tokens_per_s" else 1
+    if row.chips != 1:
+        return RowModel(row, (), rate_numerator=scale, deployment=(model, hardware, _layout(row, model, hardware)))
     if row.output is None:
         return RowModel(row, ((1, decode_operators(model, row.batch, row.context, peaks), layers),),
                         rate_numerator=scale)
@@ -84,6 +91,25 @@ def row_model(row, hardware):
         mean_context = row.context + row.output / 2
         passes.append((row.output - 1, decode_operators(model, row.batch, mean_context, peaks), layers))
     return RowModel(row, tuple(passes), rate_numerator=scale * row.output)
+
+
+def _layout(row, model, hardware):
+    """The layout of a multi-chip row: as published (TP/PP), the fastest split of the published
+    chip count, or, where the count is not published, the fewest chips that hold the model
+    (solve.fewest_chips_layout). Chosen once, in ideal mode, so a fit does not move it."""
+    from .parallel import make_layout
+    from .solve import fewest_chips_layout, fastest_layout
+    try:
+        if row.tp or row.pp:
+            tp, pp = row.tp or 1, row.pp or 1
+            if row.chips and tp * pp != row.chips:
+                raise RooflineError(f"TP={tp} x PP={pp} is not {row.chips} chips")
+            return make_layout(model, row.batch, tp=tp, pp=pp)
+        if row.chips:
+            return fastest_layout(model, hardware, row.chips, row.batch, row.context)
+        return fewest_chips_layout(model, hardware, row.batch, row.context)
+    except RooflineError as exc:
+        raise RooflineError(f"{row.where}: {exc}") from None
 
 
 def _model(row):
@@ -95,3 +121,18 @@ def _model(row):
         return with_dtypes(model, **{k: v for k, v in row.dtypes.items()})
     except RooflineError as exc:
         raise RooflineError(f"{row.where}: {exc}") from None
+
+
+def placeable(rows, hardware):
+    """(rows whose model can be placed on `hardware`, Skipped for the others): a multi-chip row
+    whose model no layout of these chips holds is reported, not fitted or validated."""
+    from .measurements import Skipped
+    kept, skipped = [], []
+    for row in rows:
+        try:
+            if row.is_step and row.chips != 1:
+                row_model(row, hardware)
+            kept.append(row)
+        except RooflineError as exc:
+            skipped.append(Skipped(row.where, row.label, str(exc).split(": ", 1)[-1]))
+    return kept, skipped

@@ -26,7 +26,7 @@ from .step import ceilings
 BINDING_TEXT = {
     "memory": "memory bandwidth (streaming weights and KV cache)",
     "compute": "compute (FLOP/s)",
-    "overhead": "per-layer fixed cost (kernel launches and serial work per layer)",
+    "overhead": "fixed costs per layer and per token (kernel launches, serial work, sampling and host path)",
     "link latency": "link latency (per hop and per collective)",
     "link bandwidth": "link bandwidth",
     "capacity": "memory capacity (the weights and KV cache must fit)",
@@ -449,3 +449,24 @@ def best_within(model, hardware, chips, batch=1, context=1024, tokens_per_s_per_
             best = {"layout": layout.describe(), "chips_used": replicas * layout.chips, "replicas": replicas,
                     "tokens_per_s_per_user": speed, "tokens_per_s": aggregate}
     return best
+
+
+def fastest_layout(model, hardware, chips, batch=1, context=1024, mode="ideal"):
+    """The split of `chips` chips with the best per-user decode speed (a Layout)."""
+    from .parallel import candidate_layouts
+    ceiling = ceilings(hardware, mode)
+    return min(candidate_layouts(model, hardware, chips, batch),
+               key=lambda l: evaluate("decode", model, hardware, batch, context, l, ceiling).cycle_time)
+
+
+def fewest_chips_layout(model, hardware, batch=1, context=1024, mode="ideal"):
+    """The layout of the fewest chips that hold `model`, a Layout: pipeline stages only (TP=1,
+    how SRAM systems spread a model: each chip holds whole layers) where such a layout fits, else
+    any split; the fastest per user among those of the fewest chips."""
+    ceiling = ceilings(hardware, mode)
+    configs = _configs(model, hardware, batch, context, ceiling, 1 << 16, None)
+    if not configs:
+        raise RooflineError(f"{model.id} does not fit any layout of {hardware.id} chips")
+    configs = [(l, e) for l, e in configs if l.tp == 1] or configs
+    fewest = min(l.chips for l, _ in configs)
+    return min(((l, e) for l, e in configs if l.chips == fewest), key=lambda le: le[1].cycle_time)[0]

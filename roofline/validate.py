@@ -14,7 +14,7 @@ from .calibration import with_calibration
 from .errors import RooflineError
 from .hardware import load_hardware
 from .measurements import Skipped, chip_for_device, device_matches
-from .predict import row_model
+from .predict import placeable, row_model
 from .step import MODES, ceilings
 
 
@@ -92,6 +92,10 @@ def validate(measurements, hardware=None, mode="calibrated", calibration=None):
             target = with_calibration(load_hardware(chip_id), calibration)
         elif not device_matches(row.device, target):
             skipped.append(Skipped(row.where, row.label, f"measured on '{row.device}', not on {target.id}"))
+            continue
+        placed, unplaced = placeable([row], target)
+        if unplaced:
+            skipped += unplaced
             continue
         checked.append(_check(row, target, mode))
     if not checked:

@@ -37,14 +37,15 @@ def test_ideal_mode_is_a_lower_bound_on_every_h100_row():
     assert all(c.error < 0 for c in result.rows)
 
 
-def test_a100_published_rows_single_chip_validated_multichip_skipped():
+def test_a100_published_rows_single_and_multichip_validated():
     result = validate(read_measurements(A100_FILE), None, "calibrated")
     assert {c.hardware for c in result.rows} == {"a100-sxm"}
-    assert len(result.rows) == 19
+    assert len(result.rows) == 35                                      # 19 single-chip, 16 tensor-parallel
+    assert sum(c.row.chips > 1 for c in result.rows) == 16
     reasons = [s.reason for s in result.skipped]
-    assert sum("tensor parallelism" in r for r in reasons) == 17      # 8 gpt-fast, 9 lmdeploy rows
     assert any("no chip spec matches device 'AMD MI250X (one GCD)'" in r for r in reasons)
-    assert any("parallelism 'speculative decoding' is not a plain single-chip decode" in r for r in reasons)
+    assert any("speculative decoding" in r for r in reasons)
+    assert any("no model spec 'internlm-20b'" in r for r in reasons)
     assert not result.not_bounds            # ideal is faster than every published figure
     assert all(c.unit == "tok/s" for c in result.rows)
 
@@ -54,8 +55,23 @@ def test_a100_rows_within_twenty_percent_but_the_documented_ones():
     lmdeploy's batch-32/64 throughput includes up to 0.73 s of first-token spread among its
     concurrent clients, and gpt-fast's int4 kernel dequantizes below the bandwidth roofline."""
     result = validate(read_measurements(A100_FILE), "a100-sxm", "calibrated")
-    misses = {(c.row.model, c.row.dtype, c.row.batch) for c in result.rows if abs(c.error) > 0.20}
+    misses = {(c.row.model, c.row.dtype, c.row.batch) for c in result.rows if abs(c.error) > 0.20 and c.row.chips == 1}
     assert misses <= {("llama-2-7b", "fp16", 32), ("llama-2-7b", "fp16", 64), ("llama-2-70b", "int4-g32", 1)}
+
+
+def test_a100_tensor_parallel_rows():
+    """The 16 tensor-parallel A100 rows (gpt-fast TP 2-8, lmdeploy TP 4), predicted with the
+    calibration fitted to single-chip rows only. Ideal mode bounds every one from above (speed);
+    calibrated mode lands within 50% (median within 15%): gpt-fast's Llama-2-7B at TP 8 comes out
+    slow because the single-chip fit's per-layer cost is not hidden behind the all-reduces, and
+    lmdeploy's batch-64 throughput carries its first-token spread (docs/validation.md)."""
+    result = validate(read_measurements(A100_FILE), "a100-sxm", "calibrated")
+    multi = [c for c in result.rows if c.row.chips > 1]
+    assert len(multi) == 16
+    assert all(c.ideal >= c.measured for c in multi)
+    errors = sorted(abs(c.error) for c in multi)
+    assert errors[len(errors) // 2] <= 0.15
+    assert errors[-1] <= 0.50
 
 
 def test_generation_rows_include_prefill_time():
@@ -115,7 +131,7 @@ def test_cli_table_json_and_csv():
     assert "median |error|" in table.output and "decode" in table.output
     data = json.loads(run("validate", "-i", A100_FILE, "--format", "json").output)
     assert {s["group"] for s in data["summary"]} == {"published"}
-    assert any("tensor parallelism" in s["reason"] for s in data["skipped"])
+    assert any("speculative decoding" in s["reason"] for s in data["skipped"])
     csv_text = run("validate", "-i", H100_FILE, "--mode", "ideal", "--format", "csv").output
     assert csv_text.splitlines()[0].startswith("row,hardware,mode,unit,measured,predicted,error")
 

@@ -59,6 +59,13 @@ def calibrate(hardware, measurements, output, force, hold_out, note, max_iterati
     _report(fit, current, doc, other, path, fmt, chip)
 
 
+def _count(reasons):
+    counts = {}
+    for reason in reasons:
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
 def _report(fit, current, doc, other, path, fmt, chip):
     ideal = ceilings(fit.hardware, "ideal")
     rows = []
@@ -93,8 +100,8 @@ def _report(fit, current, doc, other, path, fmt, chip):
         click.echo(f"held {name}: {why}")
     if fit.at_bound:
         click.echo(f"ended on a bound (upper: the best kernel or the datasheet; lower: zero): {', '.join(fit.at_bound)}")
-    if other:
-        click.echo(f"skipped {len(other)} rows measured on other devices ({', '.join(sorted({r.device for r in other}))})")
+    for reason, count in sorted(_count(s.reason for s in other).items()):
+        click.echo(f"skipped {count} row{'s' if count > 1 else ''}: {reason}")
     click.echo(f"wrote {path}")
 
 
