@@ -38,6 +38,8 @@ _LEGACY_KINDS = {"linear_fp8": ("linear", "fp8")}
 _CSV_COLUMNS = {"model": ("model",), "hardware": ("hardware",), "chips": ("chips", "num_chips"),
                 "precision": ("precision",), "batch": ("batch", "batch_or_concurrency"),
                 "metric": ("metric",), "value": ("value",), "unit": ("unit",)}
+#: words that mark a published figure as speculative decoding (several tokens per forward pass)
+SPECULATIVE_WORDS = ("specul", "medusa", "eagle", "draft model", "lookahead")
 #: a published per-user speed without a stated prompt length is taken at this context [tokens]
 DEFAULT_CONTEXT = 1024
 _OPTIONAL_COLUMNS = {"context": ("context", "input_len"), "notes": ("notes",), "date": ("date", "source_date"),
@@ -241,21 +243,28 @@ def _csv_row(cell, where):
         raise RooflineError(f"{where}: value must be greater than zero, got {cell['value']!r}")
     batch = _leading_int(cell["batch"]) if cell["batch"] else 1
     context = _leading_int(cell["context"]) if cell["context"] else DEFAULT_CONTEXT
-    if batch is None or batch < 1 or context is None or context < 1:
-        raise RooflineError(f"{where}: batch and context must be whole numbers, got {cell['batch']!r}, "
+    if batch is None or context is None:
+        return (f"batch {cell['batch']!r} and context {cell['context']!r} must be numbers to model the row "
+                "(a 'max throughput' figure does not say its concurrency)")
+    if batch < 1 or context < 1:
+        raise RooflineError(f"{where}: batch and context must be at least 1, got {cell['batch']!r}, "
                             f"{cell['context']!r}")
     chips = _leading_int(cell["chips"]) if cell["chips"] else None
     if cell["chips"] and chips is None:
         return f"chips '{cell['chips']}' is not a number"
-    if "specul" in (cell["parallelism"] + " " + cell["notes"]).lower():
+    described = " ".join((cell["system"], cell["parallelism"], cell["notes"])).lower()
+    if any(word in described for word in SPECULATIVE_WORDS):
         return "speculative decoding: more than one token per forward pass, not a plain decode"
     layout = _parallelism(cell["parallelism"])
     if isinstance(layout, str):
         return layout
     tp, pp = layout
-    if cell["metric"] not in METRICS:
-        return f"metric '{cell['metric']}' is not one of {', '.join(METRICS)}"
-    if cell["unit"].replace(" ", "") not in ("tok/s", "token/s", "tokens/s"):
+    metric = cell["metric"]
+    if metric == "inter_token_latency_ms" and cell["unit"].strip() == "ms":
+        metric, value = METRICS[0], 1e3 / value          # one token per inter-token latency, per user
+    elif metric not in METRICS:
+        return f"metric '{metric}' is not one of {', '.join(METRICS)} (or inter_token_latency_ms)"
+    elif cell["unit"].replace(" ", "") not in ("tok/s", "token/s", "tokens/s"):
         return f"unit '{cell['unit']}' is not tok/s"
     model = re.sub(r"\s+", "-", cell["model"].lower())
     equivalent = re.search(r"arch_equivalent=([a-z0-9.\-]+[a-z0-9])", cell["notes"])
@@ -268,7 +277,7 @@ def _csv_row(cell, where):
         return precision
     dtype, dtypes = precision
     output = _leading_int(cell["output_len"]) if cell["output_len"] else None
-    return Measurement("generation", where, cell["hardware"], rate=value, metric=cell["metric"], model=model,
+    return Measurement("generation", where, cell["hardware"], rate=value, metric=metric, model=model,
                        batch=batch, context=context, output=output, dtype=dtype, dtypes=dtypes,
                        source=cell["source"], system=cell["system"], chips=chips, tp=tp, pp=pp,
                        date=cell["date"] or "undated")
@@ -276,7 +285,7 @@ def _csv_row(cell, where):
 
 def _parallelism(text):
     """(tp, pp) stated in a parallelism cell ('TP=8', 'TP=4 PP=2', '' -> (None, None)), or a reason."""
-    plain = text.replace(" ", "").upper()
+    plain = re.sub(r"\(.*?\)", "", text).replace(" ", "").upper()
     if plain in ("", "NONE"):
         return None, None
     found = dict(re.findall(r"(TP|PP)=(\d+)", plain))

@@ -39,13 +39,26 @@ class RowModel:
     def time(self, ceiling):
         """Predicted time of the row under `ceiling` (roofline.step.Ceilings) [s]."""
         if self.deployment is not None:
-            model, hardware, layout = self.deployment
-            return evaluate("decode", model, hardware, self.row.batch, self.row.context, layout, ceiling).cycle_time
+            return self._deployment_time(ceiling)
         if not self.fixed_costs:
             ceiling = replace(ceiling, layer_overhead=0.0, step_overhead=0.0)
         total = 0.0
         for weight, operators, layers in self.passes:
             total += weight * float(pass_time(time_operators(operators, ceiling), ceiling, layers))
+        return total
+
+    def _deployment_time(self, ceiling):
+        """A multi-chip row: one decode step, or (with an output length) the prefill of the prompts
+        and output - 1 decode steps at the mean context, like the single-chip rows."""
+        model, hardware, layout = self.deployment
+        row = self.row
+        if row.output is None:
+            return evaluate("decode", model, hardware, row.batch, row.context, layout, ceiling).cycle_time
+        total = evaluate("prefill", model, hardware, row.batch, row.context, layout, ceiling).token_time
+        if row.output > 1:
+            mean_context = int(row.context + row.output / 2)
+            step = evaluate("decode", model, hardware, row.batch, mean_context, layout, ceiling).cycle_time
+            total += (row.output - 1) * step
         return total
 
     def figure(self, ceiling):
@@ -82,7 +95,9 @@ def row_model(row, hardware):
         return RowModel(row, ((1, prefill_operators(model, row.batch, row.context, peaks), layers),))
     scale = row.batch if row.metric == "aggregate_output_tokens_per_s" else 1
     if row.chips != 1:
-        return RowModel(row, (), rate_numerator=scale, deployment=(model, hardware, _layout(row, model, hardware)))
+        numerator = scale if row.output is None else scale * row.output
+        return RowModel(row, (), rate_numerator=numerator,
+                        deployment=(model, hardware, _layout(row, model, hardware)))
     if row.output is None:
         return RowModel(row, ((1, decode_operators(model, row.batch, row.context, peaks), layers),),
                         rate_numerator=scale)

@@ -6,11 +6,11 @@ import math
 
 import click
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "markdown")
 
 
 def format_option(func):
-    """The shared `--format table|json|csv` option."""
+    """The shared `--format table|json|csv|markdown` option (markdown: tables as GitHub pipe tables)."""
     return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
                         help="Output format.")(func)
 
@@ -60,8 +60,8 @@ def emit_table(rows, headers, fmt, data=None, title=None, file=None):
         from tabulate import tabulate
         if title:
             click.echo(title, file=file)
-        click.echo(tabulate([[cell(v) for v in row] for row in rows], headers=headers, disable_numparse=True),
-                   file=file)
+        click.echo(tabulate([[cell(v) for v in row] for row in rows], headers=headers, disable_numparse=True,
+                            tablefmt="github" if fmt == "markdown" else "simple"), file=file)
 
 
 def emit_record(pairs, fmt, data=None, notes=(), extra_table=None):
