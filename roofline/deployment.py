@@ -145,9 +145,11 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     """Memory on the fullest chip [B]: its stage's share of the layers (plus embedding or LM head).
 
     Attention, dense-FFN and shared-expert weights, embedding and LM head divide by tp; routed
-    expert weights by max(tp, ep). A chip keeps the KV cache of its attention group's
-    ceil(batch / groups) sequences: GQA KV heads split over tp, MLA's latent cache replicated on
-    every chip of the group. Activations divide over the stage.
+    expert weights by max(tp, ep), ceil(L / pp) MoE layers' worth of them (a stage of a model whose
+    first layers are dense holds that many MoE layers, not ceil(L / pp) / L of all experts). A chip
+    keeps the KV cache of its attention group's ceil(batch / groups) sequences: GQA KV heads split
+    over tp, MLA's latent cache replicated on every chip of the group. Activations divide over the
+    stage.
     """
     whole = footprint(model, batch, context, tokens_in_flight)
     per_stage = math.ceil(model.num_layers / layout.pp)
@@ -155,8 +157,9 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     head = model.vocab_size * model.hidden_size * dtypes.bytes_per_value(model.dtypes["weights"])
     experts = count_params(model).routed_experts * dtypes.bytes_per_value(model.dtypes["experts"])
     other_layers = whole["weights"] - experts - head * (1 if model.tie_embeddings else 2)
+    moe_share = min(per_stage, model.num_moe_layers) / model.num_moe_layers if model.num_moe_layers else 0
     weights = (other_layers * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp \
-        + experts * share / layout.expert_chips
+        + experts * moe_share / layout.expert_chips
     kv_split = 1 if model.attention.kind == "mla" else layout.tp
     group_batch = math.ceil(batch / layout.attention_groups)
     kv = whole["kv_cache"] * share / kv_split * group_batch / batch

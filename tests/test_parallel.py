@@ -201,3 +201,16 @@ def test_chips_alone_considers_expert_parallel_layouts():
     r = roofline.decode("deepseek-v3", "h200", batch=64, context=1024, mode="ideal", chips=64)
     assert (r.chips, r.ep, r.pp) == (64, 64, 1)
     assert any("chosen" in note for note in r.notes)
+
+
+def test_fullest_stage_holds_a_full_stage_of_moe_layers():
+    """DeepSeek-V3 in 4 stages of ceil(61/4) = 16 layers: the first 3 layers are dense, so a middle
+    stage holds 16 MoE layers, 16/58 of the routed experts (not 16/61 of them, 5% less). With TP=8
+    and EP=64: 16 x 4 experts per chip, 16/61 of the other layer weights and the LM head over 8
+    chips (129,280 x 7168 vocabulary matrix). 1% tolerance: the 671B total is rounded (+-0.2%)."""
+    r = roofline.decode("deepseek-v3", "h200", batch=64, context=1024, mode="ideal", tp=8, ep=64, pp=4)
+    routed = DS_MOE_LAYERS * DS_EXPERTS * 3 * DS_HIDDEN * DS_EXPERT_INTER
+    head = 129280 * DS_HIDDEN
+    experts = 16 * (DS_EXPERTS // 64) * 3 * DS_HIDDEN * DS_EXPERT_INTER
+    others = (DS_TOTAL_PARAMS - routed - 2 * head) * 16 / DS_LAYERS + head
+    assert r.weight_bytes == pytest.approx(experts + others / 8, rel=0.01)
