@@ -68,19 +68,25 @@ def _context_note(model, context, new_tokens=0):
 
 
 def _layouts(model, hardware, batch, chips, tp, pp, ep, microbatches):
-    """The layouts to evaluate: the one asked for, or every valid split of `chips`."""
-    if tp is None and pp is None:
+    """The layouts to evaluate: the one asked for (any of tp, pp, ep given), or every valid split of `chips`."""
+    if tp is None and pp is None and ep is None:
         chips = positive_int(chips, "chips")
         if chips == 1:
-            return [make_layout(model, batch, ep=ep, microbatches=microbatches)], False
-        if ep is not None or microbatches is not None:
-            raise RooflineError("--ep and --microbatches need an explicit layout (--tp and --pp)")
+            return [make_layout(model, batch, microbatches=microbatches)], False
+        if microbatches is not None:
+            raise RooflineError("--microbatches needs an explicit layout (--tp, --pp or --ep)")
         return candidate_layouts(model, hardware, chips, batch), True
     tp = positive_int(1 if tp is None else tp, "tp")
     pp = positive_int(1 if pp is None else pp, "pp")
-    if chips is not None and chips != 1 and positive_int(chips, "chips") != tp * pp:
-        raise RooflineError(f"--chips {chips} does not equal tp x pp = {tp} x {pp} = {tp * pp}")
-    return [make_layout(model, batch, tp=tp, pp=pp, ep=ep, microbatches=microbatches)], False
+    ep = None if ep is None else positive_int(ep, "ep")
+    layout = make_layout(model, batch, tp=tp, pp=pp, ep=ep, microbatches=microbatches)
+    if chips is not None and chips != 1 and positive_int(chips, "chips") != layout.chips:
+        if layout.attention_groups > 1:
+            product = f"ep x pp = {layout.ep} x {pp}"
+        else:
+            product = f"tp x pp = {tp} x {pp}"
+        raise RooflineError(f"--chips {chips} does not equal {product} = {layout.chips}")
+    return [layout], False
 
 
 def _evaluate_best(phase, model, hardware, batch, length, layouts, ceiling, link):
@@ -106,7 +112,11 @@ def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep,
     notes = [n for n in notes if n]
     if auto:
         notes.append(f"layout {layout.describe()} chosen: the fastest per user of {len(layouts)} valid "
-                     f"splits of {layout.chips} chips (pass --tp/--pp to choose)")
+                     f"splits of {layout.chips} chips (pass --tp/--pp/--ep to choose)")
+    if layout.attention_groups > 1:
+        notes.append(f"expert all-to-all over {ev.ep_link.link.id} between the {layout.ep} chips of a stage; "
+                     f"{layout.attention_groups} attention groups of {layout.tp} chip(s) each serve "
+                     f"about {batch / layout.attention_groups:.4g} of the {batch} sequences")
     memory = ev.per_chip_memory
     capacity = hardware.mem_capacity
     fits = memory["total"] <= capacity

@@ -2,7 +2,10 @@
 
 One forward pass of a micro-batch crosses every layer: each chip of a tensor-parallel group runs
 1/tp of every GEMM and of attention (elementwise work is replicated), then the group all-reduces;
-pipeline stages pass the residual stream on. The time of one token of one sequence is
+pipeline stages pass the residual stream on. With expert parallelism wider than the TP group
+(ep > tp), a stage holds ep/tp such groups, each running attention for its own sequences, and MoE
+layers send routed tokens all-to-all to the ep chips that hold their experts. The time of one
+token of one sequence is
 
 .. math:: t_{token} = \\sum_{layers} \\Big(\\sum_{op} t_{op} + t_{comm} + t_{layer}\\Big) + t_{head}
           + t_{step} + (pp - 1) \\, t_{hop} + [pp > 1] \\, \\alpha_{return}
@@ -17,7 +20,9 @@ from dataclasses import dataclass, replace
 from . import dtypes
 from .memory import footprint
 from .operators import decode_operators, prefill_operators
-from .parallel import allreduce_time, alltoall_time, choose_links, hop_time, pipeline_cycle, residual_bytes
+from .parallel import (allreduce_time, alltoall_time, choose_links, hop_time, pipeline_cycle, residual_bytes,
+                       routed_bytes)
+from .params import count_params
 from .step import fixed_time, time_operators
 
 
@@ -57,6 +62,7 @@ class Evaluation:
     per_chip_memory: dict   # [B] weights, kv_cache, activations, total on the fullest chip
     tp_link: object = None
     pp_link: object = None
+    ep_link: object = None
 
 
 def shard(op, tp, mla):
@@ -73,48 +79,91 @@ def shard(op, tp, mla):
     return replace(op, flops=op.flops / tp, bytes=op.bytes / tp)
 
 
-def communication(model, layout, tokens, tp_link, ceiling):
+def is_routed(op):
+    """Whether an operator is a routed-expert one (operators._ffn names them experts_*)."""
+    return op.name.startswith("experts_")
+
+
+def spread_experts(op, ep):
+    """The share of a routed-expert operator of a whole micro-batch one of `ep` expert chips runs.
+
+    .. math:: F_{chip} = \\frac{F}{n_{ep}}, \\qquad
+              Q_{chip} = \\frac{N (1 - (1 - k/N)^T) \\, Q_{expert} + Q_{act}}{n_{ep}}
+
+    Each chip holds N / ep of the N experts and receives 1/ep of the T k routed tokens under
+    uniform routing (DeepSeek-V3, arXiv 2412.19437, Sec. 3.4): the FLOPs, the weights of the
+    distinct experts the micro-batch touches and the routed activations all divide by ep.
+    """
+    return replace(op, flops=op.flops / ep, bytes=op.bytes / ep)
+
+
+def chip_operators(model, layout, build, b):
+    """Operators one chip runs for a micro-batch of `b` sequences; `build(sequences)` lists them.
+
+    With data-parallel attention groups (ep > tp) a chip runs attention and every non-routed
+    operator for its group's ceil(b / groups) sequences, split over tp, and its 1/ep of the routed
+    experts of the whole micro-batch.
+    """
+    mla = model.attention.kind == "mla"
+    groups = layout.attention_groups
+    ops = [shard(op, layout.tp, mla) for op in build(math.ceil(b / groups))]
+    if groups == 1:
+        return ops
+    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b)
+                                                      if is_routed(op)]
+
+
+def communication(model, layout, tokens, group_tokens, tp_link, ep_link, ceiling):
     """CommTiming of the tensor- and expert-parallel collectives of one micro-batch, all layers.
 
-    Dense layers all-reduce the residual stream twice (after attention, after the FFN); MoE layers
-    with ep > 1 all-reduce after attention and dispatch and combine routed tokens all-to-all.
+    Dense layers all-reduce the residual stream of a group's `group_tokens` over its tp chips
+    twice (after attention, after the FFN); MoE layers with ep > 1 all-reduce after attention and
+    dispatch and combine the routed copies of the micro-batch's `tokens` all-to-all over ep chips.
     """
-    if layout.tp == 1:
-        return []
     act = dtypes.bytes_per_value(model.dtypes["activations"])
-    message = residual_bytes(tokens, model.hidden_size, act)
-    latency = ceiling.latency_of(tp_link)
     fixed = ceiling.collective_overhead
-    bandwidth = tp_link.bandwidth
-    bw_part = allreduce_time(message, layout.tp, bandwidth, 0.0)
-    lat_part = allreduce_time(0.0, layout.tp, bandwidth, latency) + fixed
-    comms = []
     moe_layers = model.num_moe_layers if layout.ep > 1 else 0
-    comms.append(CommTiming("allreduce_attn", "layer", model.num_layers, message, lat_part, bw_part))
-    if model.num_layers - moe_layers:
-        comms.append(CommTiming("allreduce_ffn", "layer", model.num_layers - moe_layers, message, lat_part, bw_part))
+    comms = []
+    if layout.tp > 1:
+        message = residual_bytes(group_tokens, model.hidden_size, act)
+        bw_part = allreduce_time(message, layout.tp, tp_link.bandwidth, 0.0)
+        lat_part = allreduce_time(0.0, layout.tp, tp_link.bandwidth, ceiling.latency_of(tp_link)) + fixed
+        comms.append(CommTiming("allreduce_attn", "layer", model.num_layers, message, lat_part, bw_part))
+        if model.num_layers - moe_layers:
+            comms.append(CommTiming("allreduce_ffn", "layer", model.num_layers - moe_layers, message, lat_part,
+                                    bw_part))
     if moe_layers:
-        routed = message / layout.ep * model.moe.experts_per_token
-        a2a_bw = alltoall_time(routed, layout.ep, bandwidth, 0.0)
-        a2a_lat = alltoall_time(0.0, layout.ep, bandwidth, latency) + fixed
+        routed = routed_bytes(tokens, model.moe.experts_per_token, model.hidden_size, act, layout.ep)
+        a2a_bw = alltoall_time(routed, layout.ep, ep_link.bandwidth, 0.0)
+        a2a_lat = alltoall_time(0.0, layout.ep, ep_link.bandwidth, ceiling.latency_of(ep_link)) + fixed
         comms += [CommTiming("dispatch", "moe", moe_layers, routed, a2a_lat, a2a_bw),
                   CommTiming("combine", "moe", moe_layers, routed, a2a_lat, a2a_bw)]
     return comms
 
 
 def per_chip_memory(model, layout, batch, context, tokens_in_flight):
-    """Memory on the fullest chip [B]: its stage's share of layers (plus embedding or LM head) / tp.
+    """Memory on the fullest chip [B]: its stage's share of the layers (plus embedding or LM head).
 
-    GQA KV heads are split over the TP group; MLA's latent cache is replicated on every TP chip.
+    Attention, dense-FFN and shared-expert weights, embedding and LM head divide by tp; routed
+    expert weights by max(tp, ep), ceil(L / pp) MoE layers' worth of them (a stage of a model whose
+    first layers are dense holds that many MoE layers, not ceil(L / pp) / L of all experts). A chip
+    keeps the KV cache of its attention group's ceil(batch / groups) sequences: GQA KV heads split
+    over tp, MLA's latent cache replicated on every chip of the group. Activations divide over the
+    stage.
     """
     whole = footprint(model, batch, context, tokens_in_flight)
-    share = math.ceil(model.num_layers / layout.pp) / model.num_layers
+    per_stage = math.ceil(model.num_layers / layout.pp)
+    share = per_stage / model.num_layers
     head = model.vocab_size * model.hidden_size * dtypes.bytes_per_value(model.dtypes["weights"])
-    layer_weights = whole["weights"] - head * (1 if model.tie_embeddings else 2)
-    weights = (layer_weights * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp
+    experts = count_params(model).routed_experts * dtypes.bytes_per_value(model.dtypes["experts"])
+    other_layers = whole["weights"] - experts - head * (1 if model.tie_embeddings else 2)
+    moe_share = min(per_stage, model.num_moe_layers) / model.num_moe_layers if model.num_moe_layers else 0
+    weights = (other_layers * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp \
+        + experts * moe_share / layout.expert_chips
     kv_split = 1 if model.attention.kind == "mla" else layout.tp
-    kv = whole["kv_cache"] * share / kv_split
-    act = whole["activations"] / layout.tp
+    group_batch = math.ceil(batch / layout.attention_groups)
+    kv = whole["kv_cache"] * share / kv_split * group_batch / batch
+    act = whole["activations"] / layout.stage_chips
     return {"weights": weights, "kv_cache": kv, "activations": act, "total": weights + kv + act}
 
 
@@ -130,38 +179,42 @@ def stage_work(layer_time, head_time, layers, stages):
     return max((layer_time + head_time) / stages, head_time + layer_time / layers)
 
 
-def _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link):
-    """(timed operators, collectives, layer time, head time) of one micro-batch of `b` sequences."""
+def _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep_link):
+    """(timed operators, collectives, layer time, head time, group tokens) of a micro-batch of `b`."""
     if phase == "decode":
-        ops, tokens = decode_operators(model, b, length, hardware.peak_flops), b
+        def build(sequences):
+            return decode_operators(model, sequences, length, hardware.peak_flops)
+        tokens, per_sequence = b, 1
     else:
-        ops, tokens = prefill_operators(model, b, length, hardware.peak_flops), b * length
-    mla = model.attention.kind == "mla"
-    timed = time_operators([shard(op, layout.tp, mla) for op in ops], ceiling)
-    comms = communication(model, layout, tokens, tp_link, ceiling)
+        def build(sequences):
+            return prefill_operators(model, sequences, length, hardware.peak_flops)
+        tokens, per_sequence = b * length, length
+    group_tokens = math.ceil(b / layout.attention_groups) * per_sequence
+    timed = time_operators(chip_operators(model, layout, build, b), ceiling)
+    comms = communication(model, layout, tokens, group_tokens, tp_link, ep_link, ceiling)
     layer_time = sum(op.total_time for op in timed if op.group != "head") \
         + sum(c.total_time for c in comms) + model.num_layers * ceiling.layer_overhead
     head_time = sum(op.total_time for op in timed if op.group == "head")
-    return timed, comms, float(layer_time), float(head_time), tokens
+    return timed, comms, float(layer_time), float(head_time), group_tokens
 
 
 def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None):
     """Evaluation of a decode step (`length` = cached tokens) or a prefill (`length` = prompt).
 
-    `cache` (a dict) memoises the per-micro-batch part across layouts that share tp, ep and the
-    micro-batch size, which is all a solver's sweep over pipeline depths changes.
+    `cache` (a dict) memoises the per-micro-batch part across layouts that share tp, ep, the links
+    and the micro-batch size, which is all a solver's sweep over pipeline depths changes.
     """
     m = layout.microbatches
     b = math.ceil(batch / m)
-    tp_link, pp_link = choose_links(hardware, layout, link_id)
-    key = (phase, b, length, layout.tp, layout.ep, tp_link)
+    tp_link, pp_link, ep_link = choose_links(hardware, layout, link_id)
+    key = (phase, b, length, layout.tp, layout.ep, tp_link, ep_link)
     if cache is not None and key in cache:
         part = cache[key]
     else:
-        part = _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link)
+        part = _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep_link)
         if cache is not None:
             cache[key] = part
-    timed, comms, layer_time, head_time, tokens = part
+    timed, comms, layer_time, head_time, group_tokens = part
     if phase == "decode":
         memory = per_chip_memory(model, layout, batch, length + 1, batch)
     else:
@@ -170,7 +223,7 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     if layout.pp > 1:
         act = dtypes.bytes_per_value(model.dtypes["activations"])
         latency = ceiling.latency_of(pp_link)
-        message = residual_bytes(tokens, model.hidden_size, act)
+        message = residual_bytes(group_tokens, model.hidden_size, act)
         hops = [CommTiming("stage_hop", "pipeline", layout.pp - 1, message, latency,
                            hop_time(message, pp_link.bandwidth, 0.0)),
                 CommTiming("return_to_first_stage", "pipeline", 1, 0.0, latency, 0.0)]
@@ -187,4 +240,4 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
         split["link bandwidth"] += float(c.count * c.bandwidth_time)
     return Evaluation(timed=timed, comms=comms + hops, token_time=float(token_time), cycle_time=cycle,
                       stage_time=float(stage_time), microbatch=b, split=split, per_chip_memory=memory,
-                      tp_link=tp_link, pp_link=pp_link)
+                      tp_link=tp_link, pp_link=pp_link, ep_link=ep_link)

@@ -6,7 +6,12 @@ matrix and the attention heads over `tp` chips and all-reduces the layer's outpu
 of the layers; only the residual stream, tokens x hidden x activation bytes, crosses between
 stages (14 KB per token for hidden 7168 at bf16). Expert parallelism (EP) places whole experts on
 `ep` chips and moves routed tokens with an all-to-all dispatch and combine (DeepSeek-V3,
-arXiv 2412.19437, Sec. 3.4). Every transfer pays the link's latency and its bandwidth term.
+arXiv 2412.19437, Sec. 3.4). With ep = tp the experts are spread over the tensor-parallel group;
+with ep a multiple of tp larger than it, a pipeline stage has ep chips: attention (and the dense
+FFN, shared experts, embedding and LM head) runs tensor-parallel over tp chips in ep/tp
+data-parallel attention groups, each serving its own share of the sequences, while the routed
+experts are spread over all ep chips (DeepSeek-V3 decodes with EP320 and data-parallel attention,
+prefills with EP32). Every transfer pays the link's latency and its bandwidth term.
 """
 import math
 from dataclasses import dataclass
@@ -36,10 +41,24 @@ def alltoall_time(bytes_per_chip, chips, bandwidth, latency):
     .. math:: t = \\alpha + \\frac{n - 1}{n} \\frac{S}{BW}
 
     Direct sends through a switch: one hop of latency; (n-1)/n of the data leaves the chip.
+    bytes_per_chip [B] (for an MoE dispatch: routed_bytes), bandwidth per direction per chip [B/s],
+    latency alpha [s]. Zero for one chip.
     """
     if chips <= 1:
         return 0 * bytes_per_chip
     return latency + (chips - 1) / chips * bytes_per_chip / bandwidth
+
+
+def routed_bytes(tokens, experts_per_token, hidden_size, activation_bytes, chips):
+    """Bytes one chip sends in an MoE dispatch (or receives back in the combine) [B].
+
+    .. math:: S = \\frac{T \\, k \\, h \\, b_a}{n_{ep}}
+
+    Each of the T tokens of a micro-batch goes to its k routed experts; the chips share the
+    tokens evenly, so each sends 1/n_ep of the T k copies of the hidden state (DeepSeek-V3,
+    arXiv 2412.19437, Sec. 3.4: dispatch and combine of routed tokens).
+    """
+    return tokens * experts_per_token * hidden_size * activation_bytes / chips
 
 
 def hop_time(message_bytes, bandwidth, latency):
@@ -66,27 +85,50 @@ def pipeline_cycle(token_time, bottleneck_stage_time, microbatches):
 
 @dataclass(frozen=True)
 class Layout:
-    """How a model is spread over chips: chips = tp x pp; experts over ep (1 or tp) chips."""
+    """How a model is spread over chips: `pp` stages of tp chips, or of ep chips when ep > tp.
+
+    ep = 1: routed experts are split like every other GEMM over the tp chips; ep = tp: whole
+    experts over the tensor-parallel group; ep > tp (a multiple of tp): ep / tp data-parallel
+    attention groups of tp chips each, routed experts over all ep chips of the stage.
+    """
     tp: int = 1
     pp: int = 1
     ep: int = 1
     microbatches: int = 1
 
     @property
+    def attention_groups(self):
+        """Data-parallel attention groups per stage: ep / tp when ep > tp, else 1."""
+        return self.ep // self.tp if self.ep > self.tp else 1
+
+    @property
+    def stage_chips(self):
+        """Chips of one pipeline stage: tp x attention groups."""
+        return self.tp * self.attention_groups
+
+    @property
+    def expert_chips(self):
+        """Chips the routed experts of one layer are spread over: max(tp, ep)."""
+        return max(self.tp, self.ep)
+
+    @property
     def chips(self):
-        return self.tp * self.pp
+        return self.stage_chips * self.pp
 
     def describe(self):
-        parts = [f"TP={self.tp}", f"PP={self.pp}"]
-        if self.ep > 1:
-            parts.append(f"EP={self.ep}")
+        if self.attention_groups > 1:
+            groups = self.attention_groups
+            parts = [f"TP={self.tp}", f"EP={self.ep} ({groups} data-parallel attention groups)", f"PP={self.pp}"]
+        else:
+            parts = [f"TP={self.tp}", f"PP={self.pp}"] + ([f"EP={self.ep}"] if self.ep > 1 else [])
         if self.pp > 1:
             parts.append(f"{self.microbatches} micro-batch{'es' if self.microbatches > 1 else ''}")
         return ", ".join(parts)
 
 
-def check_layout(model, layout):
-    """RooflineError if `layout` does not divide `model`; returns the layout."""
+def check_layout(model, layout, batch=None):
+    """RooflineError if `layout` does not divide `model` (or, given `batch`, leaves an attention
+    group of a micro-batch without a sequence); returns the layout."""
     tp, pp, ep = layout.tp, layout.pp, layout.ep
     for name, value in (("tp", tp), ("pp", pp), ("ep", ep), ("micro-batches", layout.microbatches)):
         if value < 1 or value != int(value):
@@ -101,41 +143,58 @@ def check_layout(model, layout):
     if ep > 1:
         if model.moe is None:
             raise RooflineError(f"ep={ep}: {model.id} has no experts")
-        if ep != tp:
-            raise RooflineError(f"ep={ep}: experts are spread over the tensor-parallel group, so ep must be "
-                                f"1 or equal tp={tp}")
+        if ep % tp:
+            raise RooflineError(f"ep={ep} is not a multiple of tp={tp}: use ep = 1, ep = tp (experts over the "
+                                f"tensor-parallel group) or a multiple of tp (ep/tp data-parallel attention groups)")
         if model.moe.num_experts % ep:
             raise RooflineError(f"ep={ep} does not divide {model.id}'s {model.moe.num_experts} experts")
+    groups = layout.attention_groups
+    if batch is not None and groups > 1 and batch < groups * layout.microbatches:
+        each = "" if layout.microbatches == 1 else f" in each of the {layout.microbatches} micro-batches"
+        raise RooflineError(f"ep={ep} over tp={tp} makes {groups} data-parallel attention groups, each needing a "
+                            f"sequence{each}: batch must be at least {groups * layout.microbatches}, got {batch}")
     return layout
 
 
-def default_microbatches(batch, pp):
-    """Micro-batches in flight: one per stage, at most one per sequence."""
-    return max(1, min(pp, batch))
+def default_microbatches(batch, pp, groups=1):
+    """Micro-batches in flight: one per stage, at most one per `groups` sequences (one per attention group)."""
+    return max(1, min(pp, batch // groups))
 
 
 def make_layout(model, batch, tp=1, pp=1, ep=None, microbatches=None):
-    """A checked Layout; ep defaults to tp for MoE models, micro-batches to min(pp, batch)."""
+    """A checked Layout; ep defaults to tp for MoE models, micro-batches to min(pp, batch / groups)."""
     if ep is None:
         ep = tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
     if microbatches is None:
-        microbatches = default_microbatches(batch, pp)
+        groups = ep // tp if ep > tp and tp >= 1 and ep % tp == 0 else 1
+        microbatches = default_microbatches(batch, pp, groups)
     if microbatches > batch:
         raise RooflineError(f"{microbatches} micro-batches need at least as many sequences; batch is {batch}")
-    return check_layout(model, Layout(tp, pp, ep, microbatches))
+    return check_layout(model, Layout(tp, pp, ep, microbatches), batch)
+
+
+def wide_ep_options(model, tp, batch, max_stage_chips):
+    """Expert-parallel widths beyond the TP group: multiples of tp dividing the experts, with ep/tp
+    attention groups at most `batch` and ep at most `max_stage_chips` (empty for dense models)."""
+    if model.moe is None:
+        return []
+    top = min(model.moe.num_experts, tp * batch, max_stage_chips)
+    return [ep for ep in range(2 * tp, top + 1, tp) if model.moe.num_experts % ep == 0]
 
 
 def candidate_layouts(model, hardware, chips, batch):
-    """Every valid (tp, pp) split of `chips`, TP kept inside the chip's scale-up domain."""
+    """Every valid split of `chips` into tp x pp (TP kept inside the chip's scale-up domain) and, for
+    MoE models, into ep x pp with ep/tp data-parallel attention groups."""
     domain = scale_up_domain(hardware)
     layouts = []
     for tp in range(1, chips + 1):
         if chips % tp or tp > domain:
             continue
-        try:
-            layouts.append(make_layout(model, batch, tp=tp, pp=chips // tp))
-        except RooflineError:
-            continue
+        for ep in [None] + [e for e in wide_ep_options(model, tp, batch, chips) if chips % e == 0]:
+            try:
+                layouts.append(make_layout(model, batch, tp=tp, pp=chips // (ep or tp), ep=ep))
+            except RooflineError:
+                continue
     if not layouts:
         raise RooflineError(f"{chips} chips cannot be split into tensor-parallel groups of at most "
                             f"{domain} chips and at most {model.num_layers} pipeline stages for {model.id}")
@@ -151,15 +210,17 @@ def scale_up_domain(hardware):
 
 
 def choose_links(hardware, layout, link_id=None):
-    """(TP link, PP link) for a layout: scale-up inside its domain, else scale-out; `link_id` forces one.
+    """(TP link, PP link, EP link) of a layout: scale-up inside its domain, else scale-out; `link_id`
+    forces one. The EP link carries the all-to-all: the TP link when ep <= tp, else the link that
+    joins a stage's ep chips; None where a layout has no such traffic.
 
     RooflineError if several chips are asked for and the chip has no link that reaches them.
     """
     if layout.chips == 1:
-        return None, None
+        return None, None, None
     if link_id is not None:
         forced = hardware.link(link_id=link_id)
-        return forced, forced
+        return forced, forced, forced
     scale_up = next((cl for cl in hardware.links if cl.role == "scale-up"), None)
     scale_out = next((cl for cl in hardware.links if cl.role == "scale-out"), None)
     domain = scale_up_domain(hardware)
@@ -172,4 +233,7 @@ def choose_links(hardware, layout, link_id=None):
         raise RooflineError(f"{hardware.id} has no link that joins {chips} chips "
                             f"(links: {', '.join(cl.link.id for cl in hardware.links) or 'none'})")
 
-    return (reach(layout.tp) if layout.tp > 1 else None), (reach(layout.chips) if layout.pp > 1 else None)
+    tp_link = reach(layout.tp) if layout.tp > 1 else None
+    pp_link = reach(layout.chips) if layout.pp > 1 else None
+    ep_link = reach(layout.stage_chips) if layout.ep > layout.tp else (tp_link if layout.ep > 1 else None)
+    return tp_link, pp_link, ep_link

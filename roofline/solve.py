@@ -6,9 +6,10 @@ gives the margin on every other constraint, and says plainly when a target canno
 
 Layouts searched by `chips`: tensor parallelism over any divisor of the heads (inside the
 scale-up domain over the scale-up link, beyond it over the scale-out link), pipeline stages up to
-the layer count, experts spread over the TP group, and whole replicas (data parallelism) for an
-aggregate target. Per-user speed does not depend on the replica count; aggregate throughput is
-replicas x batch / cycle time.
+the layer count, experts spread over the TP group or, for MoE models, over ep chips per stage (any
+multiple of tp dividing the experts, with ep/tp data-parallel attention groups, at most one per
+sequence), and whole replicas (data parallelism) for an aggregate target. Per-user speed does
+not depend on the replica count; aggregate throughput is replicas x batch / cycle time.
 """
 import math
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from .api import choose_mode, positive_int, resolve_hardware, resolve_model
 from .deployment import evaluate
 from .errors import RooflineError
 from .memory import footprint
-from .parallel import Layout, check_layout, default_microbatches
+from .parallel import Layout, check_layout, default_microbatches, wide_ep_options
 from .results import Record
 from .step import ceilings
 
@@ -83,18 +84,21 @@ def tp_options(model, hardware, max_chips):
 
 
 def _configs(model, hardware, batch, context, ceiling, max_chips, link):
-    """(layout, evaluation) of every tp x pp that fits memory, within max_chips."""
+    """(layout, evaluation) of every layout that fits memory within max_chips: tp x pp with experts
+    over the TP group, and for MoE models ep x pp with ep/tp data-parallel attention groups."""
     cache, found = {}, []
     for tp in tp_options(model, hardware, max_chips):
-        for pp in range(1, min(model.num_layers, max_chips // tp) + 1):
-            try:
-                ep = tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
-                layout = check_layout(model, Layout(tp, pp, ep, default_microbatches(batch, pp)))
-                ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
-            except RooflineError:
-                continue
-            if ev.per_chip_memory["total"] <= hardware.mem_capacity:
-                found.append((layout, ev))
+        group_ep = tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
+        for ep in [group_ep] + wide_ep_options(model, tp, batch, max_chips):
+            groups = ep // tp if ep > tp else 1
+            for pp in range(1, min(model.num_layers, max_chips // (tp * groups)) + 1):
+                try:
+                    layout = check_layout(model, Layout(tp, pp, ep, default_microbatches(batch, pp, groups)), batch)
+                    ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
+                except RooflineError:
+                    continue
+                if ev.per_chip_memory["total"] <= hardware.mem_capacity:
+                    found.append((layout, ev))
     return found
 
 
@@ -148,11 +152,19 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
     need = footprint(model, batch, context + 1)["total"]
     capacity_min = math.ceil(need / hardware.mem_capacity)
     if not configs:
-        return SolveResult("chips", None, False, "capacity", why=[
-            f"{model.id} needs {need / 1e9:.4g} GB for weights, KV cache and activations: at least {capacity_min} "
-            f"chips of {hardware.mem_capacity / 1e9:.4g} GB, and no layout of at most {max_chips} chips "
-            f"(TP up to {max(tp_options(model, hardware, max_chips))}, PP up to {model.num_layers} layers) "
-            "holds it on every chip"], assumptions=assumptions)
+        top_tp = max(tp_options(model, hardware, max_chips))
+        top_ep = max([top_tp if model.moe is not None else 1]
+                     + [ep for tp in tp_options(model, hardware, max_chips)
+                        for ep in wide_ep_options(model, tp, batch, max_chips)])
+        why = [f"{model.id} needs {need / 1e9:.4g} GB for weights, KV cache and activations: at least {capacity_min} "
+               f"chips of {hardware.mem_capacity / 1e9:.4g} GB, and no layout of at most {max_chips} chips "
+               f"(TP up to {top_tp}, {f'EP up to {top_ep}, ' if model.moe else ''}PP up to {model.num_layers} "
+               "layers) holds it on every chip"]
+        if model.moe is not None and top_ep < model.moe.num_experts and top_tp * batch < model.moe.num_experts:
+            why.append(f"expert parallelism wider than the TP group needs a sequence per data-parallel attention "
+                       f"group (ep <= tp x batch = {top_tp} x {batch}); a larger --batch allows EP up to "
+                       f"{model.moe.num_experts}, one expert per chip")
+        return SolveResult("chips", None, False, "capacity", why=why, assumptions=assumptions)
     best = None
     priced_out = 0
     for layout, ev in configs:
@@ -397,13 +409,13 @@ def _bandwidth_scaler(hardware, ceiling, resource, layout, link):
             return replace(hardware, memory=memory), replace(ceiling, bandwidth=ceiling.bandwidth * factor), \
                 hardware.mem_bandwidth
         return scaled
-    tp_link, pp_link = choose_links(hardware, layout, link)
-    used = {cl.link.id for cl in (tp_link, pp_link) if cl is not None}
+    tp_link, pp_link, ep_link = choose_links(hardware, layout, link)
+    used = {cl.link.id for cl in (tp_link, pp_link, ep_link) if cl is not None}
 
     def scaled(factor):
         links = tuple(replace(cl, link=replace(cl.link, bandwidth=cl.link.bandwidth * factor))
                       if cl.link.id in used else cl for cl in hardware.links)
-        return replace(hardware, links=links), ceiling, (tp_link or pp_link).bandwidth
+        return replace(hardware, links=links), ceiling, (tp_link or ep_link or pp_link).bandwidth
     return scaled
 
 

@@ -6,7 +6,8 @@ from click.testing import CliRunner
 
 import roofline
 from roofline.cli import cli
-from roofline.parallel import allreduce_time, alltoall_time, hop_time, pipeline_cycle, residual_bytes
+from roofline.parallel import (allreduce_time, alltoall_time, hop_time, make_layout, pipeline_cycle, residual_bytes,
+                               routed_bytes)
 
 
 def test_allreduce_bandwidth_term_is_the_ring_bus_factor():
@@ -106,3 +107,110 @@ def test_auto_layout_is_named():
     assert r.tp * r.pp == 8
     assert any("chosen" in note for note in r.notes)
     assert math.isfinite(r.tokens_per_s)
+
+
+# Expert parallelism wider than the TP group (ep > tp): data-parallel attention groups.
+# DeepSeek-V3 shapes from its config (arXiv 2412.19437, Table/App. and HF config.json): hidden 7168,
+# 61 layers of which the first 3 dense, 256 routed experts of intermediate size 2048 (gated: 3
+# matrices), 8 per token; MLA latent cache kv_lora_rank 512 + rope 64 values per token per layer.
+DS_HIDDEN, DS_LAYERS, DS_MOE_LAYERS, DS_EXPERTS, DS_EXPERT_INTER = 7168, 61, 58, 256, 2048
+DS_TOTAL_PARAMS = 671e9       # "671B total parameters" (arXiv 2412.19437, abstract), MTP module excluded
+DS_LATENT = 512 + 64
+
+
+def test_deepseek_ep_layout_memory_matches_hand_computation():
+    """TP=8 attention groups inside EP=64 (8 groups), one stage, batch 64 at fp8 weights: a chip holds
+    4 of the 256 experts of every MoE layer, 1/8 of everything else, and the latent cache of its
+    group's 8 sequences (replicated over the group's 8 chips, MLA). The 671B total is rounded to
+    three figures (+-0.5B): +-0.06 GB on 12.4 GB per chip, inside the 1% tolerance."""
+    r = roofline.decode("deepseek-v3", "h200", batch=64, context=4096, mode="ideal", tp=8, ep=64)
+    routed = DS_MOE_LAYERS * DS_EXPERTS * 3 * DS_HIDDEN * DS_EXPERT_INTER          # params, 1 B each at fp8
+    expected_weights = routed / 64 + (DS_TOTAL_PARAMS - routed) / 8
+    assert r.chips == 64 and r.tp == 8 and r.ep == 64
+    assert r.weight_bytes == pytest.approx(expected_weights, rel=0.01)
+    expected_kv = 8 * (4096 + 1) * DS_LAYERS * DS_LATENT * 2                       # bf16 latent cache
+    assert r.kv_cache_bytes == pytest.approx(expected_kv, rel=1e-9)
+
+
+def test_data_parallel_attention_splits_the_latent_cache():
+    """MLA's latent cache is replicated over TP chips; with the same 8 chips as 8 data-parallel
+    attention groups each chip keeps and reads 1/8 of it (the reason DeepSeek-V3 decodes with DP
+    attention, arXiv 2412.19437 Sec. 3.4.2), so a long-context, large-batch decode is faster."""
+    args = dict(batch=256, context=8192, mode="ideal")
+    tensor = roofline.decode("deepseek-v3", "h200", tp=8, ep=8, **args)
+    groups = roofline.decode("deepseek-v3", "h200", tp=1, ep=8, **args)
+    assert tensor.chips == groups.chips == 8
+    assert groups.kv_cache_bytes == pytest.approx(tensor.kv_cache_bytes / 8)
+    assert groups.tokens_per_s_per_user > tensor.tokens_per_s_per_user
+
+
+def test_dispatch_and_combine_bytes():
+    """Each of 64 chips sends its share of the micro-batch's routed tokens: 64 tokens x 8 experts x
+    7168 x 2 B / 64 = 114,688 B per MoE layer (8 copies of one 14 KB hidden state), over InfiniBand
+    since 64 H200s span 8 NVLink nodes; the time is one hop of latency plus 63/64 of it at 50 GB/s."""
+    expected = 64 * 8 * DS_HIDDEN * 2 / 64
+    assert routed_bytes(64, 8, DS_HIDDEN, 2, 64) == expected == 114688
+    r = roofline.decode("deepseek-v3", "h200", batch=64, context=1024, mode="ideal", tp=8, ep=64)
+    rows = {row.name: row for row in r.operators}
+    for name in ("dispatch", "combine"):
+        assert rows[name].count == DS_MOE_LAYERS
+        assert rows[name].bytes == pytest.approx(DS_MOE_LAYERS * expected)
+        ib_latency, ib_bandwidth = 2e-6, 50e9          # hardware_specs/links/ib-ndr.yaml
+        assert rows[name].time_s == pytest.approx(DS_MOE_LAYERS * (ib_latency + 63 / 64 * expected / ib_bandwidth))
+    assert any("ib-ndr" in note for note in r.notes)
+
+
+def test_deepseek_prefill_unit_is_expressible():
+    """DeepSeek-V3's prefill unit: attention TP4 x DP8, MoE EP32 on 32 GPUs (arXiv 2412.19437 Sec. 3.4.1)."""
+    r = roofline.prefill("deepseek-v3", "h200", prompt=4096, batch=8, mode="ideal", tp=4, ep=32)
+    assert r.chips == 32
+    layout = make_layout(roofline.load_model("deepseek-v3"), 8, tp=4, ep=32)
+    assert layout.describe() == "TP=4, EP=32 (8 data-parallel attention groups), PP=1"
+    assert make_layout(roofline.load_model("deepseek-v3"), 64, tp=8, pp=4, ep=64).describe() == \
+        "TP=8, EP=64 (8 data-parallel attention groups), PP=4, 4 micro-batches"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tp", "8", "--ep", "12", "--batch", "8"], "ep=12 is not a multiple of tp=8"),
+    (["--tp", "8", "--ep", "4"], "ep=4 is not a multiple of tp=8"),
+    (["--tp", "8", "--ep", "24", "--batch", "8"], "ep=24 does not divide deepseek-v3's 256 experts"),
+    (["--tp", "8", "--ep", "64", "--batch", "4"], "batch must be at least 8, got 4"),
+    (["--tp", "8", "--ep", "64", "--pp", "2", "--batch", "8", "--microbatches", "2"], "batch must be at least 16"),
+    (["--tp", "8", "--ep", "64", "--batch", "64", "--chips", "32"], "does not equal ep x pp = 64 x 1 = 64"),
+    (["--ep", "0"], "ep must be a whole number"),
+])
+def test_bad_expert_parallel_layouts_exit_2_with_one_line(args, message):
+    result = CliRunner().invoke(cli, ["decode", "--model", "deepseek-v3", "--hardware", "h200", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_wide_expert_parallelism_on_a_dense_model_exits_2():
+    result = CliRunner().invoke(cli, ["decode", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "2",
+                                      "--ep", "8", "--batch", "8"])
+    assert result.exit_code == 2
+    assert "has no experts" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_chips_alone_considers_expert_parallel_layouts():
+    """64 H200s for DeepSeek-V3 at batch 64: TP is capped at the 8-GPU NVLink node, so layouts with
+    experts inside the TP group need 8 pipeline stages, which run one after another; one stage of
+    EP=64 streams about 1/64 of the expert weights per chip per token and is faster per user."""
+    r = roofline.decode("deepseek-v3", "h200", batch=64, context=1024, mode="ideal", chips=64)
+    assert (r.chips, r.ep, r.pp) == (64, 64, 1)
+    assert any("chosen" in note for note in r.notes)
+
+
+def test_fullest_stage_holds_a_full_stage_of_moe_layers():
+    """DeepSeek-V3 in 4 stages of ceil(61/4) = 16 layers: the first 3 layers are dense, so a middle
+    stage holds 16 MoE layers, 16/58 of the routed experts (not 16/61 of them, 5% less). With TP=8
+    and EP=64: 16 x 4 experts per chip, 16/61 of the other layer weights and the LM head over 8
+    chips (129,280 x 7168 vocabulary matrix). 1% tolerance: the 671B total is rounded (+-0.2%)."""
+    r = roofline.decode("deepseek-v3", "h200", batch=64, context=1024, mode="ideal", tp=8, ep=64, pp=4)
+    routed = DS_MOE_LAYERS * DS_EXPERTS * 3 * DS_HIDDEN * DS_EXPERT_INTER
+    head = 129280 * DS_HIDDEN
+    experts = 16 * (DS_EXPERTS // 64) * 3 * DS_HIDDEN * DS_EXPERT_INTER
+    others = (DS_TOTAL_PARAMS - routed - 2 * head) * 16 / DS_LAYERS + head
+    assert r.weight_bytes == pytest.approx(experts + others / 8, rel=0.01)

@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 import roofline
 from roofline import solve
+from roofline.memory import weight_bytes
 from roofline.cli import cli
 
 
@@ -152,3 +153,43 @@ def test_cost_limit_needs_a_price():
     bad = run("solve", "chips", "--model", "llama-3.1-70b", "--hardware", "gb200", "--tokens-per-s-per-user", "30",
               "--max-usd-per-mtok", "2", "--price", "6")
     assert bad.exit_code == 2 and "has no unit" in bad.output
+
+
+def test_kimi_k2_on_groq_needs_expert_parallelism_beyond_tp():
+    """Kimi K2 (1T parameters, fp8: ~1.03 TB) on 230 MB Groq LPUs needs at least ~4,463 chips; TP is
+    capped at its 64 heads and layers at 61 stages (3,904 chips), so it places only with experts
+    spread over more chips than a TP group: the answer uses ep > tp and is at least the capacity
+    minimum (memory.weight_bytes / 230 MB)."""
+    answer = solve.solve_chips("kimi-k2", "groq-lpu", tokens_per_s_per_user=100, batch=8)
+    minimum = weight_bytes(roofline.load_model("kimi-k2")) / 230e6
+    assert minimum == pytest.approx(4463, rel=1e-3)
+    assert answer.feasible, answer.why
+    assert answer.answer >= minimum
+    assert answer.result["ep"] > answer.result["tp"]
+
+
+def test_kimi_k2_on_groq_at_batch_1_says_a_larger_batch_allows_wider_ep():
+    """One sequence fills one attention group only, so ep <= tp <= 64 and 61 stages hold too little."""
+    result = run("solve", "chips", "--model", "kimi-k2", "--hardware", "groq-lpu", "--tokens-per-s-per-user", "100")
+    assert result.exit_code == 1
+    assert "a larger --batch allows EP up to 384" in result.output
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 64))
+def test_more_chips_never_lower_aggregate_throughput_with_expert_parallelism(a, b):
+    small, large = sorted((a, b))
+    low = solve.best_within("deepseek-v3", "h200", small, batch=16, mode="ideal")
+    high = solve.best_within("deepseek-v3", "h200", large, batch=16, mode="ideal")
+    if low is not None:
+        assert high["tokens_per_s"] >= low["tokens_per_s"] * (1 - 1e-12)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.floats(10, 400), st.floats(0.1, 1.0))
+def test_looser_target_never_needs_more_chips_with_expert_parallelism(target, looser):
+    args = dict(batch=16, mode="ideal", max_chips=64)
+    strict = solve.solve_chips("deepseek-v3", "h200", tokens_per_s_per_user=target, **args)
+    loose = solve.solve_chips("deepseek-v3", "h200", tokens_per_s_per_user=target * looser, **args)
+    if strict.feasible:
+        assert loose.feasible and loose.answer <= strict.answer

@@ -41,10 +41,13 @@ def model_options(func):
         click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
                      help="Override a model spec field for a what-if, e.g. --set num_layers=20."),
         click.option("--chips", "-n", type=int, default=1, show_default=True,
-                     help="Chips to spread the model over; without --tp/--pp roofline picks the layout."),
+                     help="Chips to spread the model over; without --tp/--pp/--ep roofline picks the layout."),
         click.option("--tp", type=int, default=None, help="Tensor-parallel chips per pipeline stage."),
         click.option("--pp", type=int, default=None, help="Pipeline stages."),
-        click.option("--ep", type=int, default=None, help="Expert-parallel chips (1, or equal to --tp)."),
+        click.option("--ep", type=int, default=None,
+                     help="Expert-parallel chips per stage (MoE): 1, equal to --tp (experts over the TP group), or "
+                          "a multiple of --tp dividing the experts (ep/tp data-parallel attention groups, one "
+                          "sequence each at least; chips = ep x pp)."),
         click.option("--microbatches", type=int, default=None,
                      help="Micro-batches in flight in the pipeline (default: min(pp, batch))."),
         click.option("--link", default=None, help="Link id between chips (default: scale-up in its domain, "
