@@ -145,8 +145,9 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     """Memory on the fullest chip [B]: its stage's share of the layers (plus embedding or LM head).
 
     Attention, dense-FFN and shared-expert weights, embedding and LM head divide by tp; routed
-    expert weights by max(tp, ep), ceil(L / pp) MoE layers' worth of them (a stage of a model whose
-    first layers are dense holds that many MoE layers, not ceil(L / pp) / L of all experts). A chip
+    expert weights by max(tp, ep), for the MoE layers of the stage that has the most of them (stages
+    are contiguous blocks of ceil(L / pp) layers: a model whose first layers are dense, or whose MoE
+    layers alternate with dense ones, does not hold ceil(L / pp) / L of all experts per stage). A chip
     keeps the KV cache of its attention group's ceil(batch / groups) sequences: GQA KV heads split
     over tp, MLA's latent cache replicated on every chip of the group. Activations divide over the
     stage.
@@ -157,7 +158,9 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     head = model.vocab_size * model.hidden_size * dtypes.bytes_per_value(model.dtypes["weights"])
     experts = count_params(model).routed_experts * dtypes.bytes_per_value(model.dtypes["experts"])
     other_layers = whole["weights"] - experts - head * (1 if model.tie_embeddings else 2)
-    moe_share = min(per_stage, model.num_moe_layers) / model.num_moe_layers if model.num_moe_layers else 0
+    most_moe = max(sum(model.is_moe(layer) for layer in range(start, min(start + per_stage, model.num_layers)))
+                   for start in range(0, model.num_layers, per_stage))
+    moe_share = most_moe / model.num_moe_layers if model.num_moe_layers else 0
     weights = (other_layers * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp \
         + experts * moe_share / layout.expert_chips
     kv_split = 1 if model.attention.kind == "mla" else layout.tp

@@ -479,6 +479,6 @@ def fewest_chips_layout(model, hardware, batch=1, context=1024, mode="ideal"):
     configs = _configs(model, hardware, batch, context, ceiling, 1 << 16, None)
     if not configs:
         raise RooflineError(f"{model.id} does not fit any layout of {hardware.id} chips")
-    configs = [(l, e) for l, e in configs if l.tp == 1] or configs
+    configs = [(l, e) for l, e in configs if l.tp == 1 and l.ep == 1] or configs
     fewest = min(l.chips for l, _ in configs)
     return min(((l, e) for l, e in configs if l.chips == fewest), key=lambda le: le[1].cycle_time)[0]
