@@ -10,7 +10,6 @@ import math
 import numbers
 
 from . import cost
-from . import dtypes as dtype_table
 from .calibration import with_calibration
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
@@ -150,6 +149,14 @@ def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep,
         operators=rows, **economics)
 
 
+def _inputs(model, hardware, mode, overrides, weights_dtype, kv_dtype, activations_dtype, memory_tier, calibration):
+    """(model, hardware, mode, note) from the arguments of decode and prefill."""
+    model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
+    hardware = with_calibration(resolve_hardware(hardware, memory_tier), calibration)
+    mode, note = choose_mode(hardware, mode)
+    return model, hardware, mode, note
+
+
 def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None, kv_dtype=None,
            activations_dtype=None, overrides=None, memory_tier=None, chips=1, tp=None, pp=None, ep=None,
            microbatches=None, link=None, price=None, power=None, pue=1,
@@ -165,10 +172,8 @@ def decode(model, hardware, batch=1, context=1024, mode=None, weights_dtype=None
     `calibration` (a calibration file, id or Calibration) replaces the chip's default calibration.
     """
     batch, context = positive_int(batch, "batch"), positive_int(context, "context")
-    model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
-    hardware = resolve_hardware(hardware, memory_tier)
-    hardware = with_calibration(hardware, calibration)
-    mode, note = choose_mode(hardware, mode)
+    model, hardware, mode, note = _inputs(model, hardware, mode, overrides, weights_dtype, kv_dtype,
+                                          activations_dtype, memory_tier, calibration)
     return _step_result("decode", model, hardware, mode, batch, context, chips, tp, pp, ep, microbatches, link,
                         [note, _context_note(model, context, 1)], cost.pricing(hardware, price, power, pue))
 
@@ -184,14 +189,7 @@ def prefill(model, hardware, prompt=1024, batch=1, mode=None, weights_dtype=None
     `calibration` (a calibration file, id or Calibration) replaces the chip's default calibration.
     """
     batch, prompt = positive_int(batch, "batch"), positive_int(prompt, "prompt")
-    model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
-    hardware = resolve_hardware(hardware, memory_tier)
-    hardware = with_calibration(hardware, calibration)
-    mode, note = choose_mode(hardware, mode)
+    model, hardware, mode, note = _inputs(model, hardware, mode, overrides, weights_dtype, kv_dtype,
+                                          activations_dtype, memory_tier, calibration)
     return _step_result("prefill", model, hardware, mode, batch, prompt, chips, tp, pp, ep, microbatches, link,
                         [note, _context_note(model, prompt)], cost.pricing(hardware, price, power, pue))
-
-
-def check_dtype(name, what):
-    """Validate a dtype name from the user (None passes)."""
-    return None if name is None else dtype_table.check(name, what)

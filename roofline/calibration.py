@@ -30,10 +30,6 @@ from dataclasses import dataclass, replace
 from .errors import RooflineError, SpecError
 from .specs import FieldReader, load_yaml, read_sources, resolve, spec_paths
 
-#: fields of a calibration file; `fit` and `measured` are provenance (read, not used by the model)
-FIELDS = ("hardware", "device", "date", "measurements", "bandwidth", "flops", "knee", "layer_overhead",
-          "step_overhead", "collective_overhead", "link_latency", "measured", "fit", "sources")
-
 
 @dataclass(frozen=True)
 class Calibration:

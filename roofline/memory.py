@@ -44,7 +44,11 @@ def index_bytes_per_token_layer(model):
 
 
 def cached_tokens(model, context, local):
-    """Tokens of one sequence a layer keeps at `context` tokens: all (global) or the window (local)."""
+    """Tokens of one sequence a layer keeps at `context` tokens: all (global) or the window (local).
+
+    A chunked layer (Llama 4: attention inside fixed chunks) is taken at its worst case, a full
+    chunk: on average it holds and reads half of one.
+    """
     a = model.attention
     if not local:
         return context
