@@ -26,6 +26,7 @@ like any spec (shipped ``hardware_specs/calibrations/``, then $ROOFLINE_SPECS an
 directory, which override it); `--calibration FILE` (API: ``calibration=``) picks another.
 """
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .errors import RooflineError, SpecError
 from .specs import FieldReader, load_yaml, read_sources, resolve, spec_paths
@@ -89,7 +90,7 @@ def read_calibration(path, hardware):
     reader.finish()
     date = data.get("date")
     return Calibration(bandwidth=bandwidth, flops=flops, efficiency=efficiency_of(flops, hardware.peak_flops),
-                       source=f"{path} ({device}{', ' + str(date) if date else ''})", hardware=chip,
+                       source=f"{Path(path).parent.name}/{Path(path).name} ({device}{', ' + str(date) if date else ''})", hardware=chip,
                        device=device, path=str(path), facts=tuple(reader.facts),
                        **{k: v for k, v in values.items() if v is not None})
 

@@ -22,6 +22,7 @@ from .memory import footprint
 from .parallel import Layout, check_layout, default_microbatches, wide_ep_options
 from .results import Record
 from .step import ceilings
+from .units import format_si
 
 #: what each time category means when it binds
 BINDING_TEXT = {
@@ -62,7 +63,7 @@ def _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides, memory_tie
     mode, note = choose_mode(hardware, mode)
     assumptions = [note] if note else []
     assumptions.append(f"{mode} mode on {hardware.id} ({hardware.main_memory.name}: "
-                       f"{hardware.mem_capacity / 1e9:.4g} GB at {hardware.mem_bandwidth / 1e12:.4g} TB/s per chip)")
+                       f"{format_si(hardware.mem_capacity, 'B')} at {format_si(hardware.mem_bandwidth, 'B/s')} per chip)")
     if hardware.calibration is not None and mode == "calibrated":
         assumptions.append(f"calibration from {hardware.calibration.source}")
     assumptions.append("dtypes: " + ", ".join(f"{k}={v}" for k, v in model.dtypes.items()))
