@@ -304,7 +304,7 @@ def _precision(text):
     plain = re.sub(r"\(.*?\)", "", text.lower()).strip()
     if not plain or plain.startswith("not stated"):
         return "native", {}
-    dtype = plain.split()[0]
+    dtype = {"8-bit": "fp8", "16-bit": "bf16"}.get(plain.split()[0], plain.split()[0])
     group = re.search(r"\bg\s*=\s*(\d+)", plain)
     if group:
         dtype = f"{dtype}-g{group.group(1)}"
