@@ -13,7 +13,7 @@ from . import cost
 from .calibration import with_calibration
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
-from .deployment import evaluate
+from .deployment import fastest
 from .models import Model, load_model, with_dtypes
 from .parallel import candidate_layouts, make_layout
 from .results import OperatorRow, StepResult
@@ -88,18 +88,6 @@ def _layouts(model, hardware, batch, chips, tp, pp, ep, microbatches):
     return [layout], False
 
 
-def _evaluate_best(phase, model, hardware, batch, length, layouts, ceiling, link):
-    """(layout, evaluation) with the best per-user speed, preferring layouts that fit memory."""
-    best = None
-    for layout in layouts:
-        ev = evaluate(phase, model, hardware, batch, length, layout, ceiling, link)
-        fits = ev.per_chip_memory["total"] <= hardware.mem_capacity
-        key = (fits, -ev.cycle_time, -layout.tp)
-        if best is None or key > best[0]:
-            best = (key, layout, ev)
-    return best[1], best[2]
-
-
 def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep, microbatches, link, notes,
                  pricing=None):
     """Evaluate a phase on a deployment and package it as a StepResult."""
@@ -107,7 +95,7 @@ def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep,
     if link is not None:
         hardware.link(link_id=link)
     layouts, auto = _layouts(model, hardware, batch, chips, tp, pp, ep, microbatches)
-    layout, ev = _evaluate_best(phase, model, hardware, batch, length, layouts, ceiling, link)
+    layout, ev = fastest(phase, model, hardware, batch, length, layouts, ceiling, link)
     notes = [n for n in notes if n]
     if auto:
         notes.append(f"layout {layout.describe()} chosen: the fastest per user of {len(layouts)} valid "

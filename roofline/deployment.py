@@ -244,3 +244,15 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     return Evaluation(timed=timed, comms=comms + hops, token_time=float(token_time), cycle_time=cycle,
                       stage_time=float(stage_time), microbatch=b, split=split, per_chip_memory=memory,
                       tp_link=tp_link, pp_link=pp_link, ep_link=ep_link)
+
+
+def fastest(phase, model, hardware, batch, length, layouts, ceiling, link_id=None):
+    """(layout, evaluation) of the layout with the best per-user speed, preferring layouts that
+    fit memory, then narrower tensor parallelism on a tie."""
+    best = None
+    for layout in layouts:
+        ev = evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id)
+        key = (ev.per_chip_memory["total"] <= hardware.mem_capacity, -ev.cycle_time, -layout.tp)
+        if best is None or key > best[0]:
+            best = (key, layout, ev)
+    return best[1], best[2]

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 
 from . import cost
 from .api import choose_mode, positive_int, resolve_hardware, resolve_model
-from .deployment import evaluate
+from .deployment import evaluate, fastest
 from .errors import RooflineError
 from .memory import footprint
-from .parallel import Layout, check_layout, default_microbatches, wide_ep_options
+from .parallel import (Layout, candidate_layouts, check_layout, choose_links, default_microbatches, make_layout,
+                       wide_ep_options)
 from .results import Record
 from .step import ceilings
 from .units import format_si
@@ -275,11 +276,9 @@ def _bisect_int(low, high, ok):
 
 def _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link):
     """Layout from explicit tp/pp or the fastest split of `chips`."""
-    from .parallel import candidate_layouts, make_layout
     if tp is None and pp is None:
         layouts = candidate_layouts(model, hardware, chips, batch) if chips > 1 else [make_layout(model, batch)]
-        return min(layouts, key=lambda l: evaluate("decode", model, hardware, batch, context, l, ceiling,
-                                                   link).cycle_time)
+        return fastest("decode", model, hardware, batch, context, layouts, ceiling, link)[0]
     return make_layout(model, batch, tp=tp or 1, pp=pp or 1)
 
 
@@ -402,7 +401,6 @@ def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=102
 
 def _bandwidth_scaler(hardware, ceiling, resource, layout, link):
     """factor -> (hardware, ceiling, base bandwidth) with the memory or link bandwidth scaled."""
-    from .parallel import choose_links
     if resource == "memory":
         def scaled(factor):
             memory = (replace(hardware.memory[0], bandwidth=hardware.memory[0].bandwidth * factor),) \
@@ -466,10 +464,7 @@ def best_within(model, hardware, chips, batch=1, context=1024, tokens_per_s_per_
 
 def fastest_layout(model, hardware, chips, batch=1, context=1024, mode="ideal"):
     """The split of `chips` chips with the best per-user decode speed (a Layout)."""
-    from .parallel import candidate_layouts
-    ceiling = ceilings(hardware, mode)
-    return min(candidate_layouts(model, hardware, chips, batch),
-               key=lambda l: evaluate("decode", model, hardware, batch, context, l, ceiling).cycle_time)
+    return _layout_for(model, hardware, batch, chips, None, None, ceilings(hardware, mode), context, None)
 
 
 def fewest_chips_layout(model, hardware, batch=1, context=1024, mode="ideal"):
