@@ -8,38 +8,14 @@ in well under a second; numpy's import is the floor any numpy-based CLI pays.
 """
 import json
 import os
-import shutil
-import statistics
-import subprocess
 import sys
-import time
 
-RUNS = 5
-
-
-def roofline_command():
-    """The installed `roofline` console script (next to this interpreter first), else the module."""
-    script = os.path.join(os.path.dirname(sys.executable), "roofline")
-    if os.path.exists(script):
-        return [script]
-    if shutil.which("roofline"):
-        return [shutil.which("roofline")]
-    return [sys.executable, "-c", "from roofline.cli import main; main()"]
-
-
-def median_wall_time(command):
-    subprocess.run(command, check=True, capture_output=True)  # warm-up, untimed
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import RUNS, median_wall, roofline_command
 
 
 def main():
-    roofline = median_wall_time(roofline_command() + ["list", "models"])
-    numpy = median_wall_time([sys.executable, "-c", "import numpy"])
+    roofline = median_wall(roofline_command() + ["list", "models"])
+    numpy = median_wall([sys.executable, "-c", "import numpy"])
     print(json.dumps({"runs": RUNS, "roofline_list_models_s": round(roofline, 4),
                       "python_import_numpy_s": round(numpy, 4), "ratio": round(roofline / numpy, 2),
                       "python": sys.version.split()[0], "cpus": os.cpu_count()}))

@@ -15,48 +15,13 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import statistics
-import subprocess
 import sys
-import time
 
 import numpy as np
+from timing import RUNS, median_call, median_wall, roofline_command
 
 from roofline.api import resolve_hardware, resolve_model
 from roofline.sweep import decode_grid, sweep
-
-RUNS = 5
-
-
-def median_wall(command, runs=RUNS):
-    """Median wall time [s] of `command` run as a new process, after one untimed warm-up."""
-    subprocess.run(command, check=True, capture_output=True)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def median_call(func, runs=RUNS):
-    func()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def roofline_command():
-    """The installed `roofline` console script beside this Python, else the same entry via -c."""
-    script = os.path.join(os.path.dirname(sys.executable), "roofline")
-    if os.path.exists(script) or shutil.which("roofline"):
-        return [script if os.path.exists(script) else shutil.which("roofline")]
-    return [sys.executable, "-c", "from roofline.cli import main; main()"]
-
 
 def emit(**fields):
     print(json.dumps({**fields, "machine": platform.machine(), "python": platform.python_version(),
