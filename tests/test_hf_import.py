@@ -12,7 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from roofline.cli import cli
-from roofline.hf_import import default_id, import_config, spec_from_config
+from roofline.hf_import import spec_from_config
+from roofline.model_import import default_id, import_config
 from roofline.memory import kv_bytes_per_token, weight_bytes
 from roofline.models import load_model, model_from_data
 from roofline.params import count_params

@@ -29,7 +29,7 @@ def import_model(config, model_id, output, name, force, fmt):
     The config states no parameter count, so params.total (and active, for MoE) are computed from
     the architecture and marked as such in the file.
     """
-    from ..hf_import import import_config  # tempfile/shutil only for this command
+    from ..model_import import import_config  # tempfile/shutil only for this command
 
     path, model = import_config(config, model_id=model_id, output=output, force=force, name=name)
     shadows = (builtin_dir("model") / f"{model.id}.yaml").is_file()
