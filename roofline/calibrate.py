@@ -31,7 +31,8 @@ from .errors import RooflineError
 from .fit import Parameter, least_squares
 from .measurements import KERNEL_KINDS, Skipped, device_matches
 from .predict import placeable, row_model
-from .step import Ceilings, ceilings
+from .dtypes import compute_class, matmul_dtype
+from .step import Ceilings, ceilings, dequant_time
 
 #: dtypes that run on the same tensor-core path and share one fitted efficiency
 TIED_DTYPES = (("bf16", "fp16"),)
@@ -39,6 +40,7 @@ TIED_DTYPES = (("bf16", "fp16"),)
 SENSITIVITY = 1e-3
 OVERHEAD_SCALE = 1e-5       # [s] fixed costs are fitted in units of 10 us
 MAX_OVERHEAD = 2e-3         # [s] upper bound of a fixed cost
+MAX_DEQUANT_OPS = 64.0      # [ops per weight] upper bound of the dequantization cost
 MIN_SWEEP = 4               # batch sizes a linear-layer sweep needs to set the knee
 LAYER_SPREAD = 1.5          # per-step cost is fitted when the layer counts differ by this factor
 
@@ -146,6 +148,8 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         parameters.append(Parameter("link_latency", 2e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
     if any(layout.tp > 1 for layout in layouts):
         parameters.append(Parameter("collective_overhead", 5e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+    if "fp32" in peaks and any(_dequantizes(m) for m in step_models):
+        parameters.append(Parameter("dequant_ops", 2.0, 0.0, MAX_DEQUANT_OPS, log=False))
     layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes}
                           | {m.deployment[0].num_layers for m in step_models if m.deployment is not None})
     if layer_counts[-1] >= LAYER_SPREAD * layer_counts[0]:
@@ -169,7 +173,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         knee = values.get("knee", kernels.knee if kernels.knee is not None else math.inf)
         return Ceilings("calibrated", values["bandwidth"], flops, knee, values.get("layer_overhead", 0.0),
                         values.get("step_overhead", 0.0), values.get("collective_overhead", 0.0),
-                        values.get("link_latency"))
+                        values.get("link_latency"), dequant_time(values.get("dequant_ops", 0.0), peaks))
 
     def residuals(values):
         c = ceiling_of(values)
@@ -189,6 +193,16 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     derived = _derived_flops(ceiling, kernels, groups, values)
     return CalibrationFit(hardware, ceiling, kernels, tuple(step_models), tuple(held_out_models), held,
                           tuple(p.name for p in parameters), result.iterations, derived, result.at_bound)
+
+
+def _dequantizes(row_model):
+    """Whether a row runs weight-only quantized GEMMs (weights dequantized before the matmul)."""
+    if row_model.deployment is not None:
+        model = row_model.deployment[0]
+        peaks = row_model.deployment[1].peak_flops
+        return compute_class(model.dtypes["weights"]) != matmul_dtype(model.dtypes["weights"],
+                                                                     model.dtypes["activations"], peaks)
+    return any(op.dequantized for _, operators, _ in row_model.passes for op in operators)
 
 
 def _drop_undetermined(parameters, residuals, held):
@@ -320,6 +334,9 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         if name in fitted:
             doc[name] = quantity_entry(getattr(c, name), "s", "fit", note=meaning + (
                 f"; {AT_BOUND}" if name in fit.at_bound else ""))
+    if "dequant_ops" in fitted:
+        doc["dequant_ops"] = quantity_entry(c.dequant_time * fit.hardware.peak_flops["fp32"], None, "fit", digits=4,
+                                            note="vector-unit ops per weight-only quantized weight, at the fp32 peak")
     if k.bandwidth or k.flops:
         measured = {}
         if k.bandwidth:

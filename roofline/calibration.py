@@ -18,6 +18,9 @@ with what a chip and its software actually reach, and adds the fixed costs a ker
   launch and synchronisation), on top of the link's latency and bandwidth terms.
 - ``link_latency`` [s]: one-hop latency between chips as fitted, replacing the link spec's value
   (often an assumption) in calibrated mode.
+- ``dequant_ops`` [1]: vector-unit operations per weight to dequantize weights stored in a format
+  the matmul does not run natively (int8 / int4 weight-only kernels): t = weights x c / P_fp32,
+  added to the operator's roofline time (step.dequant_time).
 
 A calibration is a file of its own (format in docs/spec-format.md, "Calibration"), written by
 `roofline calibrate` with its provenance: the device measured, the date, the measurement file and
@@ -41,6 +44,7 @@ class Calibration:
     step_overhead: float = 0.0            # [s]
     collective_overhead: float = 0.0      # [s]
     link_latency: float = None            # [s] None: the link spec's latency
+    dequant_ops: float = 0.0              # [ops per weight] of weight-only quantized weights
     source: str = ""                      # provenance: device, date, data file
     efficiency: float = 1.0               # achieved / peak matmul rate, for dtypes not measured
     hardware: str = ""                    # chip id the calibration belongs to
@@ -76,7 +80,8 @@ def read_calibration(path, hardware):
                   layer_overhead=reader.quantity("layer_overhead", "time", required=False, allow_zero=True),
                   step_overhead=reader.quantity("step_overhead", "time", required=False, allow_zero=True),
                   collective_overhead=reader.quantity("collective_overhead", "time", required=False, allow_zero=True),
-                  link_latency=reader.quantity("link_latency", "time", required=False, allow_zero=True))
+                  link_latency=reader.quantity("link_latency", "time", required=False, allow_zero=True),
+                  dequant_ops=reader.quantity("dequant_ops", "number", required=False, allow_zero=True))
     if values["knee"] is not None and values["knee"] < 1:
         reader._fail("knee", f"{values['knee']} must be at least 1 (1 adds the two times, infinity is a hard max)")
     measured = reader.sub("measured", required=False)

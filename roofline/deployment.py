@@ -76,7 +76,7 @@ def shard(op, tp, mla):
         return op
     if op.kind == "attention" and mla:
         return replace(op, flops=op.flops / tp)
-    return replace(op, flops=op.flops / tp, bytes=op.bytes / tp)
+    return replace(op, flops=op.flops / tp, bytes=op.bytes / tp, weights=op.weights / tp)
 
 
 def is_routed(op):
@@ -94,7 +94,7 @@ def spread_experts(op, ep):
     uniform routing (DeepSeek-V3, arXiv 2412.19437, Sec. 3.4): the FLOPs, the weights of the
     distinct experts the micro-batch touches and the routed activations all divide by ep.
     """
-    return replace(op, flops=op.flops / ep, bytes=op.bytes / ep)
+    return replace(op, flops=op.flops / ep, bytes=op.bytes / ep, weights=op.weights / ep)
 
 
 def chip_operators(model, layout, build, b):

@@ -15,7 +15,7 @@ App. C): attention over the r_kv + d_rope latent, F = 2 H (2 r_kv + d_rope) T. M
 the weights of the distinct experts the batch touches, E (1 - (1 - k/E)^B) under uniform routing.
 Elementwise work (fused residual-add + RMSNorm, SwiGLU) is memory traffic only.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import dtypes
 from .mathops import maximum, minimum
@@ -32,6 +32,8 @@ class Operator:
     count: int = 1     # layers it occurs in
     kind: str = "gemm"  # gemm | attention | elementwise
     group: str = ""    # which layers: "dense", "moe", "local dense", ... or "head"
+    weights: object = 0       # weight values it reads
+    dequantized: bool = False  # stored in a format its matmul does not run natively (weight-only)
 
 
 def expected_experts(num_experts, experts_per_token, tokens):
@@ -47,7 +49,7 @@ def expected_experts(num_experts, experts_per_token, tokens):
 def gemm(name, tokens, k, n, weight_bytes, act_bytes, dtype, count, group, weight_copies=1):
     """A weight GEMM of `tokens` rows, K -> N (`weight_copies` matrices read for it)."""
     return Operator(name, 2 * tokens * k * n, weight_copies * k * n * weight_bytes + tokens * (k + n) * act_bytes,
-                    dtype, count, "gemm", group)
+                    dtype, count, "gemm", group, weights=weight_copies * k * n)
 
 
 def elementwise(name, bytes_moved, dtype, count, group):
@@ -65,6 +67,14 @@ class _Shapes:
         self.gemm = dtypes.matmul_dtype(d["weights"], d["activations"], peaks)
         self.expert_gemm = dtypes.matmul_dtype(d["experts"], d["activations"], peaks)
         self.attn = dtypes.matmul_dtype(d["activations"], d["activations"], peaks)
+        self.dequantized = dtypes.compute_class(d["weights"]) != self.gemm
+        self.experts_dequantized = dtypes.compute_class(d["experts"]) != self.expert_gemm
+
+    def mark(self, ops):
+        """The operators with `dequantized` set on the GEMMs whose weights are weight-only quantized."""
+        return [replace(op, dequantized=self.experts_dequantized if op.name.startswith("experts_")
+                        else self.dequantized) if op.kind == "gemm" else op
+                for op in ops]
 
 
 def _group_name(local, moe, model):
@@ -138,10 +148,11 @@ def _ffn(model, s, tokens, moe, count, group):
     routed = tokens * m.experts_per_token
     ie = m.expert_intermediate_size
     ops.append(Operator("experts_gate_up" if gated else "experts_up", 2 * routed * h * up * ie,
-                        touched * h * up * ie * s.e + routed * (h + up * ie) * a, s.expert_gemm, count, "gemm", group))
+                        touched * h * up * ie * s.e + routed * (h + up * ie) * a, s.expert_gemm, count, "gemm", group,
+                        weights=touched * h * up * ie))
     ops.append(elementwise("experts_act", routed * (up + 1) * ie * a, s.expert_gemm, count, group))
     ops.append(Operator("experts_down", 2 * routed * ie * h, touched * ie * h * s.e + routed * (ie + h) * a,
-                        s.expert_gemm, count, "gemm", group))
+                        s.expert_gemm, count, "gemm", group, weights=touched * ie * h))
     if m.num_shared_experts:
         inter = m.num_shared_experts * m.shared_intermediate_size
         ops += [gemm("shared_gate_up" if gated else "shared_up", tokens, h, up * inter, s.w, a, s.gemm, count, group),
@@ -195,7 +206,7 @@ def decode_operators(model, batch, context, peaks, query_tokens=1):
         ops.append(o_proj)
         ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
         ops += _ffn(model, s, tokens, moe, layers, group)
-    return ops + _head(model, s, tokens, tokens)
+    return s.mark(ops + _head(model, s, tokens, tokens))
 
 
 def causal_pairs(prompt, window=None):
@@ -237,7 +248,7 @@ def prefill_operators(model, batch, prompt, peaks):
         ops.append(o_proj)
         ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
         ops += _ffn(model, s, tokens, moe, layers, group)
-    return ops + _head(model, s, tokens, batch)
+    return s.mark(ops + _head(model, s, tokens, batch))
 
 
 def flops_per_token(model, context=0):

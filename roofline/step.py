@@ -31,6 +31,7 @@ class Ceilings:
     step_overhead: float = 0.0
     collective_overhead: float = 0.0
     link_latency: float = None     # None: each link's own latency
+    dequant_time: float = 0.0      # [s per weight] dequantizing a weight-only quantized weight
 
     def latency_of(self, chip_link):
         """One-hop latency of a link in this mode [s]."""
@@ -44,7 +45,21 @@ def ceilings(hardware, mode):
     cal = hardware.calibration
     flops = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
     return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead,
-                    cal.collective_overhead, cal.link_latency)
+                    cal.collective_overhead, cal.link_latency, dequant_time(cal.dequant_ops, hardware.peak_flops))
+
+
+def dequant_time(ops_per_weight, peak_flops):
+    """Time to dequantize one weight-only quantized weight on the vector units [s].
+
+    .. math:: t_{dq} = c / P_{fp32}
+
+    c [ops per weight]: unpack, scale (and zero point) of each weight before the matmul, run on
+    the non-tensor fp32 units (P_fp32 [FLOP/s], the chip's `fp32` peak). Zero without an fp32
+    peak or a fitted c: ideal mode leaves it out (a lower bound).
+    """
+    if not ops_per_weight or "fp32" not in peak_flops:
+        return 0.0
+    return ops_per_weight / peak_flops["fp32"]
 
 
 def operator_time(flops, bytes_moved, peak_flops, bandwidth, knee=float("inf")):
@@ -109,8 +124,10 @@ def time_operators(operators, ceiling):
         peak = ceiling.flops[op.dtype]
         compute = op.flops / peak
         memory = op.bytes / ceiling.bandwidth
-        timed.append(OperatorTiming(op.name, op.group, op.kind, op.count, op.flops, op.bytes,
-                                    smooth_max(compute, memory, ceiling.knee), compute, memory))
+        time = smooth_max(compute, memory, ceiling.knee)
+        if op.dequantized and ceiling.dequant_time:
+            time = time + op.weights * ceiling.dequant_time
+        timed.append(OperatorTiming(op.name, op.group, op.kind, op.count, op.flops, op.bytes, time, compute, memory))
     return timed
 
 

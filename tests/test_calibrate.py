@@ -203,9 +203,9 @@ def test_h100_held_out_prefill_within_eleven_percent():
 
 
 def _a100_fit(hold_out=None):
-    """The shipped A100 calibration is fitted to single-chip rows; multi-chip rows are held out."""
+    """The shipped A100 calibration is fitted to all 35 published single- and multi-chip rows."""
     hardware = load_hardware("a100-sxm")
-    filters = [row_filter("chips>1")] + ([row_filter(hold_out)] if hold_out else [])
+    filters = [row_filter(hold_out)] if hold_out else []
     steps, kernels, held, _ = prepare(read_measurements(A100_FILE), hardware, filters)
     return calibrate(steps, kernels, hardware, held)
 
@@ -220,11 +220,36 @@ def test_a100_fit_on_7b_predicts_13b_within_twenty_percent():
     assert max(abs(e) for e in held.values()) <= 0.20
 
 
-def test_a100_fit_on_7b_predicts_70b_int8_within_twenty_percent():
+def test_a100_fit_on_7b_predicts_70b_within_twenty_percent():
+    """The Llama-2-70B rows (gpt-fast bf16/int8/int4 on 1-8 GPUs, lmdeploy fp16 on 4) are a shape and
+    chip counts the 7B fit has not seen. Target 20%, but for lmdeploy's batch-64 throughput rows,
+    whose figure carries the first-token spread of 64 concurrent clients (docs/validation.md)."""
     fit = _a100_fit("model!=llama-2-7b")
-    rows = [(m.row.dtype, e) for m, e in zip(fit.held_out_models, signed_errors(fit.held_out_models, fit.ceiling))
+    rows = [(m.row, e) for m, e in zip(fit.held_out_models, signed_errors(fit.held_out_models, fit.ceiling))
             if m.row.model == "llama-2-70b"]
-    assert dict(rows)["int8"] == pytest.approx(0, abs=0.20)
+    assert len(rows) == 15
+    assert all(abs(e) <= 0.20 for row, e in rows if row.batch < 64)
+    int4 = [e for row, e in rows if row.dtype == "int4-g32" and row.chips == 1]
+    assert int4 and abs(int4[0]) <= 0.15       # weight-only dequantization is now modelled
+
+
+def test_a100_single_chip_fit_predicts_tensor_parallel_rows():
+    """Fit on the 19 single-chip rows, predict the 16 tensor-parallel ones: within 20% median and 60%
+    largest. One chip cannot tell a fixed cost per layer from one per collective, so the TP rows
+    come out slower than measured (gpt-fast 7B TP 8 by about a third) until they join the fit."""
+    fit = _a100_fit("chips>1")
+    errors = sorted(abs(e) for e in signed_errors(fit.held_out_models, fit.ceiling))
+    assert len(errors) == 16
+    assert errors[len(errors) // 2] <= 0.20
+    assert errors[-1] <= 0.60
+
+
+def test_a100_dequantization_is_physical():
+    """Weight-only int8/int4 kernels dequantize every weight on the CUDA cores: the fit finds about
+    2-3 fp32 operations per weight (unpack, scale, zero point), not zero and not dozens."""
+    fit = _a100_fit()
+    ops = fit.ceiling.dequant_time * load_hardware("a100-sxm").peak_flops["fp32"]
+    assert 1.0 <= ops <= 5.0
 
 
 def test_shipped_a100_calibration_is_what_calibrate_fits():
@@ -232,6 +257,8 @@ def test_shipped_a100_calibration_is_what_calibrate_fits():
     shipped = load_hardware("a100-sxm").calibration
     assert shipped.bandwidth == pytest.approx(fit.ceiling.bandwidth, rel=1e-3)
     assert shipped.layer_overhead == pytest.approx(fit.ceiling.layer_overhead, rel=1e-3)
+    assert shipped.collective_overhead == pytest.approx(fit.ceiling.collective_overhead, rel=1e-3, abs=1e-9)
+    assert shipped.dequant_ops == pytest.approx(fit.ceiling.dequant_time * 19.5e12, rel=1e-3)
 
 
 # ---------------------------------------------------------------------------- bad input

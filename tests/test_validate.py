@@ -1,6 +1,7 @@
 """roofline validate: per-row predicted vs measured on the shipped H100 measurements and the published
 A100 figures, the mapping of published names, and bad input."""
 import json
+import statistics
 
 import pytest
 from click.testing import CliRunner
@@ -60,18 +61,18 @@ def test_a100_rows_within_twenty_percent_but_the_documented_ones():
 
 
 def test_a100_tensor_parallel_rows():
-    """The 16 tensor-parallel A100 rows (gpt-fast TP 2-8, lmdeploy TP 4), predicted with the
-    calibration fitted to single-chip rows only. Ideal mode bounds every one from above (speed);
-    calibrated mode lands within 50% (median within 15%): gpt-fast's Llama-2-7B at TP 8 comes out
-    slow because the single-chip fit's per-layer cost is not hidden behind the all-reduces, and
-    lmdeploy's batch-64 throughput carries its first-token spread (docs/validation.md)."""
+    """The 16 rows on 2-8 GPUs (gpt-fast TP 2-8, lmdeploy TP 4) with the shipped calibration, which
+    they help fit (they pin the per-collective cost). Ideal mode bounds every one from above (speed);
+    calibrated within 10% median and 45% largest: lmdeploy's batch-64 throughput carries the
+    first-token spread of its concurrent clients, as on one chip (docs/validation.md)."""
     result = validate(read_measurements(A100_FILE), "a100-sxm", "calibrated")
     multi = [c for c in result.rows if c.row.chips > 1]
     assert len(multi) == 16
     assert all(c.ideal >= c.measured for c in multi)
-    errors = sorted(abs(c.error) for c in multi)
-    assert errors[len(errors) // 2] <= 0.15
-    assert errors[-1] <= 0.50
+    errors = [abs(c.error) for c in multi]
+    assert statistics.median(errors) <= 0.10
+    assert max(errors) <= 0.45
+    assert all(abs(c.error) <= 0.12 for c in multi if "gpt-fast" in c.row.system)
 
 
 def test_generation_rows_include_prefill_time():
