@@ -186,12 +186,21 @@ def _jsonl_row(data, where, header):
         return Measurement(kind, batch=shape[0], shape=shape, **common)
     if not isinstance(data["model"], str):
         raise RooflineError(f"{where}: model must be a model id, got {data['model']!r}")
-    layers = None if data.get("layers") is None else _whole(data["layers"], "layers", where)
+    model, layers = _model_name(data["model"])
+    if data.get("layers") is not None:
+        layers = _whole(data["layers"], "layers", where)
     batch = _whole(data.get("batch", 1), "batch", where)
     context = _whole(data["ctx"] if kind == "decode_step" else data["prompt"],
                      "ctx" if kind == "decode_step" else "prompt", where)
-    return Measurement(kind, model=data["model"], layers=layers, batch=batch, context=context,
+    return Measurement(kind, model=model, layers=layers, batch=batch, context=context,
                        dtypes={"weights": dtype}, **common)
+
+
+def _model_name(text):
+    """(model id, layers) of a measured model name: 'llama-3.1-70b[20 layers]' (a shape run with
+    fewer of its layers, as measure_decode.py names it) -> ('llama-3.1-70b', 20); else (text, None)."""
+    match = re.fullmatch(r"\s*(.+?)\s*\[\s*(\d+)\s*layers?\s*\]\s*", text)
+    return (match.group(1), int(match.group(2))) if match else (text, None)
 
 
 def _positive(value, name, where):

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
+import roofline
 from roofline.cli import cli
 from roofline.hardware import load_hardware
 from roofline.measurements import _precision, device_matches, read_measurements, row_filter
@@ -169,3 +170,17 @@ def test_rows_for_no_known_chip(tmp_path):
 def test_calibration_option_needs_hardware():
     result = run("validate", "-i", H100_FILE, "--calibration", "h100-sxm")
     assert result.exit_code == 2 and "--calibration needs --hardware" in result.output
+
+
+def test_shape_run_with_fewer_layers_is_read_by_its_name(tmp_path):
+    """measure_decode.py names a shape run with some of its layers 'llama-3.1-70b[20 layers]': the
+    row is that model with 20 layers, predicted like `--set num_layers=20`."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"kind": "decode_step", "model": "llama-3.1-70b[20 layers]", "batch": 1, "ctx": 1024,
+                                "seconds": 0.013, "device": "NVIDIA H100 80GB HBM3"}) + "\n")
+    row = read_measurements(path).rows[0]
+    assert (row.model, row.layers) == ("llama-3.1-70b", 20)
+    checked = validate(read_measurements(path), "h100-sxm", "calibrated").rows[0]
+    expected = roofline.decode("llama-3.1-70b", "h100-sxm", batch=1, context=1024,
+                               overrides={"num_layers": "20"}).time_s
+    assert checked.predicted == pytest.approx(expected, rel=1e-9)
