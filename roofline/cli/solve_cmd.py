@@ -163,7 +163,7 @@ def compare(hardwares, model, batch, context, chips, mode, weights_dtype, kv_dty
     results = [api.decode(model, hw, batch=batch, context=context, chips=chips, mode=mode,
                           weights_dtype=weights_dtype, kv_dtype=kv_dtype) for hw in hardwares]
     keys = ["hardware", "mode", "chips", "tp", "pp", "time_s", "tokens_per_s_per_user", "tokens_per_s", "bound",
-            "memory_needed_bytes", "fits"]
+            "memory_needed_bytes", "fits", "usd_per_mtok", "joules_per_token"]
     rows = [[r.to_dict()[k] for k in keys] for r in results]
     emit_table(rows, keys, fmt, data=[{k: r.to_dict()[k] for k in keys + ["notes"]} for r in results])
     if fmt == "table":
