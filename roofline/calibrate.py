@@ -173,7 +173,8 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         knee = values.get("knee", kernels.knee if kernels.knee is not None else math.inf)
         return Ceilings("calibrated", values["bandwidth"], flops, knee, values.get("layer_overhead", 0.0),
                         values.get("step_overhead", 0.0), values.get("collective_overhead", 0.0),
-                        values.get("link_latency"), dequant_time(values.get("dequant_ops", 0.0), peaks))
+                        values.get("link_latency"), dequant_time(values.get("dequant_ops", 0.0), peaks),
+                        kernels.kernel_overhead or 0.0)
 
     def residuals(values):
         c = ceiling_of(values)
@@ -323,6 +324,10 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         doc["flops"] = {d: quantity_entry(c.flops[d], "FLOP/s", "datasheet", note="not determined by the rows (no "
                                           "compute-bound row): the datasheet peak")
                         for d in fit.hardware.peak_flops}
+    if k.kernel_overhead is not None:
+        doc["kernel_overhead"] = quantity_entry(k.kernel_overhead, "s", "measurements",
+                                                note="one GEMM kernel timed on its own, fitted with the knee on the "
+                                                     "linear-layer sweep; kernel rows only")
     if c.knee != math.inf:
         doc["knee"] = quantity_entry(c.knee, None, "measurements" if k.knee is not None else "fit",
                                      note=fit.held.get("knee"), digits=3)
@@ -385,8 +390,6 @@ def _provenance(fit, measurements, current, hold_out):
     out = {"method": "Levenberg-Marquardt on log(predicted / measured) (roofline.fit)",
            "rows": counts, "kernel_rows": kernel_counts, "fitted": list(fit.fitted),
            "held": dict(fit.held), "at_bound": list(fit.at_bound), "iterations": fit.iterations}
-    if fit.kernels.kernel_overhead is not None:
-        out["kernel_overhead_s"] = _round(fit.kernels.kernel_overhead)
     if hold_out:
         out["held_out_rows"] = list(hold_out)
     for label, summaries in stats.items():

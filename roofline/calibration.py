@@ -18,6 +18,10 @@ with what a chip and its software actually reach, and adds the fixed costs a ker
   launch and synchronisation), on top of the link's latency and bandwidth terms.
 - ``link_latency`` [s]: one-hop latency between chips as fitted, replacing the link spec's value
   (often an assumption) in calibrated mode.
+- ``kernel_overhead`` [s]: fixed time of one GEMM kernel timed on its own (launch, prologue, tail),
+  fitted with the knee on the linear-layer sweep. It explains why a small fp8 GEMV looks slower
+  than its bytes: 13.5 us of 90 on the H100. Whole steps carry it inside ``layer_overhead``, so
+  it only applies to kernel rows.
 - ``dequant_ops`` [1]: vector-unit operations per weight to dequantize weights stored in a format
   the matmul does not run natively (int8 / int4 weight-only kernels): t = weights x c / P_fp32,
   added to the operator's roofline time (step.dequant_time).
@@ -45,6 +49,7 @@ class Calibration:
     collective_overhead: float = 0.0      # [s]
     link_latency: float = None            # [s] None: the link spec's latency
     dequant_ops: float = 0.0              # [ops per weight] of weight-only quantized weights
+    kernel_overhead: float = 0.0          # [s] fixed time of one GEMM kernel timed on its own
     source: str = ""                      # provenance: device, date, data file
     efficiency: float = 1.0               # achieved / peak matmul rate, for dtypes not measured
     hardware: str = ""                    # chip id the calibration belongs to
@@ -81,7 +86,8 @@ def read_calibration(path, hardware):
                   step_overhead=reader.quantity("step_overhead", "time", required=False, allow_zero=True),
                   collective_overhead=reader.quantity("collective_overhead", "time", required=False, allow_zero=True),
                   link_latency=reader.quantity("link_latency", "time", required=False, allow_zero=True),
-                  dequant_ops=reader.quantity("dequant_ops", "number", required=False, allow_zero=True))
+                  dequant_ops=reader.quantity("dequant_ops", "number", required=False, allow_zero=True),
+                  kernel_overhead=reader.quantity("kernel_overhead", "time", required=False, allow_zero=True))
     if values["knee"] is not None and values["knee"] < 1:
         reader._fail("knee", f"{values['knee']} must be at least 1 (1 adds the two times, infinity is a hard max)")
     measured = reader.sub("measured", required=False)

@@ -40,9 +40,11 @@ class RowModel:
         """Predicted time of the row under `ceiling` (roofline.step.Ceilings) [s]."""
         if self.deployment is not None:
             return self._deployment_time(ceiling)
-        if not self.fixed_costs:
-            ceiling = replace(ceiling, layer_overhead=0.0, step_overhead=0.0)
         total = 0.0
+        if not self.fixed_costs:
+            # a kernel timed on its own: no layer or step costs, its own launch and tail if a GEMM
+            total = ceiling.kernel_overhead if self.row.kind in ("matmul", "linear") else 0.0
+            ceiling = replace(ceiling, layer_overhead=0.0, step_overhead=0.0)
         for weight, operators, layers in self.passes:
             total += weight * float(pass_time(time_operators(operators, ceiling), ceiling, layers))
         return total

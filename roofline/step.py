@@ -32,6 +32,7 @@ class Ceilings:
     collective_overhead: float = 0.0
     link_latency: float = None     # None: each link's own latency
     dequant_time: float = 0.0      # [s per weight] dequantizing a weight-only quantized weight
+    kernel_overhead: float = 0.0   # [s] one GEMM kernel timed on its own (kernel rows only)
 
     def latency_of(self, chip_link):
         """One-hop latency of a link in this mode [s]."""
@@ -45,7 +46,8 @@ def ceilings(hardware, mode):
     cal = hardware.calibration
     flops = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
     return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead,
-                    cal.collective_overhead, cal.link_latency, dequant_time(cal.dequant_ops, hardware.peak_flops))
+                    cal.collective_overhead, cal.link_latency, dequant_time(cal.dequant_ops, hardware.peak_flops),
+                    cal.kernel_overhead)
 
 
 def dequant_time(ops_per_weight, peak_flops):
