@@ -148,6 +148,8 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         parameters.append(Parameter("link_latency", 2e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
     if any(layout.tp > 1 for layout in layouts):
         parameters.append(Parameter("collective_overhead", 5e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+    if any(m.row.kind == "prefill" for m in step_models):
+        parameters.append(Parameter("attention_efficiency", 0.7, 0.1, 1.0))
     if "fp32" in peaks and any(_dequantizes(m) for m in step_models):
         parameters.append(Parameter("dequant_ops", 2.0, 0.0, MAX_DEQUANT_OPS, log=False))
     layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes}
@@ -174,7 +176,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         return Ceilings("calibrated", values["bandwidth"], flops, knee, values.get("layer_overhead", 0.0),
                         values.get("step_overhead", 0.0), values.get("collective_overhead", 0.0),
                         values.get("link_latency"), dequant_time(values.get("dequant_ops", 0.0), peaks),
-                        kernels.kernel_overhead or 0.0)
+                        kernels.kernel_overhead or 0.0, values.get("attention_efficiency", 1.0))
 
     def residuals(values):
         c = ceiling_of(values)
@@ -339,6 +341,9 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         if name in fitted:
             doc[name] = quantity_entry(getattr(c, name), "s", "fit", note=meaning + (
                 f"; {AT_BOUND}" if name in fit.at_bound else ""))
+    if "attention_efficiency" in fitted:
+        doc["attention_efficiency"] = quantity_entry(c.attention_efficiency, None, "fit", digits=4,
+                                                     note="fused attention's FLOP rate / the matmul rate of its dtype")
     if "dequant_ops" in fitted:
         doc["dequant_ops"] = quantity_entry(c.dequant_time * fit.hardware.peak_flops["fp32"], None, "fit", digits=4,
                                             note="vector-unit ops per weight-only quantized weight, at the fp32 peak")

@@ -22,6 +22,10 @@ with what a chip and its software actually reach, and adds the fixed costs a ker
   fitted with the knee on the linear-layer sweep. It explains why a small fp8 GEMV looks slower
   than its bytes: 13.5 us of 90 on the H100. Whole steps carry it inside ``layer_overhead``, so
   it only applies to kernel rows.
+- ``attention_efficiency`` [1]: the FLOP rate of fused attention (FlashAttention-style kernels:
+  softmax, masking and online rescaling between the two matmuls) as a share of the matmul rate of
+  its dtype; it matters where attention is compute-bound, in long prefills. Fitted when prefill
+  rows are in the file, else 1.
 - ``dequant_ops`` [1]: vector-unit operations per weight to dequantize weights stored in a format
   the matmul does not run natively (int8 / int4 weight-only kernels): t = weights x c / P_fp32,
   added to the operator's roofline time (step.dequant_time).
@@ -50,6 +54,7 @@ class Calibration:
     link_latency: float = None            # [s] None: the link spec's latency
     dequant_ops: float = 0.0              # [ops per weight] of weight-only quantized weights
     kernel_overhead: float = 0.0          # [s] fixed time of one GEMM kernel timed on its own
+    attention_efficiency: float = 1.0     # [1] attention FLOP rate / matmul rate of its dtype
     source: str = ""                      # provenance: device, date, data file
     efficiency: float = 1.0               # achieved / peak matmul rate, for dtypes not measured
     hardware: str = ""                    # chip id the calibration belongs to
@@ -87,7 +92,11 @@ def read_calibration(path, hardware):
                   collective_overhead=reader.quantity("collective_overhead", "time", required=False, allow_zero=True),
                   link_latency=reader.quantity("link_latency", "time", required=False, allow_zero=True),
                   dequant_ops=reader.quantity("dequant_ops", "number", required=False, allow_zero=True),
-                  kernel_overhead=reader.quantity("kernel_overhead", "time", required=False, allow_zero=True))
+                  kernel_overhead=reader.quantity("kernel_overhead", "time", required=False, allow_zero=True),
+                  attention_efficiency=reader.quantity("attention_efficiency", "number", required=False))
+    if values["attention_efficiency"] is not None and values["attention_efficiency"] > 1:
+        reader._fail("attention_efficiency", f"{values['attention_efficiency']} must be at most 1 (a share of the "
+                                             "matmul rate)")
     if values["knee"] is not None and values["knee"] < 1:
         reader._fail("knee", f"{values['knee']} must be at least 1 (1 adds the two times, infinity is a hard max)")
     measured = reader.sub("measured", required=False)

@@ -40,6 +40,8 @@ GLOSSARY = {
     "L_<kind>": ("decoder layers of one kind (local/global attention, dense/MoE FFN)", "1"),
     "t_layer": ("fixed cost per layer per pass: kernel launches and tails (calibrated mode)", "s"),
     "t_0": ("fixed cost per pass: sampling, host sync (calibrated mode)", "s"),
+    "t_dq": ("time to dequantize one weight-only quantized weight on the vector units (calibrated mode)", "s"),
+    "eta_attn": ("attention's FLOP rate as a share of the matmul rate (calibrated mode)", "1"),
     "b_w": ("bytes per weight value (block scales included)", "B"),
     "b_e": ("bytes per routed-expert weight value", "B"),
     "b_kv": ("bytes per KV-cache value", "B"),
@@ -117,10 +119,16 @@ def _ceiling_symbols(ceiling, generic=False):
     flops = {d: sympy.Symbol("P" if generic else f"P_{d}", positive=True) for d in ceiling.flops}
     values = {bandwidth: ceiling.bandwidth, **{flops[d]: ceiling.flops[d] for d in ceiling.flops}}
     knee, layer, step = float("inf"), 0, 0
+    extra = {}
     if ceiling.mode == "calibrated":
         knee, layer, step = (sympy.Symbol(s, positive=True) for s in ("n", "t_layer", "t_0"))
         values.update({knee: ceiling.knee, layer: ceiling.layer_overhead, step: ceiling.step_overhead})
-    return Ceilings(ceiling.mode, bandwidth, flops, knee, layer, step), values
+        for field_name, name in (("dequant_time", "t_dq"), ("attention_efficiency", "eta_attn")):
+            number = getattr(ceiling, field_name)
+            if number and number != (1.0 if field_name == "attention_efficiency" else 0.0):
+                extra[field_name] = sympy.Symbol(name, positive=True)
+                values[extra[field_name]] = number
+    return Ceilings(ceiling.mode, bandwidth, flops, knee, layer, step, **extra), values
 
 
 def _traffic_split(op_bytes, sizes):
@@ -204,7 +212,7 @@ def _symbol_rows(values, point):
 
 
 def _symbol_order(name):
-    order = ["B", "C", "T", "BW", "P", "n", "L", "t_layer", "t_0", "b_w", "b_e", "b_kv", "b_a"]
+    order = ["B", "C", "T", "BW", "P", "n", "eta_attn", "L", "t_layer", "t_0", "t_dq", "b_w", "b_e", "b_kv", "b_a"]
     head = name.split("_")[0] if name.startswith(("P_", "L_")) else name
     return (order.index(head) if head in order else len(order), name)
 

@@ -33,6 +33,7 @@ class Ceilings:
     link_latency: float = None     # None: each link's own latency
     dequant_time: float = 0.0      # [s per weight] dequantizing a weight-only quantized weight
     kernel_overhead: float = 0.0   # [s] one GEMM kernel timed on its own (kernel rows only)
+    attention_efficiency: float = 1.0  # [1] attention's FLOP rate / the matmul rate of its dtype
 
     def latency_of(self, chip_link):
         """One-hop latency of a link in this mode [s]."""
@@ -47,7 +48,7 @@ def ceilings(hardware, mode):
     flops = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
     return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead,
                     cal.collective_overhead, cal.link_latency, dequant_time(cal.dequant_ops, hardware.peak_flops),
-                    cal.kernel_overhead)
+                    cal.kernel_overhead, cal.attention_efficiency)
 
 
 def dequant_time(ops_per_weight, peak_flops):
@@ -124,6 +125,8 @@ def time_operators(operators, ceiling):
     timed = []
     for op in operators:
         peak = ceiling.flops[op.dtype]
+        if op.kind == "attention" and ceiling.attention_efficiency != 1:
+            peak = peak * ceiling.attention_efficiency
         compute = op.flops / peak
         memory = op.bytes / ceiling.bandwidth
         time = smooth_max(compute, memory, ceiling.knee)

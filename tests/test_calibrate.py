@@ -52,7 +52,8 @@ def test_least_squares_reports_non_convergence():
 
 # ---------------------------------------------------------------------------- synthetic measurements
 TRUE = dict(kernel_bandwidth=3.0e12, kernel_flops=720e12, kernel_overhead=10e-6,
-            bandwidth=2.9e12, flops=610e12, knee=4.5, layer_overhead=50e-6, step_overhead=120e-6)
+            bandwidth=2.9e12, flops=610e12, knee=4.5, layer_overhead=50e-6, step_overhead=120e-6,
+            attention_efficiency=0.6)
 
 
 def _synthetic_rows():
@@ -78,7 +79,8 @@ def write_synthetic(path, noise=0.01, seed=0, true=TRUE):
     kernel = Ceilings("calibrated", true["kernel_bandwidth"], {**hardware.peak_flops, "bf16": true["kernel_flops"]},
                       true["knee"])
     step = Ceilings("calibrated", true["bandwidth"], {**hardware.peak_flops, "bf16": true["flops"]}, true["knee"],
-                    true["layer_overhead"], true["step_overhead"])
+                    true["layer_overhead"], true["step_overhead"],
+                    attention_efficiency=true.get("attention_efficiency", 1.0))
     rng = np.random.default_rng(seed)
     for row, measured in zip(rows[1:], read_measurements(path).rows):
         model = row_model(measured, hardware)
@@ -105,7 +107,8 @@ def test_fit_recovers_known_parameters_from_noisy_synthetic_measurements(tmp_pat
     assert c.knee == pytest.approx(TRUE["knee"], rel=0.15)
     assert c.layer_overhead == pytest.approx(TRUE["layer_overhead"], abs=10e-6)
     assert c.step_overhead == pytest.approx(TRUE["step_overhead"], abs=150e-6)
-    assert set(fit.fitted) == {"bandwidth", "flops:bf16", "layer_overhead", "step_overhead"}
+    assert c.attention_efficiency == pytest.approx(TRUE["attention_efficiency"], rel=0.15)
+    assert set(fit.fitted) == {"bandwidth", "flops:bf16", "layer_overhead", "step_overhead", "attention_efficiency"}
     assert statistics.median(abs(e) for e in signed_errors(fit.fit_models, c)) < 0.015
 
 
