@@ -3,6 +3,7 @@ not seen, reproduces the shipped calibrations, and refuses bad input with one li
 import json
 import math
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,3 +335,15 @@ def test_measure_without_torch_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "torch", None)       # import torch -> ImportError
     result = run("measure", "--model", "llama-3.1-8b")
     assert result.exit_code == 2 and "pip install 'roofline[measure]'" in result.output
+
+
+def test_calibration_file_with_a_share_above_one_is_refused(tmp_path):
+    """attention_efficiency is a share of the matmul rate: a file that says 1.4 is refused, one line,
+    naming the file and the field, and decode with it exits 2."""
+    shipped = Path(load_hardware("h100-sxm").calibration.path).read_text()
+    bad = tmp_path / "h100-sxm.yaml"
+    bad.write_text(shipped.replace("attention_efficiency: {value: 0.6057", "attention_efficiency: {value: 1.4"))
+    result = run("decode", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--calibration", bad)
+    assert result.exit_code == 2
+    assert "attention_efficiency" in result.output and "at most 1" in result.output
+    assert len(result.output.strip().splitlines()) == 1

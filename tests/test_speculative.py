@@ -59,7 +59,7 @@ def test_expected_tokens_is_the_capped_geometric_series(a, k):
     series = sum(a ** i for i in range(k + 1))
     e = spec.expected_tokens_per_step(a, k)
     assert e == pytest.approx(series, rel=1e-9)
-    assert 1 <= e <= k + 1
+    assert e >= 1 and e <= k + 1
     if a < 1:
         assert e <= 1 / (1 - a) + 1e-9  # the unbounded-k limit (Sec. 3.5)
 
