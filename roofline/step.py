@@ -65,16 +65,6 @@ def dequant_time(ops_per_weight, peak_flops):
     return ops_per_weight / peak_flops["fp32"]
 
 
-def operator_time(flops, bytes_moved, peak_flops, bandwidth, knee=float("inf")):
-    """Roofline time of one operator [s].
-
-    .. math:: t = \\left( (F/P)^n + (Q/BW)^n \\right)^{1/n} \\to \\max(F/P, Q/BW) \\; (n \\to \\infty)
-
-    flops [FLOP], bytes_moved [B], peak_flops [FLOP/s], bandwidth [B/s], knee n [1].
-    """
-    return smooth_max(flops / peak_flops, bytes_moved / bandwidth, knee)
-
-
 def critical_batch(peak_flops, bandwidth, bytes_per_weight):
     """Batch at which a weight GEMM turns compute-bound [tokens].
 
@@ -121,7 +111,15 @@ class OperatorTiming:
 
 
 def time_operators(operators, ceiling):
-    """OperatorTiming of each operator under `ceiling`."""
+    """OperatorTiming of each operator under `ceiling`: its roofline time [s].
+
+    .. math:: t = \\left( (F/P)^n + (Q/BW)^n \\right)^{1/n} \\; [+ \\, W \\, t_{dq}]
+              \\to \\max(F/P, Q/BW) \\; (n \\to \\infty)
+
+    F [FLOP] at the matmul rate P of the operator's dtype [FLOP/s] (times the attention share for
+    attention), Q [B] at the bandwidth BW [B/s], knee n; weight-only quantized GEMMs add the
+    dequantization of their W weights (step.dequant_time).
+    """
     timed = []
     for op in operators:
         peak = ceiling.flops[op.dtype]
