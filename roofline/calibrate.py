@@ -32,6 +32,7 @@ from .fit import Parameter, least_squares
 from .measurements import KERNEL_KINDS, Skipped, device_matches
 from .predict import placeable, row_model
 from .dtypes import compute_class, matmul_dtype
+from .specs import portable_path
 from .step import Ceilings, ceilings, dequant_time
 
 #: dtypes that run on the same tensor-core path and share one fitted efficiency
@@ -314,7 +315,7 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
     device = measurements.header.get("device") or "; ".join(devices)
     fitted = set(fit.fitted)
     doc = {"hardware": fit.hardware.id, "device": device,
-           "date": today or datetime.date.today().isoformat(), "measurements": str(measurements.path)}
+           "date": today or datetime.date.today().isoformat(), "measurements": portable_path(measurements.path)}
     doc["bandwidth"] = quantity_entry(c.bandwidth, "B/s", "fit" if "bandwidth" in fitted else "measurements",
                                       note=_bandwidth_note(fit))
     bound = {d for g in fit.at_bound if g.startswith("flops:") for d in g[6:].split("+")}
@@ -357,8 +358,8 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         doc["measured"] = measured
     doc["fit"] = _provenance(fit, measurements, current, hold_out)
     doc["sources"] = {
-        "datasheet": f"{fit.hardware.path} (peak_flops)",
-        "measurements": f"{measurements.path} ({device}"
+        "datasheet": f"{portable_path(fit.hardware.path)} (peak_flops)",
+        "measurements": f"{portable_path(measurements.path)} ({device}"
                         + (f", measured {measurements.header['date']}" if measurements.header.get("date") else "") + ")",
         "fit": f"roofline {__version__} calibrate: kernel ceilings, knee from the linear-layer sweep, least squares "
                "on log(predicted / measured) over the rows listed under fit"}

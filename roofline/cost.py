@@ -63,19 +63,6 @@ def tokens_per_kwh(power_w, chips, tokens_per_s, pue=1.0):
     return KWH / joules_per_token(power_w, chips, tokens_per_s, pue)
 
 
-def usd_per_user_hour(price_per_chip_s, chips, users):
-    """Rental cost of the deployment per hour, shared over the users it serves [USD/h per user].
-
-    .. math:: \\frac{3600 \\, p \\, N}{U}
-    """
-    return HOUR * price_per_chip_s * chips / users
-
-
-def power_per_user(power_w, chips, users, pue=1.0):
-    """Deployment power shared over the users it serves [W per user]."""
-    return deployment_power(power_w, chips, pue) / users
-
-
 @dataclass(frozen=True)
 class TargetCheck:
     """Whether a result meets an upper limit, and by how much.

@@ -81,14 +81,6 @@ class Hardware:
         """Bandwidth of the tier that holds weights and KV cache [B/s]."""
         return self.memory[0].bandwidth
 
-    def peak(self, dtype):
-        """Dense peak FLOP/s for a compute dtype; RooflineError if the chip has none."""
-        try:
-            return self.peak_flops[dtype]
-        except KeyError:
-            raise RooflineError(f"{self.id} has no {dtype} peak in its spec; it has "
-                                f"{', '.join(self.peak_flops)}") from None
-
     def link(self, role=None, link_id=None):
         """The chip's link of a role (scale-up first) or id; RooflineError if it has none."""
         for chip_link in self.links:

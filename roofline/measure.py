@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .errors import RooflineError
 from .models import load_model
-from .specs import spec_paths
+from .specs import portable_path, spec_paths
 
 DECODE = [(1, 1024), (1, 8192), (1, 32768), (8, 1024), (8, 8192), (32, 1024), (32, 4096), (64, 1024),
           (64, 4096), (128, 1024), (256, 512), (256, 1024), (512, 512)]
@@ -330,7 +330,7 @@ def main(argv=None):
         model = load_model(args.model)
     except RooflineError as exc:
         sys.exit(f"error: {str(exc).splitlines()[0]}")
-    name = model.id if spec_paths("model").get(model.id) == Path(model.path) else str(Path(model.path).resolve())
+    name = model.id if spec_paths("model").get(model.id) == Path(model.path) else portable_path(model.path)
     args.out = args.out or f"measure_{model.id}.jsonl"
     s = Session(args)
     s.out.write(json.dumps({"kind": "device", "device": s.name, "torch": torch.__version__,

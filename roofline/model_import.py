@@ -15,7 +15,7 @@ import yaml
 
 from .errors import RooflineError
 from .hf_import import COMPUTED, read_config, spec_from_config
-from .specs import builtin_dir, user_data_root
+from .specs import builtin_dir, portable_path, user_data_root
 
 
 def default_id(config_path):
@@ -109,7 +109,7 @@ def import_config(config_path, model_id=None, output=None, force=False, name=Non
         raise RooflineError(f"--id {model_id}: a shipped model has this id and the import would override it; "
                             "pass another --id, or --force to override it")
     spec, comments = spec_from_config(data, config_path, model_id, name)
-    sources = {"hf-config": str(config_path.resolve()),
+    sources = {"hf-config": portable_path(config_path),
                "computed": "roofline.params.count_params (roofline model import), from the fields of this file"}
     if any(isinstance(v, dict) and v.get("source") == "hf-defaults" for v in _numbers(spec)):
         sources["hf-defaults"] = "defaults of the transformers configuration class of this architecture, " \
@@ -121,7 +121,7 @@ def import_config(config_path, model_id=None, output=None, force=False, name=Non
     if spec.get("moe"):
         params["active"] = {"value": int(counts.active), "source": "computed", "derived": COMPUTED,
                             "note": "per token: all but the routed experts a token does not use"}
-    header = [f"Written by `roofline model import` from {config_path.resolve()}",
+    header = [f"Written by `roofline model import` from {portable_path(config_path)}",
               "(a Hugging Face config.json). The config states no parameter count: params are computed from the",
               "architecture below, not an official figure. Comments name the config key of each field."]
     text = render_yaml({**spec, "params": params, "sources": sources}, comments, header)

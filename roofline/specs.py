@@ -39,6 +39,20 @@ def builtin_dir(kind):
     return installed if installed.is_dir() else package.parent / sub
 
 
+def portable_path(path):
+    """`path` as text that names no directory of this machine, for files roofline writes.
+
+    Relative to the installed package or the checkout (shipped specs: `hardware_specs/h100-sxm.yaml`),
+    else to the working directory, else the file name alone.
+    """
+    path = Path(path).resolve()
+    package = Path(__file__).resolve().parent
+    for root in (package, package.parent, Path.cwd()):
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
 def user_dirs(kind):
     """Extra spec directories: $ROOFLINE_SPECS (os.pathsep-separated roots) and the user data dir."""
     roots = [Path(p) for p in os.environ.get(USER_DIR_ENV, "").split(os.pathsep) if p]

@@ -7,27 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 from roofline.calibrate import calibrate, prepare, signed_errors
 from roofline.calibration import read_calibration
-from roofline.cli import cli
 from roofline.fit import Parameter, least_squares
 from roofline.hardware import load_hardware
 from roofline.measurements import read_measurements, row_filter
 from roofline.predict import row_model
 from roofline.step import Ceilings
 
-from conftest import VALIDATION
+from conftest import VALIDATION, run
 
 H100_FILE = VALIDATION / "h100" / "llama-3.1-8b_and_kernels.jsonl"
 A100_FILE = VALIDATION / "published" / "a100_gpt-fast_lmdeploy.csv"
 H100 = "NVIDIA H100 80GB HBM3"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
 
 
 # ---------------------------------------------------------------------------- the fitter

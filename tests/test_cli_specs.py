@@ -6,42 +6,16 @@ the CLI must print one line that names the file and the field, and exit with sta
 import csv
 import io
 import json
-from pathlib import Path
 
 import click
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from roofline.cli import cli
 from roofline.specs import builtin_dir
+from conftest import CHIPS, LINKS, MODELS, ROOT, one_line_error, run
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = sorted(p.stem for p in builtin_dir("model").glob("*.yaml"))
-CHIPS = sorted(p.stem for p in builtin_dir("hardware").glob("*.yaml"))
-LINKS = sorted(p.stem for p in builtin_dir("link").glob("*.yaml"))
-
-
-@pytest.fixture(autouse=True)
-def no_user_specs(tmp_path, monkeypatch):
-    monkeypatch.delenv("ROOFLINE_SPECS", raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(args))
-
-
-def one_line_error(result, *needles):
-    """Exit status 2, no traceback, one line on stderr containing every needle."""
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert str(needle) in lines[0], lines[0]
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("no_user_specs")
 
 
 # -- show and list ----------------------------------------------------------------------------

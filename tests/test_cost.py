@@ -64,11 +64,6 @@ def test_joules_and_tokens_per_kwh_are_reciprocal(power, chips, rate, pue):
     assert joules >= cost.joules_per_token(power, chips, rate)  # a PUE >= 1 never lowers energy
 
 
-def test_per_user_shares_divide_the_deployment():
-    assert cost.usd_per_user_hour(4 / HOUR, 8, 32) == pytest.approx(1.0)
-    assert cost.power_per_user(700, 8, 56, pue=1.2) == pytest.approx(120)
-
-
 def test_formulas_take_arrays_and_symbols():
     rates = np.array([10.0, 100.0, 1000.0])
     assert np.allclose(cost.usd_per_mtok(1 / HOUR, 1, rates), [1e6 / 36000, 1e6 / 360000, 1e6 / 3600000])

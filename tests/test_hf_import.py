@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from roofline.cli import cli
 from roofline.hf_import import spec_from_config
 from roofline.model_import import default_id, import_config
 from roofline.memory import kv_bytes_per_token, weight_bytes
@@ -19,6 +17,7 @@ from roofline.models import load_model, model_from_data
 from roofline.params import count_params
 from stated_params import (DEFAULT_INCLUDES, STATED_INCLUDES, TOLERANCE, expected_active,
                            expected_total, relative_error)
+from conftest import ROOT, one_line_error, run
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hf_configs"
 
@@ -36,10 +35,6 @@ def user_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("ROOFLINE_SPECS", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     return tmp_path / "xdg" / "roofline" / "model_specs"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def imported(name, tmp_path):
@@ -84,7 +79,7 @@ def test_written_file_says_params_are_computed(tmp_path):
     assert data["params"]["total"]["source"] == "computed"
     assert "roofline model import" in data["params"]["total"]["derived"]
     assert data["params"]["active"]["source"] == "computed"
-    assert data["sources"]["hf-config"] == str((FIXTURES / "mixtral-8x7b.json").resolve())
+    assert data["sources"]["hf-config"] == (FIXTURES / "mixtral-8x7b.json").relative_to(ROOT).as_posix()
     assert "not an official figure" in path.read_text()
     assert model.params_active == pytest.approx(12.9e9, rel=TOLERANCE)  # Mistral AI: 12.9B per token
 
@@ -170,14 +165,6 @@ def test_qwen2_sliding_window_only_when_used(tmp_path):
 
 
 # -- bad input --------------------------------------------------------------------------------
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    for needle in needles:
-        assert str(needle) in lines[0], lines[0]
-
 
 def write(tmp_path, text, name="config.json"):
     path = tmp_path / "cfg" / name

@@ -2,17 +2,12 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 import roofline
 from roofline import solve
 from roofline.memory import weight_bytes
-from roofline.cli import cli
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(args))
+from conftest import run
 
 
 def test_headline_query_answers_with_binding_and_why():

@@ -13,14 +13,13 @@ from roofline.errors import RooflineError
 from roofline.hardware import load_hardware, load_link
 from roofline.models import load_model
 from roofline.params import count_params
-from roofline.specs import builtin_dir
 from roofline.units import Q_, format_si, to_si
 from stated_params import (STATED_INCLUDES, TOLERANCE, expected_active, expected_total,
                            relative_error)
 
-MODELS = sorted(p.stem for p in builtin_dir("model").glob("*.yaml"))
-CHIPS = sorted(p.stem for p in builtin_dir("hardware").glob("*.yaml"))
-LINKS = sorted(p.stem for p in builtin_dir("link").glob("*.yaml"))
+from conftest import CHIPS, LINKS, MODELS
+
+pytestmark = pytest.mark.usefixtures("no_user_specs")
 
 #: the ids issue 2 asks for
 REQUIRED_CHIPS = ("a100-sxm", "h100-sxm", "h100-pcie", "h200", "b200", "gb200", "mi300x", "mi325x", "mi355x",
@@ -30,13 +29,6 @@ REQUIRED_MODELS = ("llama-2-7b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405
                    "llama-4-maverick", "mistral-7b", "mixtral-8x7b", "qwen3-32b", "qwen3-235b-a22b",
                    "qwen3-coder-480b", "deepseek-v3", "deepseek-v3.2", "glm-4.5", "glm-4.6", "glm-4.7",
                    "glm-4.5-air", "kimi-k2", "gpt-oss-20b", "gpt-oss-120b", "gemma-3-27b")
-
-
-@pytest.fixture(autouse=True)
-def no_user_specs(tmp_path, monkeypatch):
-    """Only the shipped specs: no $ROOFLINE_SPECS, an empty user data folder."""
-    monkeypatch.delenv("ROOFLINE_SPECS", raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
 
 
 def test_required_ids_are_shipped():

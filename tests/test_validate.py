@@ -4,23 +4,17 @@ import json
 import statistics
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 import roofline
-from roofline.cli import cli
 from roofline.hardware import load_hardware
 from roofline.measurements import _precision, device_matches, read_measurements, row_filter
 from roofline.validate import validate
 
-from conftest import VALIDATION
+from conftest import VALIDATION, run
 
 H100_FILE = VALIDATION / "h100" / "llama-3.1-8b_and_kernels.jsonl"
 A100_FILE = VALIDATION / "published" / "a100_gpt-fast_lmdeploy.csv"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
 
 
 def test_h100_rows_calibrated_meet_the_targets():
