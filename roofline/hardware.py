@@ -9,7 +9,7 @@ from functools import lru_cache
 from .calibration import Calibration, default_calibration
 from .dtypes import COMPUTE_DTYPES
 from .errors import RooflineError, SpecError
-from .specs import FieldReader, check_id, load_yaml, read_sources, resolve
+from .specs import FieldReader, check_id, load_yaml, read_sources, resolve, spec_paths
 
 CHIP_KINDS = ("gpu", "tpu", "wafer", "lpu", "rdu", "soc", "accelerator")
 TIERS = ("hbm", "dram", "sram")
@@ -62,6 +62,7 @@ class Hardware:
     power: float = None       # [W]
     price: float = None       # [USD/s] per chip
     links: tuple = ()         # of ChipLink
+    aliases: tuple = ()       # common system names (h100_sxm, gb300) that also find this spec
     calibration: Calibration = None
     facts: tuple = ()
     sources: dict = field(default_factory=dict, compare=False)
@@ -126,9 +127,21 @@ def load_link(name):
     return link
 
 
+def chip_aliases():
+    """{alias: chip id} from the `aliases:` of every chip spec (common system names, e.g. h100_sxm)."""
+    found = {}
+    for chip_id, path in spec_paths("hardware").items():
+        aliases = load_yaml(path).get("aliases")
+        for alias in aliases if isinstance(aliases, list) else ():
+            found[str(alias)] = chip_id
+    return found
+
+
 @lru_cache(maxsize=None)
 def load_hardware(name):
-    """Hardware spec by id (hardware_specs/<id>.yaml) or path; SpecError/RooflineError if invalid."""
+    """Hardware spec by id (hardware_specs/<id>.yaml), alias (`h100_sxm`) or path; SpecError/RooflineError if invalid."""
+    if isinstance(name, str) and name not in spec_paths("hardware") and not name.endswith((".yaml", ".yml")):
+        name = chip_aliases().get(name, name)
     path = resolve("hardware", name)
     data = load_yaml(path)
     reader = FieldReader(data, path, read_sources(data, path))
@@ -165,7 +178,7 @@ def load_hardware(name):
         kind=reader.text("kind", choices=CHIP_KINDS), memory=tuple(memory), peak_flops=peak_flops,
         power=reader.quantity("power", "power", required=False),
         price=reader.quantity("price", "price", required=False),
-        links=tuple(links), path=str(path), sources=reader.sources)
+        links=tuple(links), aliases=reader.texts("aliases"), path=str(path), sources=reader.sources)
     for moved in ("achieved", "calibration"):
         if moved in data:
             reader._fail(moved, f"calibrations live in their own file now: hardware_specs/calibrations/{chip_id}.yaml "

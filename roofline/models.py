@@ -4,13 +4,14 @@ Loaded from model_specs/<id>.yaml (format in docs/spec-format.md). `load_model(i
 applies what-if overrides (`--set num_layers=20`, `--set attention.sliding_window=4096`) to the
 file's fields before the same checks run, so an override is validated like the file itself.
 """
+import difflib
 from dataclasses import dataclass, field, replace
 
 import yaml
 
 from .dtypes import check as check_dtype
 from .errors import RooflineError, SpecError
-from .specs import FieldReader, check_id, load_yaml, read_sources, resolve
+from .specs import FieldReader, check_id, load_yaml, read_sources, resolve, spec_paths
 
 ATTENTION_KINDS = ("gqa", "mla")
 FFN_KINDS = ("gated", "plain")
@@ -91,6 +92,7 @@ class Model:
     mtp_layers: int = 0
     params_total: float = None        # officially stated
     params_active: float = None
+    hf_ids: tuple = ()                # Hugging Face ids of checkpoints with this architecture
     facts: tuple = ()
     sources: dict = field(default_factory=dict, compare=False)
     path: str = None
@@ -175,6 +177,32 @@ def load_model(name, overrides=None):
     return _read_model(data, path)
 
 
+def hf_id_index():
+    """{Hugging Face id, lower case: model id} from the `hf_ids:` of every model spec."""
+    found = {}
+    for model_id, path in spec_paths("model").items():
+        hf_ids = load_yaml(path).get("hf_ids")
+        for hf_id in hf_ids if isinstance(hf_ids, list) else ():
+            found[str(hf_id).lower()] = model_id
+    return found
+
+
+def find_model(name, overrides=None):
+    """Model by roofline id, spec file, or a Hugging Face id that a spec lists under `hf_ids`
+    (`deepseek-ai/DeepSeek-R1` finds deepseek-v3; case does not matter)."""
+    name = str(name)
+    if name in spec_paths("model") or name.endswith((".yaml", ".yml")):
+        return load_model(name, overrides)
+    index = hf_id_index()
+    if name.lower() in index:
+        return load_model(index[name.lower()], overrides)
+    if "/" not in name:
+        return load_model(name, overrides)          # an unknown id: load_model names the nearest
+    near = difflib.get_close_matches(name.lower(), index, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise RooflineError(f"no model spec lists the Hugging Face id '{name}' under hf_ids{hint} (roofline list models)")
+
+
 def model_from_data(data, path):
     """A Model from an already-parsed spec mapping; `path` names it in errors (its stem is the id)."""
     return _read_model(data, path)
@@ -217,6 +245,10 @@ def _read_model(data, path):
     values["params_total"] = params.quantity("total", "count")
     values["params_active"] = params.quantity("active", "count", required=False)
     params.finish()
+    values["hf_ids"] = reader.texts("hf_ids")
+    for hf_id in values["hf_ids"]:
+        if hf_id.count("/") != 1 or hf_id.strip() != hf_id:
+            reader._fail("hf_ids", f"'{hf_id}' is not a Hugging Face id (expected organisation/name)")
     reader.finish()
     return Model(**values, facts=tuple(reader.facts), sources=sources, path=str(path))
 

@@ -232,6 +232,17 @@ class FieldReader:
             self._fail(key, f"'{value}' is not one of {', '.join(choices)}")
         return value
 
+    def texts(self, key):
+        """The names listed under `key` (an optional list of non-empty texts), as a tuple."""
+        value = self.raw(key, required=False)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+            self._fail(key, f"expected a list of names, got {value!r}")
+        if len(set(value)) != len(value):
+            self._fail(key, "lists a name twice")
+        return tuple(value)
+
     def flag(self, key, default=False):
         value = self.raw(key, required=False)
         if value is None:

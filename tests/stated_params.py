@@ -12,6 +12,9 @@ figure (Kimi K2: 1.026T computed, stated "1T", +2.6 %; the tech report gives 1.0
 format leaves out tensors of about 1 % (the ~0.9B vision encoder of Llama 4, published with no
 exact count). 3 % is the rounding of a two-digit figure of 17B and up, the size of every
 two-digit figure compared here except GLM-4.5-Air's "12B" active (computed 12.18B, +1.5 %).
+Where the spec format cannot express a layer (Qwen3.5's Gated DeltaNet), the parameters it leaves
+out are counted from the config and added before the comparison ("unmodelled"), so the check still
+tests every field the spec does express.
 A wrong architecture field moves a count further: 10 % off the FFN width moves every model's
 total by 6-10 % (tests assert it), so the test fails on such a mistake.
 """
@@ -21,8 +24,10 @@ TOLERANCE = 0.03
 
 #: model id -> what its stated figures count. "total": parts added to ParamCounts.total:
 #: "mtp" (ParamCounts.mtp), "mtp_copies" (the embedding and LM head copies a checkpoint stores
-#: with each MTP layer), ("vision", n, source) a published vision-encoder count.
-#: "active_excludes": parts the vendor leaves out of the active count ("embedding", "lm_head").
+#: with each MTP layer), ("vision", n, source) a published vision-encoder count, ("unmodelled", n,
+#: how) parameters of layers the spec format cannot express, counted from the config.
+#: "active_excludes": parts the vendor leaves out of the active count ("embedding", "lm_head");
+#: "active_unmodelled": (n, how) unmodelled parameters that every token uses.
 STATED_INCLUDES = {
     # DeepSeek README: 671B main model without the MTP module; README_WEIGHTS: 36.6B activated
     # "including 0.9B for the output Head", i.e. without the input embedding.
@@ -49,6 +54,24 @@ STATED_INCLUDES = {
     # published count); compared as the text decoder, the difference is within the tolerance.
     "llama-4-scout": {"total": (), "active_excludes": ()},
     "llama-4-maverick": {"total": (), "active_excludes": ()},
+    # GLM-5 report: 744B / 40B, the GLM-4.5 convention: the active count without the embedding and
+    # the output layer (39.89B computed, 41.79B with both); the total is the main model (744.11B).
+    "glm-5": {"total": (), "active_excludes": ("embedding", "lm_head")},
+    # MiniMax states "230 billion" / "10 billion" without saying what they include; the active count
+    # without the embedding and the head (9.80B) is the closest (10.42B without the embedding: +4%).
+    "minimax-m2.5": {"total": (), "active_excludes": ("embedding", "lm_head")},
+    # NVIDIA's 32.86B active is the count with embedding and head (32.87B computed); "1T" is round
+    # (1,026.5B computed, +2.65%, as Kimi K2).
+    "kimi-k2.5": {"total": (), "active_excludes": ()},
+    # Qwen3.5's 45 Gated DeltaNet layers and its attention output gate are modelled with the shapes of
+    # its full-attention layers (the spec has no linear-attention layer type). What that leaves out,
+    # from the config: a DeltaNet layer holds in_proj_qkvz 4096 x 20480, in_proj_ba 4096 x 128, a
+    # conv1d of 12288 x 4, out_proj 8192 x 4096 and 256 small vectors, 118,014,208 in all, against
+    # 71,303,680 counted for it; the output gate doubles q_proj (4096 x 8192) in the 15 full layers.
+    "qwen3.5-397b-a17b": {
+        "total": (("unmodelled", 45 * (118_014_208 - 71_303_680) + 15 * 4096 * 8192, "DeltaNet and output gate"),),
+        "active_excludes": (),
+        "active_unmodelled": (45 * (118_014_208 - 71_303_680) + 15 * 4096 * 8192, "DeltaNet and output gate")},
 }
 #: every other model: the stated total and active count everything count_params counts
 DEFAULT_INCLUDES = {"total": (), "active_excludes": ()}
@@ -78,6 +101,8 @@ def expected_active(model, includes=None):
         active -= counts.embedding
     if "lm_head" in includes["active_excludes"]:
         active -= counts.lm_head
+    if "active_unmodelled" in includes:
+        active += includes["active_unmodelled"][0]
     return active
 
 

@@ -11,7 +11,7 @@ import pytest
 from roofline import docgen
 from roofline.cli import cli
 
-from conftest import ROOT
+from conftest import CHIPS, LINKS, MODELS, ROOT
 
 DOCS = docgen.doc_files(ROOT)
 
@@ -63,6 +63,13 @@ def test_every_command_takes_the_format_the_docs_say():
             elif listed != usual:
                 assert re.search(rf"`{command}`[: takes]*`{re.escape(listed)}`", sentence.group(2).replace("\n", " ")), \
                     f"{name(doc)} does not say that `roofline {command}` takes --format {listed}"
+
+
+def test_readme_counts_the_shipped_specs():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    counts = re.search(r"Shipped specs: (\d+) chips \(.*?\), (\d+) link technologies, (\d+) models", text)
+    assert counts, "README.md: the 'Shipped specs' paragraph is missing"
+    assert tuple(map(int, counts.groups())) == (len(CHIPS), len(LINKS), len(MODELS))
 
 
 # ---------------------------------------------------------------------- the checks can fail

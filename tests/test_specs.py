@@ -24,11 +24,13 @@ pytestmark = pytest.mark.usefixtures("no_user_specs")
 #: the ids issue 2 asks for
 REQUIRED_CHIPS = ("a100-sxm", "h100-sxm", "h100-pcie", "h200", "b200", "gb200", "mi300x", "mi325x", "mi355x",
                   "gaudi3", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7", "wse-2", "wse-3", "groq-lpu", "sn40l",
-                  "rtx-4090", "rtx-5090", "m2-ultra", "m4-max")
+                  "rtx-4090", "rtx-5090", "m2-ultra", "m4-max", "b300", "gb300")
 REQUIRED_MODELS = ("llama-2-7b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-4-scout",
                    "llama-4-maverick", "mistral-7b", "mixtral-8x7b", "qwen3-32b", "qwen3-235b-a22b",
                    "qwen3-coder-480b", "deepseek-v3", "deepseek-v3.2", "glm-4.5", "glm-4.6", "glm-4.7",
-                   "glm-4.5-air", "kimi-k2", "gpt-oss-20b", "gpt-oss-120b", "gemma-3-27b")
+                   "glm-4.5-air", "kimi-k2", "gpt-oss-20b", "gpt-oss-120b", "gemma-3-27b",
+                   # issue 11: the models of the serving benchmarks
+                   "minimax-m2.5", "qwen3.5-397b-a17b", "kimi-k2.5", "glm-5")
 
 
 def test_required_ids_are_shipped():
