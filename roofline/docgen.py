@@ -189,9 +189,14 @@ def render(shown, printed):
 
 
 def _match(text, printed, after):
-    """Index of the printed line (from `after` on) that `text` shows: same key, else most alike."""
+    """Index of the printed line that `text` shows: same key, else most alike; lines after the
+    previous match first, so repeated keys keep their order, then any (the output was reordered)."""
+    found = _match_in(text, printed, range(after, len(printed)))
+    return found if found is not None else _match_in(text, printed, range(after))
+
+
+def _match_in(text, printed, candidates):
     key = _key(text)
-    candidates = range(after, len(printed))
     if key is not None:
         for index in candidates:
             if _key(printed[index]) == key:

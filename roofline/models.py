@@ -227,8 +227,8 @@ def _read_model(data, path):
         mtp_layers=count("mtp_layers", required=False, default=0, allow_zero=True))
     if values["num_heads"] % values["num_kv_heads"]:
         reader._fail("num_kv_heads", f"{values['num_kv_heads']} does not divide num_heads {values['num_heads']}")
-    values["attention"] = _read_attention(reader.sub("attention", required=False), values)
-    values["moe"] = _read_moe(reader.sub("moe", required=False), values)
+    values["attention"] = _read_attention(reader.sub("attention", required=False))
+    values["moe"] = _read_moe(reader.sub("moe", required=False))
     dtypes = reader.sub("dtypes")
     values["dtypes"] = {}
     for key in DTYPE_FIELDS:
@@ -253,7 +253,7 @@ def _read_model(data, path):
     return Model(**values, facts=tuple(reader.facts), sources=sources, path=str(path))
 
 
-def _read_attention(reader, values):
+def _read_attention(reader):
     if reader is None:
         return Attention()
     count = reader.count
@@ -289,7 +289,7 @@ def _read_attention(reader, values):
     return attention
 
 
-def _read_moe(reader, values):
+def _read_moe(reader):
     if reader is None:
         return None
     count = reader.count

@@ -113,6 +113,15 @@ def test_a_status_only_example_keeps_its_output(tmp_path):
     assert not findings and text == doc.read_text()
 
 
+def test_an_excerpt_follows_reordered_output_and_renamed_lines():
+    printed = ["step_time_s  0.01", "bound  memory", "fits  true"]
+    assert docgen.render(["fits  true", "...", "step_time_s  0.01"], printed) == (
+        ["fits  true", "...", "step_time_s  0.01"], [])
+    shown = ["step_s  0.01", "..."]                    # a field renamed since: the new line replaces it
+    lines, problems = docgen.render(shown, printed)
+    assert lines == ["step_time_s  0.01", "..."] and not problems and not docgen.agree(shown, lines)
+
+
 @pytest.mark.parametrize("command, problem", [
     ("roofline sweep --batch 1:1024:x2 --context 1024,8192", "needs --model"),
     ("roofline decode -m llama-3.1-8b -c h100-sxm --batchsize 4", "has no option --batchsize"),
