@@ -2,13 +2,14 @@
 asserts that its axes hold data, and the claims notebook prints its verdict table."""
 import os
 from functools import lru_cache
-from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+from conftest import ROOT
+
+NOTEBOOKS = ROOT / "notebooks"
 NAMES = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
 
 

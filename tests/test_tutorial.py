@@ -2,9 +2,10 @@
 import contextlib
 import io
 import re
-from pathlib import Path
 
-TUTORIAL = Path(__file__).resolve().parent.parent / "docs" / "tutorial.md"
+from conftest import ROOT
+
+TUTORIAL = ROOT / "docs" / "tutorial.md"
 
 
 def test_tutorial_python_blocks_run():
