@@ -113,9 +113,8 @@ def decode(model, hardware, mode, calibration, weights_dtype, kv_dtype, activati
                             **common)
         emit_step(result, fmt, breakdown, DECODE_KEYS)
         return
-    if chips != 1 or any(v is not None for v in (tp, pp, ep, microbatches, link)):
-        raise RooflineError("--speculative models one chip; drop --chips, --tp, --pp, --ep, --microbatches and --link")
-    spec = speculative.decode(model, hardware, **request, **common)
+    spec = speculative.decode(model, hardware, **request, **common, chips=chips, tp=tp, pp=pp, ep=ep,
+                              microbatches=microbatches, link=link)
     emit_step(spec.base, fmt, breakdown, DECODE_KEYS, extra=speculative_fields(spec))
 
 
