@@ -6,7 +6,7 @@ from ..scenario import resolve_hardware
 from . import cli
 from .output import emit_record, emit_table, format_option, to_json
 from ..units import to_si
-from .run_cmd import parse_sets
+from .scenario_options import parse_sets
 
 _UNITS = {"chips": "chips", "batch": "sequences", "context": "tokens", "bandwidth": "B/s", "params": "parameters"}
 
