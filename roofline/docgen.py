@@ -39,6 +39,9 @@ WIDTH = 100
 STATUS_ONLY = "<!-- docgen: status-only -->"
 NUMBER = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 FENCE = re.compile(r"^```(\w*)\s*$")
+#: a command that takes both answers a question about a model on a chip: it needs both (checked
+#: when the command runs, not by click, so the dry check names them)
+QUESTION_OPTIONS = {"model", "hardware"}
 
 
 def doc_files(root=ROOT):
@@ -340,6 +343,7 @@ def dry_check(command):
         return None
     known = {opt for param in current.params for opt in (*param.opts, *param.secondary_opts)}
     known |= {"-h", "--help"}
+    names = {param.name for param in current.params}
     given = set()
     for arg, value in zip(args, [*args[1:], ""]):
         option = arg.split("=")[0]
@@ -353,7 +357,8 @@ def dry_check(command):
     if not given or "..." in args or given & {"-h", "--help"}:
         return None
     for param in current.params:
-        if param.required and isinstance(param, click.Option) and not given & set(param.opts):
+        needed = param.required or param.name in QUESTION_OPTIONS and QUESTION_OPTIONS <= names
+        if needed and isinstance(param, click.Option) and not given & set(param.opts):
             return f"`{' '.join(path)}` needs {max(param.opts, key=len)}"
     return None
 
