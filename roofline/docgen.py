@@ -4,8 +4,9 @@
     python -m roofline.docgen --check    # print a diff per stale example and exit 1; change nothing
 
 A console example is a fenced ```console block of `$ roofline ...` commands (a trailing `\\`
-continues one), each followed by its output. Every command runs in-process through the CLI, from
-the checkout's root, with the shipped specs only (no $ROOFLINE_SPECS, no user data folder).
+continues one), each followed by its output; `$` lines of other programs are left as written.
+Every command runs in-process through the CLI, from the checkout's root, with the shipped specs
+only (no $ROOFLINE_SPECS, no user data folder).
 
 - An output with a line `...`, or a line ending in ` ...`, is an excerpt: only the lines it shows
   are kept, each matched (in order, numbers masked) to the printed line it resembles most. A shown
@@ -264,8 +265,11 @@ def regenerate(path, root=ROOT):
         new_lines.extend(lines[done:block.start])
         body = []
         for example in block.examples:
-            status, printed = run(example.command, root)
             body.extend(example.lines)
+            if not example.command.startswith("roofline "):
+                body.extend(example.output)          # another program's example: shown as written
+                continue
+            status, printed = run(example.command, root)
             if status != 0:
                 findings.append(Finding(name, example.command, f"exits with status {status}: "
                                         + " | ".join(printed[-3:])))

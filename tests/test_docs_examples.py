@@ -106,6 +106,12 @@ def test_a_failing_example_and_a_line_no_longer_printed_are_reported(tmp_path):
     assert any("no longer printed: quantum_flux" in m for m in messages), messages
 
 
+def test_another_programs_example_is_left_as_written(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("```console\n$ python -c 'print(1)'\n2\n```\n")
+    assert docgen.regenerate(doc, root=ROOT) == (doc.read_text(), [])
+
+
 def test_a_status_only_example_keeps_its_output(tmp_path):
     doc = tmp_path / "doc.md"
     doc.write_text("<!-- docgen: status-only -->\n```console\n$ roofline list links\n(a table)\n```\n")
