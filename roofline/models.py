@@ -5,6 +5,7 @@ applies what-if overrides (`--set num_layers=20`, `--set attention.sliding_windo
 file's fields before the same checks run, so an override is validated like the file itself.
 """
 import difflib
+import os
 from dataclasses import dataclass, field, replace
 
 import yaml
@@ -158,8 +159,9 @@ def _apply_overrides(data, overrides):
 
 
 def load_model(name, overrides=None):
-    """Model spec by id (model_specs/<id>.yaml) or path, with optional field overrides."""
-    path = resolve("model", name)
+    """Model spec by id (model_specs/<id>.yaml), path or Hugging Face id (`Qwen/Qwen3-32B`, from the
+    specs' hf_ids), with optional field overrides."""
+    path = resolve("model", _spec_name(name))
     data = load_yaml(path)
     if overrides:
         data = _apply_overrides(data, overrides)
@@ -189,18 +191,23 @@ def hf_id_index():
 
 def find_model(name, overrides=None):
     """Model by roofline id, spec file, or a Hugging Face id that a spec lists under `hf_ids`
-    (`deepseek-ai/DeepSeek-R1` finds deepseek-v3; case does not matter)."""
-    name = str(name)
-    if name in spec_paths("model") or name.endswith((".yaml", ".yml")):
-        return load_model(name, overrides)
+    (`deepseek-ai/DeepSeek-R1` finds deepseek-v3; case does not matter). The same as load_model,
+    which takes all three; named for what it is used for: mapping a checkpoint to its architecture."""
+    return load_model(name, overrides)
+
+
+def _spec_name(name):
+    """`name`, or the id of the model spec that lists it under hf_ids when it is a Hugging Face id
+    (organisation/name, not a .yaml file on disk); RooflineError for an unknown one."""
+    text = str(name)
+    if "/" not in text or text.endswith((".yaml", ".yml")) or os.path.exists(text):
+        return name
     index = hf_id_index()
-    if name.lower() in index:
-        return load_model(index[name.lower()], overrides)
-    if "/" not in name:
-        return load_model(name, overrides)          # an unknown id: load_model names the nearest
-    near = difflib.get_close_matches(name.lower(), index, n=3, cutoff=0.6)
+    if text.lower() in index:
+        return index[text.lower()]
+    near = difflib.get_close_matches(text.lower(), index, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
-    raise RooflineError(f"no model spec lists the Hugging Face id '{name}' under hf_ids{hint} (roofline list models)")
+    raise RooflineError(f"no model spec lists the Hugging Face id '{text}' under hf_ids{hint} (roofline list models)")
 
 
 def model_from_data(data, path):

@@ -54,10 +54,12 @@ def test_an_unknown_hf_id_suggests_the_nearest():
         find_model("qwen3-33b")
 
 
-def test_a_chip_alias_works_on_the_command_line():
-    result = run("decode", "-m", "llama-3.1-8b", "-c", "h100_sxm", "--format", "json")
+def test_a_chip_alias_and_an_hf_id_work_on_the_command_line():
+    result = run("decode", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-c", "h100_sxm", "--format", "json")
     assert result.exit_code == 0, result.output
-    assert '"hardware": "h100-sxm"' in result.output
+    assert '"hardware": "h100-sxm"' in result.output and '"model": "llama-3.1-8b"' in result.output
+    one_line_error(run("decode", "-m", "meta-llama/Llama-3.1-9B", "-c", "h100-sxm"),
+                   "no model spec lists the Hugging Face id 'meta-llama/Llama-3.1-9B'")
 
 
 @pytest.mark.parametrize("kind, field, value, problem", [
