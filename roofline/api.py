@@ -10,12 +10,14 @@ import math
 import numbers
 
 from . import cost
+from .binding import binding
 from .calibration import with_calibration
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
 from .deployment import fastest
 from .models import Model, load_model, with_dtypes
 from .parallel import candidate_layouts, make_layout
+from .placement import fits as placement_fits, layout_notes
 from .results import OperatorRow, StepResult
 from .step import MODES, ceilings
 
@@ -98,15 +100,14 @@ def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep,
     layout, ev = fastest(phase, model, hardware, batch, length, layouts, ceiling, link)
     notes = [n for n in notes if n]
     if auto:
-        notes.append(f"layout {layout.describe()} chosen: the fastest per user of {len(layouts)} valid "
-                     f"splits of {layout.chips} chips (pass --tp/--pp/--ep to choose)")
+        notes += layout_notes(phase, model, hardware, batch, length, layout, ev, len(layouts), ceiling, link)
     if layout.attention_groups > 1:
         notes.append(f"expert all-to-all over {ev.ep_link.link.id} between the {layout.ep} chips of a stage; "
                      f"{layout.attention_groups} attention groups of {layout.tp} chip(s) each serve "
                      f"about {batch / layout.attention_groups:.4g} of the {batch} sequences")
     memory = ev.per_chip_memory
     capacity = hardware.mem_capacity
-    fits = memory["total"] <= capacity
+    fits = placement_fits(memory, hardware)
     if not fits:
         notes.append(f"does not fit: needs {memory['total'] / 1e9:.3g} GB per chip, {hardware.id} has "
                      f"{capacity / 1e9:.3g} GB ({memory['total'] / capacity:.2f}x); the time is that of a "
@@ -125,7 +126,7 @@ def _step_result(phase, model, hardware, mode, batch, length, chips, tp, pp, ep,
     notes += cost_notes
     return StepResult(
         phase=phase, model=model.id, hardware=hardware.id, mode=ceiling.mode, batch=batch, context=length,
-        time_s=time_s, tokens_per_s_per_user=per_user, tokens_per_s=aggregate, bound=max(split, key=split.get),
+        time_s=time_s, tokens_per_s_per_user=per_user, tokens_per_s=aggregate, bound=binding(split),
         weight_bytes=float(memory["weights"]), kv_cache_bytes=float(memory["kv_cache"]),
         activation_bytes=float(memory["activations"]), memory_needed_bytes=float(memory["total"]),
         capacity_bytes=capacity, fits=bool(fits), memory_time_s=split["memory"], compute_time_s=split["compute"],

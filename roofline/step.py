@@ -157,12 +157,3 @@ def bound_times(timed, ceiling, num_layers):
         compute = compute + np.where(is_compute, total, 0.0)
         memory = memory + np.where(is_compute, 0.0, total)
     return {"memory": memory, "compute": compute, "overhead": fixed_time(ceiling, num_layers)}
-
-
-BOUNDS = ("memory", "compute", "overhead")
-
-
-def step_bound(split):
-    """The label of the largest of a bound_times split ('memory' first on ties); arrays give arrays."""
-    stacked = np.stack(np.broadcast_arrays(*(np.asarray(split[key], dtype=float) for key in BOUNDS)))
-    return np.asarray(BOUNDS)[np.argmax(stacked, axis=0)]

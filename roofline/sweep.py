@@ -17,7 +17,8 @@ from .api import choose_mode, resolve_hardware, resolve_model
 from .errors import RooflineError
 from .memory import footprint
 from .operators import decode_operators
-from .step import bound_times, ceilings, pass_time, step_bound, time_operators
+from .binding import binding
+from .step import bound_times, ceilings, pass_time, time_operators
 
 #: the largest grid one call evaluates (about 300 B of memory per point while it runs)
 MAX_POINTS = 20_000_000
@@ -71,7 +72,7 @@ def decode_grid(model, hardware, mode, batch, context):
     memory = footprint(model, batch, context + 1)
     shape = np.broadcast_shapes(np.shape(batch), np.shape(context))
     return {"step_time_s": np.broadcast_to(step, shape),
-            "bound": np.broadcast_to(step_bound(bound_times(timed, ceiling, model.num_layers)), shape),
+            "bound": np.broadcast_to(binding(bound_times(timed, ceiling, model.num_layers)), shape),
             "kv_cache_bytes": np.broadcast_to(memory["kv_cache"], shape),
             "fits": np.broadcast_to(memory["total"] <= hardware.mem_capacity, shape)}
 

@@ -77,7 +77,7 @@ def solve():
 @common_options
 @click.option("--tokens-per-s-per-user", type=float, default=None, help="Per-user decode speed to reach.")
 @click.option("--tokens-per-s", type=float, default=None, help="Aggregate decode speed to reach.")
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences per model replica.")
+@click.option("--batch", "-b", type=int, default=None, help="Sequences per model replica (default 1; with --tokens-per-s alone the solver chooses it).")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
 @click.option("--max-chips", type=int, default=20000, show_default=True, help="Largest chip count searched.")
 @click.option("--max-usd-per-mtok", type=float, default=None, help="Highest cost per million tokens allowed.")

@@ -2,27 +2,20 @@
 from dataclasses import dataclass, field
 
 from ..api import choose_mode, resolve_hardware, resolve_model
-from ..deployment import fastest
+from ..binding import BINDING_TEXT, binding
 from ..errors import RooflineError
-from ..parallel import candidate_layouts, make_layout
+from ..parallel import Layout, candidate_layouts, check_layout, default_ep, for_batch
+from ..placement import best_layout
 from ..results import Record
 from ..step import ceilings
 from ..units import format_si
 
-#: what each time category means when it binds
-BINDING_TEXT = {
-    "memory": "memory bandwidth (streaming weights and KV cache)",
-    "compute": "compute (FLOP/s)",
-    "overhead": "fixed costs per layer and per token (kernel launches, serial work, sampling and host path)",
-    "link latency": "link latency (per hop and per collective)",
-    "link bandwidth": "link bandwidth",
-    "capacity": "memory capacity (the weights and KV cache must fit)",
-}
+
+#: the margins that are targets: below 1 the answer misses it
+TARGETS = ("capacity", "tokens_per_s_per_user", "tokens_per_s", "usd_per_mtok")
 
 
 @dataclass
-
-
 class SolveResult(Record):
     """An answer of the solver with its binding constraint, margins and assumptions."""
     question: str
@@ -35,6 +28,11 @@ class SolveResult(Record):
     assumptions: list = field(default_factory=list)
     scan: list = field(default_factory=list)         # rows of (chips, layout, per-user tok/s, aggregate, bound)
     result: dict = None                              # the forward answer at the solution
+
+    def __post_init__(self):
+        missed = [k for k in TARGETS if self.margins.get(k, 1) < 1]
+        if self.feasible and missed:
+            raise RuntimeError(f"solver bug: a feasible {self.question} answer misses {', '.join(missed)}")
 
     def to_dict(self):
         out = {self.question: self.answer}
@@ -65,10 +63,6 @@ def _positive_target(value, name):
     return float(value)
 
 
-def _binding(ev):
-    return max(ev.split, key=ev.split.get)
-
-
 def _result_dict(model, hardware, layout, ev, batch, context, replicas=1):
     return {"model": model.id, "hardware": hardware.id, "chips_per_replica": layout.chips, "replicas": replicas,
             "tp": layout.tp, "pp": layout.pp, "ep": layout.ep, "microbatches": layout.microbatches,
@@ -91,8 +85,18 @@ def _bisect_int(low, high, ok):
 
 
 def _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link):
-    """Layout from explicit tp/pp or the fastest split of `chips`."""
+    """Layout from explicit tp/pp or the fastest split of `chips` (placement.best_layout)."""
     if tp is None and pp is None:
-        layouts = candidate_layouts(model, hardware, chips, batch) if chips > 1 else [make_layout(model, batch)]
-        return fastest("decode", model, hardware, batch, context, layouts, ceiling, link)[0]
-    return make_layout(model, batch, tp=tp or 1, pp=pp or 1)
+        return best_layout("decode", model, hardware, batch, context, chips, ceiling, link)[0]
+    return for_batch(check_layout(model, Layout(tp or 1, pp or 1, default_ep(model, tp or 1))), batch)
+
+
+def _families(model, hardware, chips, tp, pp):
+    """The layouts a question about `chips` chips may use, for any batch (micro-batches set per
+    batch with parallel.for_batch, each valid from its min_batch): the one given by tp/pp, else
+    every split of the chips (parallel.candidate_layouts)."""
+    if tp is not None or pp is not None:
+        return [check_layout(model, Layout(tp or 1, pp or 1, default_ep(model, tp or 1)))]
+    if chips == 1:
+        return [Layout()]
+    return candidate_layouts(model, hardware, chips, None)

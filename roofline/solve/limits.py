@@ -8,82 +8,127 @@ from .. import dtypes
 from ..api import positive_int, resolve_hardware
 from ..deployment import evaluate
 from ..errors import RooflineError
-from ..parallel import choose_links
-from .common import (BINDING_TEXT, SolveResult, _binding, _bisect_int, _layout_for, _positive_target, _result_dict,
-                     _setup)
+from ..binding import BINDING_TEXT, binding
+from ..parallel import check_chips, choose_links, for_batch
+from ..placement import best_layout, decode_memory, fits
+from .common import SolveResult, _bisect_int, _families, _layout_for, _positive_target, _result_dict, _setup
+
 
 def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, tp=None, pp=None, mode=None,
                 weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_batch=65536):
-    """The largest batch that keeps a per-user decode speed and fits memory (SolveResult)."""
+    """The largest batch that keeps a per-user decode speed and fits memory (SolveResult).
+
+    With a chip count and no tp/pp, every split of the chips is searched: for each, the largest
+    batch that fits (memory grows with batch) and keeps the target (bisection on the batch, the
+    micro-batches following it); the answer is the largest over the splits, on its own layout.
+    """
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     if target is None:
         raise RooflineError("give --tokens-per-s-per-user")
-    context, chips = positive_int(context, "context"), positive_int(chips, "chips")
+    context, chips = positive_int(context, "context"), check_chips(positive_int(chips, "chips"))
     model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
                                                    memory_tier, link)
+    cache = {}
 
-    def at(batch):
-        layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link)
-        return layout, evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+    def at(family, batch):
+        layout = for_batch(family, batch)
+        return layout, evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
 
-    def fits(batch):
-        return at(batch)[1].per_chip_memory["total"] <= hardware.mem_capacity
-
-    def fast(batch):
-        return 1 / at(batch)[1].cycle_time >= target
-
-    by_memory = _bisect_int(1, max_batch, fits)
-    by_speed = _bisect_int(1, max_batch, fast)
-    if by_memory is None or by_speed is None:
-        layout, ev = at(1)
-        reason = ("the model does not fit even at batch 1" if by_memory is None else
-                  f"even batch 1 reaches only {1 / ev.cycle_time:.4g} tokens/s per user "
-                  f"(bound by {BINDING_TEXT[_binding(ev)]})")
-        return SolveResult("batch", None, False, "capacity" if by_memory is None else _binding(ev),
+    best = None
+    families = _families(model, hardware, chips, tp, pp)
+    for family in families:
+        low = family.min_batch
+        by_memory = _bisect_int(low, max_batch, lambda b: fits(decode_memory(model, for_batch(family, b), b,
+                                                                              context), hardware))
+        if by_memory is None:
+            continue
+        try:
+            batch = _bisect_int(low, by_memory, lambda b: 1 / at(family, b)[1].cycle_time >= target)
+        except RooflineError:       # no link joins the layout's chips
+            continue
+        if batch is not None and (best is None or batch > best[0]):
+            best = (batch, family, by_memory)
+    if best is None:
+        layout, ev = best_layout("decode", model, hardware, 1, context, chips, ceiling, link) if tp is None and \
+            pp is None else at(families[0], 1)
+        if not fits(ev, hardware):
+            reason, bound = f"the model does not fit {layout.describe()} even at batch 1", "capacity"
+        else:
+            reason, bound = (f"even batch 1 reaches only {1 / ev.cycle_time:.4g} tokens/s per user on "
+                             f"{layout.describe()} (bound by {BINDING_TEXT[binding(ev)]})"), binding(ev)
+        return SolveResult("batch", None, False, bound,
                            margins={"tokens_per_s_per_user": 1 / ev.cycle_time / target}, layout=layout.describe(),
                            why=[reason], assumptions=assumptions)
-    batch = min(by_memory, by_speed)
-    layout, ev = at(batch)
-    binding = "capacity" if by_memory <= by_speed else "tokens_per_s_per_user"
+    batch, family, by_memory = best
+    layout, ev = at(family, batch)
+    speed_allows = batch if batch < by_memory else \
+        _bisect_int(batch, max_batch, lambda b: 1 / at(family, b)[1].cycle_time >= target)
+    binding_name = "capacity" if by_memory <= speed_allows else "tokens_per_s_per_user"
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"],
                "tokens_per_s_per_user": 1 / ev.cycle_time / target}
+    speed_text = f"the target allows batch {speed_allows}" if speed_allows < max_batch else \
+        f"the target allows batch {max_batch} or more"
     why = [f"batch {batch}: {1 / ev.cycle_time:.4g} tokens/s per user, {batch / ev.cycle_time:.4g} in aggregate",
-           f"memory allows batch {by_memory}; the per-user target allows batch {by_speed}"]
-    return SolveResult("batch", batch, True, binding, margins=margins, layout=layout.describe(), why=why,
+           f"on {layout.describe()}, memory allows batch {by_memory}; {speed_text}"]
+    if len(families) > 1:
+        why.append(f"the largest batch over {len(families)} splits of {chips} chips")
+    return SolveResult("batch", batch, True, binding_name, margins=margins, layout=layout.describe(), why=why,
                        assumptions=assumptions, result=_result_dict(model, hardware, layout, ev, batch, context))
 
 
 def solve_context(model, hardware, batch=1, chips=1, tp=None, pp=None, mode=None, weights_dtype=None, kv_dtype=None,
-                  overrides=None, memory_tier=None, link=None, tokens_per_s_per_user=None):
-    """The longest context that fits memory (and keeps a per-user speed, if given) (SolveResult)."""
+                  overrides=None, memory_tier=None, link=None, tokens_per_s_per_user=None, max_context=1 << 34):
+    """The longest context that fits memory (and keeps a per-user speed, if given) (SolveResult).
+
+    With a chip count and no tp/pp, every split of the chips is searched: MLA models replicate the
+    latent cache on every chip of a TP group, so a narrower TP with wider EP can hold far more.
+    """
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
-    batch, chips = positive_int(batch, "batch"), positive_int(chips, "chips")
+    batch, chips = positive_int(batch, "batch"), check_chips(positive_int(chips, "chips"))
     model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
                                                    memory_tier, link)
-    layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, 1024, link)
+    layouts = [for_batch(family, batch) for family in _families(model, hardware, chips, tp, pp)
+               if family.min_batch <= batch]
+    if not layouts:
+        raise RooflineError(f"no layout of {chips} chips serves batch {batch}")
+    cache = {}
 
-    def at(context):
-        return evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+    def at(layout, context):
+        return evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
 
-    by_memory = _bisect_int(1, 1 << 34, lambda c: at(c).per_chip_memory["total"] <= hardware.mem_capacity)
-    by_speed = _bisect_int(1, 1 << 34, lambda c: 1 / at(c).cycle_time >= target) if target else None
-    limits = {"capacity": by_memory}
-    if target:
-        limits["tokens_per_s_per_user"] = by_speed
-    if any(v is None for v in limits.values()):
-        return SolveResult("context", None, False, next(k for k, v in limits.items() if v is None),
-                           layout=layout.describe(), why=["not met even with a context of 1 token"],
+    best = None
+    for layout in layouts:
+        by_memory = _bisect_int(1, max_context, lambda c: fits(decode_memory(model, layout, batch, c), hardware))
+        if by_memory is None:
+            continue
+        try:
+            context = _bisect_int(1, by_memory, lambda c: 1 / at(layout, c).cycle_time >= target) if target \
+                else by_memory
+        except RooflineError:       # no link joins the layout's chips
+            continue
+        if context is not None and (best is None or context > best[0]):
+            best = (context, layout, by_memory)
+    if best is None:
+        layout = layouts[0]
+        ev = at(layout, 1)
+        bound = "capacity" if not fits(ev, hardware) else "tokens_per_s_per_user"
+        margins = {"tokens_per_s_per_user": 1 / ev.cycle_time / target} if target else {}
+        return SolveResult("context", None, False, bound, margins=margins, layout=layout.describe(),
+                           why=[f"not met even with a context of 1 token on any of {len(layouts)} layouts"],
                            assumptions=assumptions)
-    binding = min(limits, key=limits.get)
-    context = limits[binding]
-    ev = at(context)
-    why = [f"context {context} tokens: KV cache {ev.per_chip_memory['kv_cache'] / 1e9:.4g} GB per chip"]
+    context, layout, by_memory = best
+    ev = at(layout, context)
+    binding_name = "capacity" if context == by_memory else "tokens_per_s_per_user"
+    why = [f"context {context} tokens: KV cache {ev.per_chip_memory['kv_cache'] / 1e9:.4g} GB per chip on "
+           f"{layout.describe()}"]
+    if len(layouts) > 1:
+        why.append(f"the longest context over {len(layouts)} splits of {chips} chips")
     if context > model.max_context:
         why.append(f"beyond {model.id}'s trained maximum of {model.max_context} tokens")
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"]}
     if target:
         margins["tokens_per_s_per_user"] = 1 / ev.cycle_time / target
-    return SolveResult("context", context, True, binding, margins=margins, layout=layout.describe(), why=why,
+    return SolveResult("context", context, True, binding_name, margins=margins, layout=layout.describe(), why=why,
                        assumptions=assumptions, result=_result_dict(model, hardware, layout, ev, batch, context))
 
 
@@ -110,7 +155,7 @@ def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=102
 
     if speed(1e6) < target:
         ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
-        return SolveResult("bandwidth", None, False, _binding(ev), layout=layout.describe(), why=[
+        return SolveResult("bandwidth", None, False, binding(ev), layout=layout.describe(), why=[
             f"even unlimited {resource} bandwidth does not reach {target:g} tokens/s per user: other terms "
             f"(compute, fixed costs, {'memory' if resource == 'link' else 'link'} time) take "
             f"{1e6 / speed(1e6):.4g} us per token"], assumptions=assumptions)
