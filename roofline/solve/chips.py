@@ -10,7 +10,7 @@ replica count; aggregate throughput is replicas x batch / cycle time.
 import math
 
 from .. import cost
-from ..api import positive_int
+from ..scenario import positive_int
 from ..binding import BINDING_TEXT, binding
 from ..deployment import evaluate
 from ..errors import RooflineError
@@ -30,7 +30,7 @@ def _scan_rows(configs, batch, budgets):
         layout, ev = max(((l, e) for l, e in within if l.chips == most), key=lambda le: -le[1].cycle_time)
         rows.append({"chips_budget": budget, "chips": layout.chips, "layout": layout.describe(),
                      "tokens_per_s_per_user": 1 / ev.cycle_time, "tokens_per_s": batch / ev.cycle_time,
-                     "bound": binding(ev)})
+                     "bound": binding(ev.split)})
     return rows
 
 
@@ -113,11 +113,11 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
         floor = split["overhead"] + split["link latency"]
         why = [f"no layout reaches {per_user:g} tokens/s per user: the fastest is {top:.4g} tokens/s per user on "
                f"{fastest_layout.chips} chips ({fastest_layout.describe()}), bound by "
-               f"{BINDING_TEXT[binding(fastest)]}"]
+               f"{BINDING_TEXT[binding(fastest.split)]}"]
         if floor >= 1 / per_user:
             why.append(f"fixed per-layer costs and link latencies alone take {floor * 1e6:.4g} us per token, more "
                        f"than the {1e6 / per_user:.4g} us budget, and they do not shrink with more chips")
-        return SolveResult("chips", None, False, binding(fastest), margins={"tokens_per_s_per_user": top / per_user},
+        return SolveResult("chips", None, False, binding(fastest.split), margins={"tokens_per_s_per_user": top / per_user},
                            layout=fastest_layout.describe(), why=why, assumptions=assumptions, scan=scan)
     (chips, _, _), layout, ev, replicas = best
     speed = 1 / ev.cycle_time
@@ -135,7 +135,7 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
     elif aggregate is not None and replicas > 1:
         binding_name = "tokens_per_s"
     else:
-        binding_name = binding(ev)
+        binding_name = binding(ev.split)
     why = [f"{chips} chips: {replicas} replica{'s' if replicas > 1 else ''} of {layout.describe()}, "
            f"{speed:.4g} tokens/s per user, {replicas * batch * speed:.4g} tokens/s in aggregate"]
     if batch_why:

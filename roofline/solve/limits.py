@@ -5,7 +5,7 @@ import math
 from dataclasses import replace
 
 from .. import dtypes
-from ..api import positive_int, resolve_hardware
+from ..scenario import positive_int, resolve_hardware
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..binding import BINDING_TEXT, binding
@@ -55,7 +55,7 @@ def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, t
             reason, bound = f"the model does not fit {layout.describe()} even at batch 1", "capacity"
         else:
             reason, bound = (f"even batch 1 reaches only {1 / ev.cycle_time:.4g} tokens/s per user on "
-                             f"{layout.describe()} (bound by {BINDING_TEXT[binding(ev)]})"), binding(ev)
+                             f"{layout.describe()} (bound by {BINDING_TEXT[binding(ev.split)]})"), binding(ev.split)
         return SolveResult("batch", None, False, bound,
                            margins={"tokens_per_s_per_user": 1 / ev.cycle_time / target}, layout=layout.describe(),
                            why=[reason], assumptions=assumptions)
@@ -155,7 +155,7 @@ def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=102
 
     if speed(1e6) < target:
         ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
-        return SolveResult("bandwidth", None, False, binding(ev), layout=layout.describe(), why=[
+        return SolveResult("bandwidth", None, False, binding(ev.split), layout=layout.describe(), why=[
             f"even unlimited {resource} bandwidth does not reach {target:g} tokens/s per user: other terms "
             f"(compute, fixed costs, {'memory' if resource == 'link' else 'link'} time) take "
             f"{1e6 / speed(1e6):.4g} us per token"], assumptions=assumptions)
