@@ -128,13 +128,28 @@ def fastest_layout(model, hardware, chips, batch=1, context=1024, mode="ideal"):
     return best_layout("decode", model, hardware, batch, context, chips, ceilings(hardware, mode))[0]
 
 
-def fewest_chips_layout(model, hardware, batch=1, context=1024, mode="ideal"):
+def fewest_chips_layout(model, hardware, batch=1, context=1024, mode="ideal", max_chips=1 << 16):
     """The layout of the fewest chips that hold `model`, a Layout: pipeline stages only (TP=1,
     how SRAM systems spread a model: each chip holds whole layers) where such a layout fits, else
-    any split; the fastest per user among those of the fewest chips."""
-    configs = placements(model, hardware, batch, context, ceilings(hardware, mode), 1 << 16)
-    if not configs:
-        raise RooflineError(f"{model.id} does not fit any layout of {hardware.id} chips")
-    configs = [(l, e) for l, e in configs if l.tp == 1 and l.ep == 1] or configs
-    fewest = min(l.chips for l, _ in configs)
-    return min(((l, e) for l, e in configs if l.chips == fewest), key=lambda le: le[1].cycle_time)[0]
+    any split; the fastest per user among those of the fewest chips. Layouts are tried in order of
+    chip count with the memory check alone; only those of the first count that fits are timed."""
+    ceiling = ceilings(hardware, mode)
+    layouts = candidate_layouts(model, hardware, None, batch, max_chips=max_chips, max_tp=None)
+    pipelines = [layout for layout in layouts if layout.tp == 1 and layout.ep == 1]
+    for group in (pipelines, layouts):
+        by_chips = {}
+        for layout in group:
+            by_chips.setdefault(layout.chips, []).append(layout)
+        for chips in sorted(by_chips):
+            timed = []
+            for layout in by_chips[chips]:
+                if not fits(decode_memory(model, layout, batch, context), hardware):
+                    continue
+                try:
+                    timed.append((evaluate("decode", model, hardware, batch, context, layout, ceiling).cycle_time,
+                                  layout))
+                except RooflineError:       # no link joins the layout's chips
+                    continue
+            if timed:
+                return min(timed, key=lambda tl: tl[0])[1]
+    raise RooflineError(f"{model.id} does not fit any layout of at most {max_chips} {hardware.id} chips")
