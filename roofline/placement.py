@@ -51,9 +51,9 @@ def capacity_text(model, hardware, batch, context, fewest, fewest_layout):
     """The capacity arithmetic in words: need / capacity = ratio -> chips, and, when the layout rules
     need more chips than that, the best layout of the first count that misses and why."""
     floor = capacity_floor(model, hardware, batch, context)
-    text = (f"capacity alone: weights, KV cache and activations need {floor['need'] / 1e9:.4g} GB; "
-            f"{floor['need'] / 1e9:.4g} GB / {floor['capacity'] / 1e9:.4g} GB per chip = {floor['ratio']:.4g} "
-            f"-> {floor['chips']} chip{'s' if floor['chips'] > 1 else ''}")
+    text = (f"capacity: {floor['need'] / 1e9:.4g} GB of weights, KV cache and activations / "
+            f"{floor['capacity'] / 1e9:.4g} GB per chip = {floor['ratio']:.4g} -> {floor['chips']} "
+            f"chip{'s' if floor['chips'] > 1 else ''}")
     if fewest <= floor["chips"]:
         return text + f"; {fewest_layout.describe()} holds it"
     counts = f"{floor['chips']}" if fewest - 1 == floor["chips"] else f"{floor['chips']} to {fewest - 1}"
@@ -64,13 +64,12 @@ def capacity_text(model, hardware, batch, context, fewest, fewest_layout):
     if layouts:
         best = min(layouts, key=lambda layout: decode_memory(model, layout, batch, context)["total"])
         fullest = decode_memory(model, best, batch, context)["total"]
-        detail = (f"the best of {floor['chips']}, {best.describe()}, needs {fullest / 1e9:.4g} GB on its fullest "
-                  "chip: chips hold whole layers and whole experts, and shared weights are copied")
+        detail = (f"best: {best.describe()}, {fullest / 1e9:.4g} GB on its fullest chip, as chips hold whole "
+                  "layers and experts and copies of shared weights")
     else:
-        detail = (f"{floor['chips']} chips do not split into TP groups dividing the {model.num_heads} heads "
-                  f"and at most {model.num_layers} stages")
-    return (text + f", but no layout of {counts} chips fits ({detail}); the fewest that fits is {fewest} "
-            f"({fewest_layout.describe()})")
+        detail = (f"{floor['chips']} does not split into TP groups dividing the {model.num_heads} heads and at "
+                  f"most {model.num_layers} stages")
+    return text + f"; no layout of {counts} fits ({detail}); the fewest that fits is {fewest} ({fewest_layout.describe()})"
 
 
 def placements(model, hardware, batch, context, ceiling, max_chips, link=None):

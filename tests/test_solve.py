@@ -271,9 +271,10 @@ def test_headline_capacity_line_shows_its_arithmetic():
     need = footprint(roofline.load_model("glm-4.7"), 1, 1025)["total"]
     ratio = need / 44e9
     assert math.ceil(ratio) == 17
-    line = next(line for line in result.output.splitlines() if line.startswith("why: capacity alone"))
-    assert f"{need / 1e9:.4g} GB / 44 GB per chip = {ratio:.4g} -> 17 chips" in line
-    assert "no layout of 17 chips fits" in line and "the fewest that fits is 18" in line
+    line = next(line for line in result.output.splitlines() if line.startswith("why: capacity:"))
+    assert f"{need / 1e9:.4g} GB of weights, KV cache and activations / 44 GB per chip = {ratio:.4g} -> 17 chips" \
+        in line
+    assert "no layout of 17 fits (best: TP=1, PP=17" in line and "the fewest that fits is 18" in line
     assert result.output.startswith("chips") and "19 chips" in result.output.splitlines()[0]
 
 

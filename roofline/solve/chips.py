@@ -16,7 +16,7 @@ from ..deployment import evaluate
 from ..errors import RooflineError
 from ..parallel import candidate_layouts, check_chips, ep_options, for_batch, tp_options
 from ..placement import capacity_floor, capacity_text, decode_memory, fits, placements
-from .common import SolveResult, _bisect_int, _positive_target, _result_dict, _setup
+from .common import SolveResult, _bisect_int, _positive_target, _result_dict, assumptions, layout_given, question
 
 
 def _scan_rows(configs, batch, budgets):
@@ -34,51 +34,63 @@ def _scan_rows(configs, batch, budgets):
     return rows
 
 
-def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, batch=None, context=1024, mode=None,
-                weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_chips=20000,
-                max_usd_per_mtok=None, price=None):
+def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=None, batch=None, context=1024,
+                max_chips=20000, max_usd_per_mtok=None, **options):
     """The fewest chips reaching a per-user and/or aggregate decode speed (SolveResult).
 
-    `batch` (sequences per replica) defaults to 1, except with an aggregate target, where the
+    `model` is a Scenario, or a model id with `hardware` and the options of scenario.build (chips
+    excepted: the solver finds them). A layout given (--tp/--pp/--ep) fixes the replica's layout;
+    else every layout of at most `max_chips` chips is searched. `batch` (sequences per replica)
+    defaults to the Scenario's (1 for ids), except with an aggregate target and no batch, where the
     solver chooses it too (choose_batch: the most each layout holds within the per-user target,
     then the layout and replicas of the fewest chips) and says so. `max_usd_per_mtok` also bounds
-    the cost per million tokens (cost.usd_per_mtok, the chips' price from the spec or `price`,
-    e.g. "2.5 USD/hour"); it does not depend on the replica count.
+    the cost per million tokens (cost.usd_per_mtok at the question's price per chip); it does not
+    depend on the replica count.
     """
     per_user = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     aggregate = _positive_target(tokens_per_s, "tokens-per-s")
     cost_limit = _positive_target(max_usd_per_mtok, "max-usd-per-mtok")
     if per_user is None and aggregate is None:
         raise RooflineError("give a target: --tokens-per-s-per-user and/or --tokens-per-s")
-    context = positive_int(context, "context")
+    if options.get("chips") not in (None, 1):
+        raise RooflineError("solve chips finds the chip count: give --max-chips (or --tp/--pp/--ep for the "
+                            "layout of a replica), not --chips")
     max_chips = check_chips(positive_int(max_chips, "max-chips"), "max-chips")
     chosen = batch is None and aggregate is not None
-    batch = 1 if batch is None else positive_int(batch, "batch")
-    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier, link)
-    chip_price = cost.pricing(hardware, price=price).price
+    s = question(model, hardware, options, 1 if batch is None else batch, context)
+    if batch is not None:
+        s = s.with_point(batch=batch)
+    model, hardware, ceiling, link, context = s.model, s.hardware, s.ceiling, s.link, s.length
+    batch = s.batch
+    fixed = s.layout if layout_given(s) else None
+    notes = assumptions(s)
+    chip_price = s.pricing.price
     if cost_limit is not None and chip_price is None:
         raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with --price USD/hour")
     if cost_limit is not None:
-        assumptions.append(f"price {chip_price * 3600:.4g} USD per chip-hour")
+        notes.append(f"price {chip_price * 3600:.4g} USD per chip-hour")
     batch_why = None
     if chosen:
-        found = choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate)
+        found = choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate, fixed)
         if found is not None:
             batch, family = found
             batch_why = (f"batch {batch} per replica chosen by the solver: the most sequences "
                          f"{for_batch(family, batch).describe()} holds in memory"
                          f"{f' at {per_user:g} tokens/s per user' if per_user else ''}, which reaches "
                          f"{aggregate:g} tokens/s with the fewest chips (--batch fixes it)")
-    assumptions.append(f"batch {batch} sequences per replica{' (chosen)' if batch_why else ''}, "
-                       f"{context} tokens cached each")
+    notes.append(f"batch {batch} sequences per replica{' (chosen)' if batch_why else ''}, {context} tokens cached each")
 
     def usd(layout, ev):
         return cost.usd_per_mtok(chip_price, layout.chips, batch / ev.cycle_time) if chip_price else None
 
-    configs = placements(model, hardware, batch, context, ceiling, max_chips, link)
+    if fixed is None:
+        configs = placements(model, hardware, batch, context, ceiling, max_chips, link)
+    else:
+        layout = for_batch(fixed, batch) if chosen else fixed
+        ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+        configs = [(layout, ev)] if fits(ev.per_chip_memory, hardware) else []
     if not configs:
-        return _nothing_fits(model, hardware, batch, context, max_chips, assumptions)
+        return _nothing_fits(model, hardware, batch, context, max_chips, notes, fixed)
     best = None
     priced_out = 0
     for layout, ev in configs:
@@ -106,7 +118,7 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
                                f"{priced_out} layouts reach the speed target but cost more than {cost_limit:g} USD "
                                f"per million tokens; the cheapest layout of all costs "
                                f"{usd(cheapest_layout, cheapest):.4g} at batch {batch} (a larger batch amortises "
-                               "the chips over more tokens)"], assumptions=assumptions, scan=scan)
+                               "the chips over more tokens)"], assumptions=notes, scan=scan)
     if best is None:
         top = 1 / fastest.cycle_time
         split = fastest.split
@@ -118,7 +130,7 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
             why.append(f"fixed per-layer costs and link latencies alone take {floor * 1e6:.4g} us per token, more "
                        f"than the {1e6 / per_user:.4g} us budget, and they do not shrink with more chips")
         return SolveResult("chips", None, False, binding(fastest.split), margins={"tokens_per_s_per_user": top / per_user},
-                           layout=fastest_layout.describe(), why=why, assumptions=assumptions, scan=scan)
+                           layout=fastest_layout.describe(), why=why, assumptions=notes, scan=scan)
     (chips, _, _), layout, ev, replicas = best
     speed = 1 / ev.cycle_time
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"]}
@@ -142,25 +154,27 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
         why.append(batch_why)
     why.append(capacity_text(model, hardware, batch, context, fewest, fewest_layout))
     why.append(_more_chips_sentence(scan, layout.chips))
-    assumptions.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
+    notes.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
     result = _result_dict(model, hardware, layout, ev, batch, context, replicas)
     if chip_price:
         result["usd_per_mtok"] = usd(layout, ev)
     return SolveResult("chips", chips, True, binding_name, margins=margins, layout=layout.describe(), why=why,
-                       assumptions=assumptions, scan=scan, result=result)
+                       assumptions=notes, scan=scan, result=result)
 
 
-def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate, max_batch=65536):
+def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate, fixed=None,
+                 max_batch=65536):
     """(batch, layout) that reach an aggregate decode speed with the fewest chips, or None.
 
     For each layout of at most `max_chips` chips: the largest batch that fits memory and keeps the
     per-user target (bisection; aggregate throughput B / t grows with B), then replicas =
-    ceil(aggregate / (B / t)). A layout is skipped when even its batch-1 speed times its largest
+    ceil(aggregate / (B / t)); `fixed`, a Layout, is the only one tried. A layout is skipped when even its batch-1 speed times its largest
     batch (an upper bound on its throughput) needs more chips than the best found.
     """
     cache, best = {}, None
-    families = sorted(candidate_layouts(model, hardware, None, None, max_chips=max_chips, max_tp=None),
-                      key=lambda layout: layout.chips)
+    families = [fixed] if fixed is not None else \
+        sorted(candidate_layouts(model, hardware, None, None, max_chips=max_chips, max_tp=None),
+               key=lambda layout: layout.chips)
 
     def speed(family, b):
         layout = for_batch(family, b)
@@ -188,9 +202,16 @@ def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, a
     return None if best is None else (best[1], best[2])
 
 
-def _nothing_fits(model, hardware, batch, context, max_chips, assumptions):
-    """The answer when no layout of at most `max_chips` chips holds the model, with the arithmetic."""
+def _nothing_fits(model, hardware, batch, context, max_chips, notes, fixed):
+    """The answer when no layout of at most `max_chips` chips (or the `fixed` one) holds the model,
+    with the arithmetic."""
     floor = capacity_floor(model, hardware, batch, context)
+    if fixed is not None:
+        need = decode_memory(model, fixed, batch, context)["total"]
+        return SolveResult("chips", None, False, "capacity", layout=fixed.describe(), assumptions=notes, why=[
+            f"{fixed.describe()} needs {need / 1e9:.4g} GB on its fullest chip, more than the "
+            f"{hardware.mem_capacity / 1e9:.4g} GB of {hardware.id} (the whole model: {floor['need'] / 1e9:.4g} GB, "
+            f"{floor['ratio']:.4g} chips' worth)"])
     tps = tp_options(model, max_chips)
     top_tp = max(tps)
     top_ep = max(ep for tp in tps for ep in ep_options(model, tp, batch, max_chips))
@@ -202,7 +223,7 @@ def _nothing_fits(model, hardware, batch, context, max_chips, assumptions):
         why.append(f"expert parallelism wider than the TP group needs a sequence per data-parallel attention "
                    f"group (ep <= tp x batch = {top_tp} x {batch}); a larger --batch allows EP up to "
                    f"{model.moe.num_experts}, one expert per chip")
-    return SolveResult("chips", None, False, "capacity", why=why, assumptions=assumptions)
+    return SolveResult("chips", None, False, "capacity", why=why, assumptions=notes)
 
 
 def _more_chips_sentence(scan, chips):
@@ -223,24 +244,24 @@ def _more_chips_sentence(scan, chips):
             f"token is bound by {BINDING_TEXT[last['bound']]}; {reason}")
 
 
-def best_within(model, hardware, chips, batch=1, context=1024, tokens_per_s_per_user=None, mode=None,
-                weights_dtype=None, kv_dtype=None, link=None):
+def best_within(model, hardware=None, chips=1, batch=1, context=1024, tokens_per_s_per_user=None, **options):
     """The layout the solver picks for a budget of `chips`: the most aggregate decode throughput
     among layouts (with whole replicas) that fit, use at most `chips` chips and keep the per-user
-    target. Returns a dict (layout, replicas, tokens/s per user and aggregate), or None.
+    target. `model` is a Scenario or a model id with `hardware` and scenario.build's options.
+    Returns a dict (layout, replicas, tokens/s per user and aggregate), or None.
 
     Aggregate throughput never falls as the budget grows: a larger budget only adds candidates.
     """
-    chips, batch, context = positive_int(chips, "chips"), positive_int(batch, "batch"), positive_int(context, "context")
+    chips = check_chips(positive_int(chips, "chips"))
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
-    model, hardware, ceiling, _ = _setup(model, hardware, mode, weights_dtype, kv_dtype, None, None)
+    s = question(model, hardware, options, batch, context)
     best = None
-    for layout, ev in placements(model, hardware, batch, context, ceiling, chips, link):
+    for layout, ev in placements(s.model, s.hardware, s.batch, s.length, s.ceiling, chips, s.link):
         speed = 1 / ev.cycle_time
         if target is not None and speed < target:
             continue
         replicas = chips // layout.chips
-        aggregate = replicas * batch * speed
+        aggregate = replicas * s.batch * speed
         if best is None or aggregate > best["tokens_per_s"]:
             best = {"layout": layout.describe(), "chips_used": replicas * layout.chips, "replicas": replicas,
                     "tokens_per_s_per_user": speed, "tokens_per_s": aggregate}

@@ -1,13 +1,12 @@
 """What every answer of the solver holds, and the steps the solvers share."""
 from dataclasses import dataclass, field
 
-from ..scenario import choose_mode, resolve_hardware, resolve_model
-from ..binding import BINDING_TEXT, binding
+import numpy as np
+
 from ..errors import RooflineError
-from ..parallel import Layout, candidate_layouts, check_layout, default_ep, for_batch
-from ..placement import best_layout
+from ..parallel import candidate_layouts
 from ..results import Record
-from ..step import ceilings
+from ..scenario import Scenario, build
 from ..units import format_si
 
 
@@ -40,19 +39,45 @@ class SolveResult(Record):
         return out
 
 
-def _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides, memory_tier, link=None):
-    model = resolve_model(model, overrides, weights_dtype, kv_dtype)
-    hardware = resolve_hardware(hardware, memory_tier)
-    if link is not None:
-        hardware.link(link_id=link)
-    mode, note = choose_mode(hardware, mode)
-    assumptions = [note] if note else []
-    assumptions.append(f"{mode} mode on {hardware.id} ({hardware.main_memory.name}: "
-                       f"{format_si(hardware.mem_capacity, 'B')} at {format_si(hardware.mem_bandwidth, 'B/s')} per chip)")
-    if hardware.calibration is not None and mode == "calibrated":
-        assumptions.append(f"calibration from {hardware.calibration.source}")
-    assumptions.append("dtypes: " + ", ".join(f"{k}={v}" for k, v in model.dtypes.items()))
-    return model, hardware, ceilings(hardware, mode), assumptions
+def question(model, hardware, options, batch=1, context=1024):
+    """The base question of a solver as a Scenario: `model` itself when it is one (then nothing else
+    may be given), else scenario.build(model, hardware, 'decode', batch, context, **options)."""
+    if isinstance(model, Scenario):
+        if hardware is not None or options:
+            raise RooflineError("a Scenario carries its own chip and options; give it alone with the target")
+        if model.phase != "decode":
+            raise RooflineError(f"the solver answers decode questions; this Scenario is a {model.phase}")
+        if np.ndim(model.batch) or np.ndim(model.length):
+            raise RooflineError("the solver answers one point, not a grid over batch or context")
+        return model
+    return build(model, hardware, "decode", batch=batch, context=context, **options)
+
+
+def assumptions(scenario):
+    """What an answer assumes: the mode (and its note), the memory, the calibration, the dtypes."""
+    hardware, model = scenario.hardware, scenario.model
+    out = list(scenario.notes)
+    out.append(f"{scenario.mode} mode on {hardware.id} ({hardware.main_memory.name}: "
+               f"{format_si(hardware.mem_capacity, 'B')} at {format_si(hardware.mem_bandwidth, 'B/s')} per chip)")
+    if scenario.calibration_source is not None:
+        out.append(f"calibration from {hardware.calibration.source}")
+    out.append("dtypes: " + ", ".join(f"{k}={v}" for k, v in model.dtypes.items()))
+    return out
+
+
+def layout_given(scenario):
+    """Whether the question fixes its layout (--tp/--pp/--ep, or a Scenario built with them) rather
+    than leaving the split of its chips to the search."""
+    return scenario.candidates == 0 and scenario.layout.chips > 1
+
+
+def families(scenario):
+    """The layouts a question may use, for any batch (micro-batches follow the batch through
+    parallel.for_batch; each is valid from its min_batch): the one the question fixes, else every
+    split of its chips (parallel.candidate_layouts, TP inside the scale-up domain)."""
+    if layout_given(scenario):
+        return [scenario.layout]
+    return candidate_layouts(scenario.model, scenario.hardware, scenario.layout.chips, None)
 
 
 def _positive_target(value, name):
@@ -82,21 +107,3 @@ def _bisect_int(low, high, ok):
         else:
             high = mid - 1
     return low
-
-
-def _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link):
-    """Layout from explicit tp/pp or the fastest split of `chips` (placement.best_layout)."""
-    if tp is None and pp is None:
-        return best_layout("decode", model, hardware, batch, context, chips, ceiling, link)[0]
-    return for_batch(check_layout(model, Layout(tp or 1, pp or 1, default_ep(model, tp or 1))), batch)
-
-
-def _families(model, hardware, chips, tp, pp):
-    """The layouts a question about `chips` chips may use, for any batch (micro-batches set per
-    batch with parallel.for_batch, each valid from its min_batch): the one given by tp/pp, else
-    every split of the chips (parallel.candidate_layouts)."""
-    if tp is not None or pp is not None:
-        return [check_layout(model, Layout(tp or 1, pp or 1, default_ep(model, tp or 1)))]
-    if chips == 1:
-        return [Layout()]
-    return candidate_layouts(model, hardware, chips, None)

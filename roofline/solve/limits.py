@@ -9,25 +9,31 @@ from ..scenario import positive_int, resolve_hardware
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..binding import BINDING_TEXT, binding
-from ..parallel import check_chips, choose_links, for_batch
+from ..parallel import choose_links, for_batch
 from ..placement import best_layout, decode_memory, fits
-from .common import SolveResult, _bisect_int, _families, _layout_for, _positive_target, _result_dict, _setup
+from .common import (SolveResult, _bisect_int, _positive_target, _result_dict, assumptions, families, layout_given,
+                     question)
 
 
-def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, tp=None, pp=None, mode=None,
-                weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_batch=65536):
+def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, max_batch=65536, **options):
     """The largest batch that keeps a per-user decode speed and fits memory (SolveResult).
 
-    With a chip count and no tp/pp, every split of the chips is searched: for each, the largest
-    batch that fits (memory grows with batch) and keeps the target (bisection on the batch, the
-    micro-batches following it); the answer is the largest over the splits, on its own layout.
+    `model` is a Scenario (its batch is ignored), or a model id with `hardware` and the options of
+    scenario.build. Without a layout given (--tp/--pp/--ep), every split of the chips is searched:
+    for each, the largest batch that fits (memory grows with batch) and keeps the target
+    (bisection on the batch, the micro-batches following it); the answer is the largest over the
+    splits, on its own layout.
     """
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     if target is None:
         raise RooflineError("give --tokens-per-s-per-user")
-    context, chips = positive_int(context, "context"), check_chips(positive_int(chips, "chips"))
-    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier, link)
+    if options.get("microbatches") is not None:
+        raise RooflineError("solve batch sets the micro-batches from the batch it searches; drop --microbatches")
+    tp, ep = options.get("tp") or 1, options.get("ep") or 1
+    smallest = ep // tp if isinstance(tp, int) and isinstance(ep, int) and ep > tp else 1   # a sequence per group
+    s = question(model, hardware, options, smallest, context)
+    model, hardware, ceiling, link, context = s.model, s.hardware, s.ceiling, s.link, s.length
+    chips = s.layout.chips
     cache = {}
 
     def at(family, batch):
@@ -35,8 +41,8 @@ def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, t
         return layout, evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
 
     best = None
-    families = _families(model, hardware, chips, tp, pp)
-    for family in families:
+    layouts = families(s)
+    for family in layouts:
         low = family.min_batch
         by_memory = _bisect_int(low, max_batch, lambda b: fits(decode_memory(model, for_batch(family, b), b,
                                                                               context), hardware))
@@ -49,8 +55,8 @@ def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, t
         if batch is not None and (best is None or batch > best[0]):
             best = (batch, family, by_memory)
     if best is None:
-        layout, ev = best_layout("decode", model, hardware, 1, context, chips, ceiling, link) if tp is None and \
-            pp is None else at(families[0], 1)
+        layout, ev = at(s.layout, 1) if layout_given(s) else \
+            best_layout("decode", model, hardware, 1, context, chips, ceiling, link)
         if not fits(ev, hardware):
             reason, bound = f"the model does not fit {layout.describe()} even at batch 1", "capacity"
         else:
@@ -58,7 +64,7 @@ def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, t
                              f"{layout.describe()} (bound by {BINDING_TEXT[binding(ev.split)]})"), binding(ev.split)
         return SolveResult("batch", None, False, bound,
                            margins={"tokens_per_s_per_user": 1 / ev.cycle_time / target}, layout=layout.describe(),
-                           why=[reason], assumptions=assumptions)
+                           why=[reason], assumptions=assumptions(s))
     batch, family, by_memory = best
     layout, ev = at(family, batch)
     speed_allows = batch if batch < by_memory else \
@@ -70,27 +76,27 @@ def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, t
         f"the target allows batch {max_batch} or more"
     why = [f"batch {batch}: {1 / ev.cycle_time:.4g} tokens/s per user, {batch / ev.cycle_time:.4g} in aggregate",
            f"on {layout.describe()}, memory allows batch {by_memory}; {speed_text}"]
-    if len(families) > 1:
-        why.append(f"the largest batch over {len(families)} splits of {chips} chips")
+    if len(layouts) > 1:
+        why.append(f"the largest batch over {len(layouts)} splits of {chips} chips")
     return SolveResult("batch", batch, True, binding_name, margins=margins, layout=layout.describe(), why=why,
-                       assumptions=assumptions, result=_result_dict(model, hardware, layout, ev, batch, context))
+                       assumptions=assumptions(s), result=_result_dict(model, hardware, layout, ev, batch, context))
 
 
-def solve_context(model, hardware, batch=1, chips=1, tp=None, pp=None, mode=None, weights_dtype=None, kv_dtype=None,
-                  overrides=None, memory_tier=None, link=None, tokens_per_s_per_user=None, max_context=1 << 34):
+def solve_context(model, hardware=None, batch=1, tokens_per_s_per_user=None, max_context=1 << 34, **options):
     """The longest context that fits memory (and keeps a per-user speed, if given) (SolveResult).
 
-    With a chip count and no tp/pp, every split of the chips is searched: MLA models replicate the
-    latent cache on every chip of a TP group, so a narrower TP with wider EP can hold far more.
+    `model` is a Scenario (its context is ignored), or a model id with `hardware` and the options
+    of scenario.build. Without a layout given, every split of the chips is searched: MLA models
+    copy the latent cache on every chip of a TP group, so a narrower TP with wider EP holds more.
     """
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
-    batch, chips = positive_int(batch, "batch"), check_chips(positive_int(chips, "chips"))
-    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier, link)
-    layouts = [for_batch(family, batch) for family in _families(model, hardware, chips, tp, pp)
-               if family.min_batch <= batch]
-    if not layouts:
-        raise RooflineError(f"no layout of {chips} chips serves batch {batch}")
+    s = question(model, hardware, options, batch, 1024)
+    model, hardware, ceiling, link, batch = s.model, s.hardware, s.ceiling, s.link, s.batch
+    chips = s.layout.chips
+    if layout_given(s):
+        layouts = [s.layout]
+    else:
+        layouts = [for_batch(family, batch) for family in families(s) if family.min_batch <= batch]
     cache = {}
 
     def at(layout, context):
@@ -115,7 +121,7 @@ def solve_context(model, hardware, batch=1, chips=1, tp=None, pp=None, mode=None
         margins = {"tokens_per_s_per_user": 1 / ev.cycle_time / target} if target else {}
         return SolveResult("context", None, False, bound, margins=margins, layout=layout.describe(),
                            why=[f"not met even with a context of 1 token on any of {len(layouts)} layouts"],
-                           assumptions=assumptions)
+                           assumptions=assumptions(s))
     context, layout, by_memory = best
     ev = at(layout, context)
     binding_name = "capacity" if context == by_memory else "tokens_per_s_per_user"
@@ -129,22 +135,21 @@ def solve_context(model, hardware, batch=1, chips=1, tp=None, pp=None, mode=None
     if target:
         margins["tokens_per_s_per_user"] = 1 / ev.cycle_time / target
     return SolveResult("context", context, True, binding_name, margins=margins, layout=layout.describe(), why=why,
-                       assumptions=assumptions, result=_result_dict(model, hardware, layout, ev, batch, context))
+                       assumptions=assumptions(s), result=_result_dict(model, hardware, layout, ev, batch, context))
 
 
-def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=1024, chips=1, tp=None, pp=None,
-                    mode=None, weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None,
-                    resource="memory"):
-    """The memory (or link) bandwidth per chip a per-user decode speed needs (SolveResult)."""
+def solve_bandwidth(model, hardware=None, tokens_per_s_per_user=None, batch=1, context=1024, resource="memory",
+                    **options):
+    """The memory (or link) bandwidth per chip a per-user decode speed needs (SolveResult), on the
+    question's layout (the one given, or the fastest split of its chips at the chip's bandwidth)."""
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     if target is None:
         raise RooflineError("give --tokens-per-s-per-user")
     if resource not in ("memory", "link"):
         raise RooflineError(f"resource must be memory or link, got {resource!r}")
-    batch, context, chips = positive_int(batch, "batch"), positive_int(context, "context"), positive_int(chips, "chips")
-    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier, link)
-    layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link)
+    s = question(model, hardware, options, batch, context)
+    model, hardware, ceiling, link, layout = s.model, s.hardware, s.ceiling, s.link, s.layout
+    batch, context = s.batch, s.length
     if resource == "link" and layout.chips == 1:
         raise RooflineError("a link bandwidth needs more than one chip: give --chips, --tp or --pp")
     scaled = _bandwidth_scaler(hardware, ceiling, resource, layout, link)
@@ -158,7 +163,7 @@ def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=102
         return SolveResult("bandwidth", None, False, binding(ev.split), layout=layout.describe(), why=[
             f"even unlimited {resource} bandwidth does not reach {target:g} tokens/s per user: other terms "
             f"(compute, fixed costs, {'memory' if resource == 'link' else 'link'} time) take "
-            f"{1e6 / speed(1e6):.4g} us per token"], assumptions=assumptions)
+            f"{1e6 / speed(1e6):.4g} us per token"], assumptions=assumptions(s))
     low, high = 1e-6, 1e6
     for _ in range(200):
         mid = math.sqrt(low * high)
@@ -171,7 +176,7 @@ def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=102
                        margins={f"{resource}_bandwidth_vs_spec": base / needed}, layout=layout.describe(),
                        why=[f"{needed / 1e9:.4g} GB/s of {resource} bandwidth per chip ({high:.3g}x the "
                             f"{base / 1e9:.4g} GB/s of {hardware.id}'s {'memory' if resource == 'memory' else 'link'})"],
-                       assumptions=assumptions)
+                       assumptions=assumptions(s))
 
 
 def _bandwidth_scaler(hardware, ceiling, resource, layout, link):
