@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 import roofline
-from roofline import solve
+from roofline import scenario, solve
 from roofline.binding import BINDING_TEXT, binding
 from roofline.cli import cli
 from roofline.memory import footprint, weight_bytes
@@ -87,9 +87,14 @@ def test_solve_params_closed_form():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--tokens-per-s-per-user", "0"], "must be greater than zero"),
-    (["--tokens-per-s-per-user", "-5"], "must be greater than zero"),
-    (["--tokens-per-s", "0"], "must be greater than zero"),
+    (["--tokens-per-s-per-user", "0"], "greater than zero"),
+    (["--tokens-per-s-per-user", "-5"], "greater than zero"),
+    (["--tokens-per-s", "0"], "must be a finite number greater than zero"),
+    (["--tokens-per-s", "inf"], "must be a finite number greater than zero, got inf"),
+    (["--tokens-per-s", "1e309"], "must be a finite number greater than zero, got inf"),
+    (["--tokens-per-s-per-user", "nan"], "must be a finite number greater than zero, got nan"),
+    (["--tokens-per-s-per-user", "10", "--max-usd-per-mtok", "inf"], "max-usd-per-mtok must be a finite"),
+    (["--tokens-per-s-per-user", "10", "--max-chips", "1000001"], "max-chips must be at most 1,000,000"),
     ([], "give a target"),
     (["--tokens-per-s-per-user", "10", "--batch", "0"], "batch must be"),
     (["--tokens-per-s-per-user", "10", "--max-chips", "1.5"], "not a valid integer"),
@@ -301,3 +306,35 @@ def test_binding_is_the_largest_term_first_on_ties():
     assert r.bound == binding({"memory": r.memory_time_s, "compute": r.compute_time_s, "overhead": r.overhead_time_s,
                                "link latency": 0.0, "link bandwidth": 0.0})
     assert set(BINDING_TEXT) >= {"memory", "compute", "overhead", "link latency", "link bandwidth", "capacity"}
+
+
+def test_solve_commands_take_the_question_options():
+    """The shared options reach the solver: an fp8 KV cache holds about twice the sequences of a
+    bf16 one where memory binds (2 bytes -> 1 byte per value, weights unchanged); a fixed layout
+    is kept; a price given on compare prices a chip whose spec has none."""
+    base = ["solve", "batch", "-m", "llama-3.1-70b", "-c", "h100-sxm", "--tp", "4", "--tokens-per-s-per-user", "5",
+            "--context", "8192", "--mode", "ideal", "--format", "json"]
+    bf16 = json.loads(run(*base).output)
+    fp8 = json.loads(run(*base, "--kv-dtype", "fp8").output)
+    assert bf16["binding"] == fp8["binding"] == "capacity"
+    assert fp8["result"]["tp"] == 4 and fp8["result"]["pp"] == 1
+    assert 1.8 < fp8["batch"] / bf16["batch"] < 2.2
+    compared = json.loads(run("compare", "-m", "llama-3.1-70b", "-c", "h100-sxm", "-c", "gb200", "--tp", "8",
+                              "--price", "10 USD/hour", "--format", "json").output)
+    for row in compared:
+        assert row["chips"] == 8
+        assert row["usd_per_mtok"] == pytest.approx(10 / 3600 * 8 / row["tokens_per_s"] * 1e6, rel=1e-9)
+    wider = run("solve", "context", "-m", "deepseek-v3", "-c", "h200", "--tp", "1", "--ep", "8", "--batch", "16",
+                "--calibration", "nope")
+    assert wider.exit_code == 2 and len(wider.output.strip().splitlines()) == 1
+
+
+def test_solver_takes_a_scenario():
+    """A Scenario is the base question: the same answer as ids and options, its layout kept."""
+    question = scenario.build("deepseek-v3", "h200", batch=16, tp=1, ep=8, mode="ideal")
+    from_scenario = solve.solve_context(question)
+    from_ids = solve.solve_context("deepseek-v3", "h200", batch=16, tp=1, ep=8, mode="ideal")
+    assert from_scenario.answer == from_ids.answer
+    assert from_scenario.result["ep"] == 8 and from_scenario.result["tp"] == 1
+    with pytest.raises(roofline.RooflineError, match="carries its own chip"):
+        solve.solve_context(question, "h100-sxm")

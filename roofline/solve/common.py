@@ -83,8 +83,8 @@ def families(scenario):
 def _positive_target(value, name):
     if value is None:
         return None
-    if not value > 0 or value != value:
-        raise RooflineError(f"{name} must be greater than zero, got {value!r}")
+    if not 0 < value < float("inf"):
+        raise RooflineError(f"{name} must be a finite number greater than zero, got {value!r}")
     return float(value)
 
 
