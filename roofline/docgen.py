@@ -8,10 +8,11 @@ continues one), each followed by its output; `$` lines of other programs are lef
 Every command runs in-process through the CLI, from the checkout's root, with the shipped specs
 only (no $ROOFLINE_SPECS, no user data folder).
 
-- An output with a line `...`, or a line ending in ` ...`, is an excerpt: only the lines it shows
-  are kept, each matched (in order, numbers masked) to the printed line it resembles most. A shown
-  line ending in ` ...` keeps as many words as it shows; one wrapped onto indented continuation
-  lines is wrapped again at WIDTH columns.
+- An output with a line `...`, or with `...` in a line, is an excerpt: only the lines it shows are
+  kept, each matched (in order, numbers masked) to the printed line it resembles most. Within a
+  line, `...` stands for words left out: the words around it are taken from the printed line, so
+  their numbers follow it. A line wrapped onto indented continuation lines is wrapped again at
+  WIDTH columns.
 - Any other output is the whole output.
 - `<!-- docgen: status-only -->` on the line before a block (a slow command): only the exit
   status is checked, the output is left as written.
@@ -157,7 +158,7 @@ def _entries(shown):
 
 
 def is_excerpt(shown):
-    return any(line.strip() == "..." or line.rstrip().endswith(" ...") for line in shown)
+    return any(line.strip() == "..." or _is_elided(line) for line in shown)
 
 
 def render(shown, printed):
@@ -181,9 +182,7 @@ def render(shown, printed):
             problems.append(f"no longer printed: {text}")
             continue
         after = index + 1
-        new = printed[index]
-        if text.endswith(" ..."):
-            new = " ".join(new.split()[:len(text.split()) - 1]) + " ..."
+        new = _elide(text, printed[index])[0] if _is_elided(text) else printed[index]
         if wrapped:
             lines.extend(textwrap.wrap(new, WIDTH, subsequent_indent="     ", break_long_words=False,
                                        break_on_hyphens=False))
@@ -205,16 +204,58 @@ def _match_in(text, printed, candidates):
         for index in candidates:
             if _key(printed[index]) == key:
                 return index
-    masked = _mask(text.removesuffix(" ...").strip())
-    best, best_ratio = None, 0.6
+    best, best_score = None, 0.6
     for index in candidates:
-        target = _mask(printed[index])
-        if text.endswith(" ..."):
-            target = target[:len(masked) + 10]
-        ratio = difflib.SequenceMatcher(None, masked, target).ratio()
-        if ratio > best_ratio:
-            best, best_ratio = index, ratio
+        if _is_elided(text):
+            score = _elide(text, printed[index])[1]
+        else:
+            score = difflib.SequenceMatcher(None, _mask(text), _mask(printed[index])).ratio()
+        if score > best_score:
+            best, best_score = index, score
     return best
+
+
+def _is_elided(text):
+    return any(word.startswith("...") for word in text.split())
+
+
+def _elide(shown, line):
+    """(`line` cut where `shown` elides words, the share of shown words found there).
+
+    `shown` is a printed line with runs of words replaced by `...` (a word starting with `...`): each
+    run of kept words is placed on the words of `line` that it matches best, numbers masked, in
+    order, and replaced by them, so the excerpt carries the line's current numbers.
+    """
+    target, out, position, found = line.split(), [], 0, 0
+    kept = [word for word in shown.split() if not word.startswith("...")]
+
+    def place(segment):
+        nonlocal position, found
+        masks, best, hits_best = [_mask(word) for word in segment], None, -1
+        for start in range(position, len(target) - len(segment) + 1):
+            hits = sum(_mask(word) == mask for word, mask in zip(target[start:], masks))
+            if hits > hits_best:
+                best, hits_best = start, hits
+            if hits == len(segment):
+                break
+        if best is None:
+            out.extend(segment)
+            return
+        out.extend(target[best:best + len(segment)])
+        position, found = best + len(segment), found + hits_best
+
+    segment = []
+    for word in shown.split():
+        if word.startswith("..."):
+            if segment:
+                place(segment)
+            segment = []
+            out.append(word)
+        else:
+            segment.append(word)
+    if segment:
+        place(segment)
+    return " ".join(out), found / max(1, len(kept))
 
 
 # ------------------------------------------------------------------------------------ comparing

@@ -106,6 +106,18 @@ def test_a_failing_example_and_a_line_no_longer_printed_are_reported(tmp_path):
     assert any("no longer printed: quantum_flux" in m for m in messages), messages
 
 
+def test_elided_words_stay_elided_and_kept_numbers_follow_the_output():
+    printed = ["why: capacity needs 706 GB / 44 GB = 16.05 -> 17 chips; no layout of 17 fits (best: TP=1, PP=17, "
+               "48.87 GB on its fullest chip, as chips hold whole layers); the fewest that fits is 18 (TP=3, PP=6)"]
+    shown = ["why: capacity needs 700 GB / 44 GB = 15.9 -> 16 chips; no layout of 16 fits (best: TP=1, PP=16, ...);",
+             "     the fewest that fits is 18 (TP=3, PP=6)"]
+    lines, problems = docgen.render(shown, printed)
+    assert not problems
+    assert " ".join(lines).split() == ("why: capacity needs 706 GB / 44 GB = 16.05 -> 17 chips; no layout of 17 fits "
+                                      "(best: TP=1, PP=17, ...); the fewest that fits is 18 (TP=3, PP=6)").split()
+    assert docgen.agree(lines, lines) and not docgen.agree(shown, lines)
+
+
 def test_another_programs_example_is_left_as_written(tmp_path):
     doc = tmp_path / "doc.md"
     doc.write_text("```console\n$ python -c 'print(1)'\n2\n```\n")

@@ -47,6 +47,13 @@ def test_no_shipped_file_names_a_directory_of_this_machine():
     assert not offenders, "absolute paths in shipped files:\n" + "\n".join(offenders)
 
 
+def test_no_shipped_file_holds_merge_conflict_markers():
+    marker = re.compile(r"^(<{7} |>{7} |={7}$)", re.M)
+    offenders = [str(path.relative_to(ROOT)) for path in tracked_files() if path.name != "test_hygiene.py"
+                 and marker.search(path.read_text(errors="replace"))]
+    assert not offenders, f"unresolved merge conflicts in {', '.join(offenders)}"
+
+
 def test_portable_path_is_relative_to_the_checkout_or_the_working_directory(tmp_path, monkeypatch):
     assert portable_path(ROOT / "hardware_specs" / "h100-sxm.yaml") == "hardware_specs/h100-sxm.yaml"
     (tmp_path / "sub").mkdir()
