@@ -33,6 +33,15 @@ def test_other_commands_in_the_docs_exist_with_their_options(path):
     assert not findings, "\n".join(map(str, findings))
 
 
+@pytest.mark.parametrize("path", [p for p in DOCS if "```python" in p.read_text() and p.name != "tutorial.md"], ids=name)
+def test_python_examples_run(path):
+    """The Python blocks of README.md and docs/ (the tutorial's are checked with their printed lines in
+    test_tutorial.py) run as written."""
+    namespace = {}
+    for block in re.findall(r"```python\n(.*?)```", path.read_text(), re.S):
+        exec(compile(block, str(path), "exec"), namespace)
+
+
 def test_the_docs_have_console_examples():
     examples = [e for path in DOCS for block in docgen.console_blocks(path.read_text().split("\n"))
                 for e in block.examples]
