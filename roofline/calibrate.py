@@ -32,15 +32,13 @@ from .fit import Parameter, least_squares
 from .measurements import KERNEL_KINDS, Skipped, device_matches
 from .predict import placeable, row_model
 from .dtypes import compute_class, matmul_dtype
-from .step import Ceilings, ceilings, dequant_time
+from .calibration_params import parameter
+from .step import Ceilings, calibrated_ceilings, ceilings
 
 #: dtypes that run on the same tensor-core path and share one fitted efficiency
 TIED_DTYPES = (("bf16", "fp16"),)
 #: a parameter whose 100% change moves no prediction by this much (log) is not determined
 SENSITIVITY = 1e-3
-OVERHEAD_SCALE = 1e-5       # [s] fixed costs are fitted in units of 10 us
-MAX_OVERHEAD = 2e-3         # [s] upper bound of a fixed cost
-MAX_DEQUANT_OPS = 64.0      # [ops per weight] upper bound of the dequantization cost
 MIN_SWEEP = 4               # batch sizes a linear-layer sweep needs to set the knee
 LAYER_SPREAD = 1.5          # per-step cost is fitted when the layer counts differ by this factor
 
@@ -105,13 +103,27 @@ def kernel_fit(models, hardware):
         def residuals(v):
             c = replace(base, knee=v["knee"])
             return [math.log((m.time(c) + v["kernel_overhead"]) / m.row.seconds) for m in sweep]
-        result = least_squares(residuals, [Parameter("knee", 4.0, 1.0, 50.0),
-                                           Parameter("kernel_overhead", 5e-6, 0.0, 1e-4, log=False, scale=1e-5)])
+        result = least_squares(residuals, [fit_parameter("knee"), fit_parameter("kernel_overhead")])
         if not result.converged:
             raise RooflineError(f"the knee fit to the {len(sweep)} linear-layer rows did not converge "
                                 f"({result.message}); check their times")
         knee, overhead = result.values["knee"], result.values["kernel_overhead"]
     return KernelFit(bandwidth, bandwidth_row, flops, flops_rows, knee, overhead, len(sweep))
+
+
+def fit_parameter(name, top=None, datasheet=None, label=None):
+    """The fit's Parameter for calibration parameter `name`, by its FitRule (calibration_params).
+
+    A ceiling (bandwidth, FLOP/s) starts at a share of `top`, the best rate the kernel rows allow
+    (at most the datasheet), and is searched between a share of `datasheet` and `top`. `label`
+    names a parameter fitted per group of dtypes ('flops:bf16+fp16').
+    """
+    row = parameter(name)
+    rule = row.fit
+    if row.relative_to:
+        return Parameter(label or name, rule.start * top, rule.lower * datasheet, rule.upper * top, rule.log,
+                         rule.scale)
+    return Parameter(label or name, rule.start, rule.lower, rule.upper, rule.log, rule.scale)
 
 
 def _groups(step_models):
@@ -131,31 +143,31 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     kernels = kernel_fit(kernel_models, hardware)
     peaks = hardware.peak_flops
     bw_top = min(kernels.bandwidth, hardware.mem_bandwidth) if kernels.bandwidth else hardware.mem_bandwidth
-    parameters, held = [Parameter("bandwidth", 0.95 * bw_top, 0.1 * hardware.mem_bandwidth, bw_top)], {}
+    parameters, held = [fit_parameter("bandwidth", top=bw_top, datasheet=hardware.mem_bandwidth)], {}
     groups = _groups(step_models)
     for group in groups:
         lead = group[0]
         top = min(peaks[lead], kernels.flops.get(lead, peaks[lead]))
-        parameters.append(Parameter(f"flops:{'+'.join(group)}", 0.8 * top, 0.02 * peaks[lead], top))
+        parameters.append(fit_parameter("flops", top=top, datasheet=peaks[lead], label=f"flops:{'+'.join(group)}"))
     if kernels.knee is None:
         held["knee"] = (f"hard maximum: no linear-layer sweep over {MIN_SWEEP}+ batch sizes in the file (whole steps "
                         "cannot tell the knee from the ceilings; measure one with roofline measure)")
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
-    parameters.append(Parameter("layer_overhead", 2e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+    parameters.append(fit_parameter("layer_overhead"))
     layouts = [m.deployment[2] for m in step_models if m.deployment is not None]
     if any(layout.pp > 1 for layout in layouts):
-        parameters.append(Parameter("link_latency", 2e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+        parameters.append(fit_parameter("link_latency"))
     if any(layout.tp > 1 for layout in layouts):
-        parameters.append(Parameter("collective_overhead", 5e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+        parameters.append(fit_parameter("collective_overhead"))
     if any(m.row.kind == "prefill" for m in step_models):
-        parameters.append(Parameter("attention_efficiency", 0.7, 0.1, 1.0))
+        parameters.append(fit_parameter("attention_efficiency"))
     if "fp32" in peaks and any(_dequantizes(m) for m in step_models):
-        parameters.append(Parameter("dequant_ops", 2.0, 0.0, MAX_DEQUANT_OPS, log=False))
+        parameters.append(fit_parameter("dequant_ops"))
     layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes}
                           | {m.deployment[0].num_layers for m in step_models if m.deployment is not None})
     if layer_counts[-1] >= LAYER_SPREAD * layer_counts[0]:
-        parameters.append(Parameter("step_overhead", 1e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+        parameters.append(fit_parameter("step_overhead"))
     else:
         low, high = layer_counts[0], layer_counts[-1]
         span = f"{low}" if low == high else f"{low} to {high} (less than {LAYER_SPREAD}x apart)"
@@ -173,10 +185,8 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
             if not any(dtype in g for g in groups):
                 flops[dtype] = rate * ratio
         knee = values.get("knee", kernels.knee if kernels.knee is not None else math.inf)
-        return Ceilings("calibrated", values["bandwidth"], flops, knee, values.get("layer_overhead", 0.0),
-                        values.get("step_overhead", 0.0), values.get("collective_overhead", 0.0),
-                        values.get("link_latency"), dequant_time(values.get("dequant_ops", 0.0), peaks),
-                        kernels.kernel_overhead or 0.0, values.get("attention_efficiency", 1.0))
+        return calibrated_ceilings({**values, "flops": flops, "knee": knee,
+                                    "kernel_overhead": kernels.kernel_overhead or 0.0}, peaks)
 
     def residuals(values):
         c = ceiling_of(values)
