@@ -95,7 +95,7 @@ def _read_parameter(reader, row, hardware):
     """The SI value of parameter `row` in the file (a dict per key for a per-key row); None if absent."""
     if not row.per:
         reference = getattr(hardware, row.relative_to) if row.relative_to else None
-        return _read_value(reader, row.name, row, reference, f"the datasheet {row.relative_to} of {hardware.id}")
+        return _read_value(reader, row.name, row, reference, f"{hardware.id}'s datasheet {row.name}")
     keys = _per_keys(row, hardware)
     mapping = reader.sub(row.name, required=row.required)
     if mapping is None:
@@ -104,7 +104,7 @@ def _read_parameter(reader, row, hardware):
     for key in map(str, mapping.data):
         if key not in keys:
             mapping._fail(key, f"{hardware.id} has no {key} peak in {row.relative_to} to calibrate against")
-        values[key] = _read_value(mapping, key, row, keys[key], f"the datasheet {key} peak of {hardware.id}")
+        values[key] = _read_value(mapping, key, row, keys[key], f"{hardware.id}'s datasheet {key} {row.name}")
     if not values:
         reader._fail(row.name, f"expected at least one {row.per} with its value, e.g. bf16: 640 TFLOP/s")
     mapping.finish()
@@ -129,7 +129,7 @@ def _read_value(reader, key, row, reference, reference_name):
         value = reader.value_of(entry, key, row.dimension, positive=False)
     except SpecError:
         if text is not None and not _has_dimension(text, row.dimension):
-            reader._fail(key, f"{text!r} is not a {row.dimension}; expected a {row.dimension}, {allowed}")
+            reader._fail(key, f"{text!r} is not a {row.dimension}; expected a {row.dimension} [{row.unit}] of {allowed}")
         raise
     low, high = row.lower, row.upper
     if row.relative_to:

@@ -9,8 +9,8 @@ symbol `roofline explain` writes for it, one line on what it stands for physical
 - the `Ceilings` fields and `ceilings(hardware, mode)` (roofline.step),
 - the fitter's parameters (roofline.calibrate: `fit_parameter`),
 - explain's symbols and their glossary (roofline.explain),
-- docs/calibration-parameters.md (`render_glossary`; regenerate with
-  ``python -m roofline.calibration_params > docs/calibration-parameters.md``).
+- docs/calibration-parameters.md (`render_glossary`; the command that regenerates it is
+  `REGENERATE`, written at the top of that file).
 
 Adding a parameter is one row here plus its physics: the formula that reads the `Ceilings` field
 of its name (step.py, deployment.py), and in roofline.calibrate the rows that determine it.
@@ -179,16 +179,18 @@ def format_value(value, unit):
     """A value for a message or the glossary: '10 ms', '0.6', 'infinity'."""
     if value == math.inf:
         return "infinity"
-    return format_si(value, "" if unit == "1" else unit, 4)
+    if unit == "1":
+        return f"{value:.4g}"
+    return format_si(value, "" if unit == "1" else unit, 4).strip()
 
 
 def range_text(row, reference=None, reference_name=None):
     """The allowed range in words: 'more than 0 and at most 1', 'at least 0 s and at most 10 ms'.
 
-    A ceiling's range is a share of a datasheet figure: `reference` [SI] names it in numbers.
+    A ceiling's range is a share of a datasheet figure: `reference` [SI], called `reference_name`.
     """
     if row.relative_to:
-        figure = reference_name or f"the datasheet {row.relative_to}"
+        figure = reference_name or "the chip's datasheet figure"
         top = f"{format_value(reference, row.unit)} ({figure})" if reference is not None else figure
         return f"more than 0 and at most {top}" if row.upper == 1 else f"at most {row.upper} x {top}"
     low = f"{'more than' if row.lower_open else 'at least'} {format_value(row.lower, row.unit)}"
@@ -207,7 +209,7 @@ def fit_text(row):
     rule = row.fit
     if rule is None:
         return "not fitted"
-    how = "log(value)" if rule.log else f"value / {format_value(rule.scale, row.unit)}"
+    how = "log(value)" if rule.log else "value" if rule.scale == 1 else f"value / {format_value(rule.scale, row.unit)}"
     if row.relative_to:
         box = (f"from {rule.start:g} x the best kernel rate (at most the datasheet), within {rule.lower:g} x the "
                "datasheet and that rate")
@@ -233,7 +235,8 @@ def glossary():
     return entries
 
 
-REGENERATE = "python -m roofline.calibration_params > docs/calibration-parameters.md"
+REGENERATE = ("python -c \"from roofline.calibration_params import render_glossary as r; print(r(), end='')\" "
+              "> docs/calibration-parameters.md")
 
 
 def render_glossary():
@@ -241,7 +244,10 @@ def render_glossary():
     lines = [
         "# Calibration parameters",
         "",
-        f"<!-- Generated from roofline/calibration_params.py; do not edit. Regenerate: {REGENERATE} -->",
+        "Generated from the table `PARAMETERS` in roofline/calibration_params.py; do not edit (a test fails "
+        "when this file is not what the table renders). Regenerate it from the repository root with",
+        "",
+        f"    {REGENERATE}",
         "",
         "Calibrated mode's parameters, as a calibration file gives them (format: [spec-format.md]"
         "(spec-format.md#calibration-hardware_specscalibrationsidyaml)). The default is the ideal-mode value: "
@@ -266,6 +272,3 @@ def render_glossary():
     ]
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    print(render_glossary(), end="")
