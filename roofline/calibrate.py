@@ -32,7 +32,7 @@ from .fit import Parameter, least_squares
 from .measurements import KERNEL_KINDS, Skipped, device_matches
 from .predict import placeable, row_model
 from .dtypes import compute_class, matmul_dtype
-from .calibration_params import parameter
+from .calibration_params import PARAMETERS, default_text, parameter
 from .step import Ceilings, calibrated_ceilings, ceilings
 
 #: dtypes that run on the same tensor-core path and share one fitted efficiency
@@ -68,6 +68,7 @@ class CalibrationFit:
     iterations: int
     derived: dict                     # dtype -> how its FLOP/s was derived
     at_bound: tuple = ()              # fitted parameters that ended on a bound
+    values: dict = field(default_factory=dict)   # parameter -> value as a file states it (not the ceilings)
 
 
 def select_rows(measurements, hardware):
@@ -204,8 +205,10 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     values = {"bandwidth": bw_top, **result.values}
     ceiling = ceiling_of(values)
     derived = _derived_flops(ceiling, kernels, groups, values)
+    stated = {row.name: values.get(row.name, row.default) for row in PARAMETERS if not row.relative_to}
+    stated.update(knee=ceiling.knee, kernel_overhead=kernels.kernel_overhead)
     return CalibrationFit(hardware, ceiling, kernels, tuple(step_models), tuple(held_out_models), held,
-                          tuple(p.name for p in parameters), result.iterations, derived, result.at_bound)
+                          tuple(p.name for p in parameters), result.iterations, derived, result.at_bound, stated)
 
 
 def _dequantizes(row_model):
@@ -229,8 +232,9 @@ def _drop_undetermined(parameters, residuals, held):
         change = np.max(np.abs(np.asarray(residuals(probe)) - base))
         per_unit = change / (math.log(2.0) if p.log else 1.0)
         if per_unit < SENSITIVITY:
+            row = parameter(p.name.split(":")[0])
             held[p.name] = ("not determined by these rows (no row's time depends on it): "
-                            + ("0" if "overhead" in p.name else "held at its ceiling"))
+                            + ("held at its ceiling" if row.relative_to else f"held at {default_text(row)}"))
         else:
             keep.append(p)
     return keep
@@ -336,27 +340,7 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         doc["flops"] = {d: quantity_entry(c.flops[d], "FLOP/s", "datasheet", note="not determined by the rows (no "
                                           "compute-bound row): the datasheet peak")
                         for d in fit.hardware.peak_flops}
-    if k.kernel_overhead is not None:
-        doc["kernel_overhead"] = quantity_entry(k.kernel_overhead, "s", "measurements",
-                                                note="one GEMM kernel timed on its own, fitted with the knee on the "
-                                                     "linear-layer sweep; kernel rows only")
-    if c.knee != math.inf:
-        doc["knee"] = quantity_entry(c.knee, None, "measurements" if k.knee is not None else "fit",
-                                     note=fit.held.get("knee"), digits=3)
-    for name in ("layer_overhead", "step_overhead"):
-        doc[name] = quantity_entry(getattr(c, name), "s", "fit",
-                                   note=fit.held.get(name) or (AT_BOUND if name in fit.at_bound else None))
-    for name, meaning in (("collective_overhead", "fixed cost of one collective"),
-                          ("link_latency", "one hop between chips, replacing the link spec's latency")):
-        if name in fitted:
-            doc[name] = quantity_entry(getattr(c, name), "s", "fit", note=meaning + (
-                f"; {AT_BOUND}" if name in fit.at_bound else ""))
-    if "attention_efficiency" in fitted:
-        doc["attention_efficiency"] = quantity_entry(c.attention_efficiency, None, "fit", digits=4,
-                                                     note="fused attention's FLOP rate / the matmul rate of its dtype")
-    if "dequant_ops" in fitted:
-        doc["dequant_ops"] = quantity_entry(c.dequant_time * fit.hardware.peak_flops["fp32"], None, "fit", digits=4,
-                                            note="vector-unit ops per weight-only quantized weight, at the fp32 peak")
+    doc.update(_parameter_entries(fit))
     if k.bandwidth or k.flops:
         measured = {}
         if k.bandwidth:
@@ -373,11 +357,32 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         "fit": f"roofline {__version__} calibrate: kernel ceilings, knee from the linear-layer sweep, least squares "
                "on log(predicted / measured) over the rows listed under fit"}
     comment = (f"Calibration of {fit.hardware.id} ({fit.hardware.name}) written by roofline calibrate.\n"
-               "Format: docs/spec-format.md, 'Calibration'. Values under 'measured' and 'fit' are provenance.\n"
+               "Format: docs/spec-format.md, 'Calibration'; parameters: docs/calibration-parameters.md.\n"
+               "Values under 'measured' and 'fit' are provenance.\n"
                + (textwrap.fill(f"Note: {note}", 100) if note else ""))
     if note:
         doc["fit"]["note"] = note
     return doc, comment
+
+
+def _parameter_entries(fit):
+    """{name: file entry} of every parameter besides the ceilings that the fit determined (from the
+    kernel rows: source 'measurements'; by least squares: 'fit'), held with a reason, or moved off
+    its default; the note says why it was held or that it ended on a bound."""
+    from .calibration import quantity_entry
+
+    from_kernels = {"knee", "kernel_overhead"} if fit.kernels.knee is not None else set()
+    entries = {}
+    for row in PARAMETERS:
+        value = fit.values.get(row.name)
+        if row.relative_to or value is None or not math.isfinite(value):
+            continue
+        if row.name in from_kernels or row.name in fit.fitted or row.name in fit.held or value != row.default:
+            note = fit.held.get(row.name) or (AT_BOUND if row.name in fit.at_bound else None)
+            entries[row.name] = quantity_entry(value, None if row.unit == "1" else row.unit,
+                                               "measurements" if row.name in from_kernels else "fit", note=note,
+                                               digits=row.digits)
+    return entries
 
 
 def _bandwidth_note(fit):

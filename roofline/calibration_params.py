@@ -71,6 +71,7 @@ class CalibrationParameter:
     derived: Derived = None   # the Ceilings field computed from it, when not the value itself
     absent: str = None        # what an absent key means, where that is not a number
     in_formula: bool = False  # a term of explain's general formula: shown in calibrated mode even at its default
+    digits: int = 4           # significant digits roofline calibrate writes it with
 
     @property
     def unit(self):
@@ -109,7 +110,7 @@ PARAMETERS = (
         "knee", "number", math.inf, 1.0, math.inf, "n",
         "exponent of the smooth maximum t = (t_compute^n + t_memory^n)^(1/n) of an operator near its ridge "
         "point: tiles, waves and the memory pipeline do not overlap compute perfectly (1 adds the two times)",
-        FitRule(4.0, 1.0, 50.0), absent="infinity: the hard maximum of the two times", in_formula=True),
+        FitRule(4.0, 1.0, 50.0), absent="infinity: the hard maximum of the two times", in_formula=True, digits=3),
     CalibrationParameter(
         "layer_overhead", "time", 0.0, 0.0, 10e-3, "t_layer",
         "fixed time per decoder layer per step: launches and the serialised prologues and tails of the "

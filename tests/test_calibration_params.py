@@ -198,3 +198,31 @@ def test_committed_glossary_is_what_the_table_renders():
     committed = (ROOT / "docs" / "calibration-parameters.md").read_text()
     assert committed == render_glossary(), f"docs/calibration-parameters.md is stale; regenerate: {REGENERATE}"
     assert "calibration-parameters.md" in (ROOT / "docs" / "spec-format.md").read_text()
+
+
+def test_a_fitted_calibration_states_every_parameter_it_determined(tmp_path):
+    """The A100 fit (35 published rows) determines fixed costs per layer, step and collective and the
+    dequantization cost: the file calibrate writes states each, and reads back to the fitted
+    ceilings (4 significant digits: 1e-3 relative); the knee, held at infinity, is left out."""
+    from roofline.calibrate import calibrate, document, prepare
+    from roofline.calibration import write_calibration
+    from roofline.measurements import read_measurements
+
+    from conftest import VALIDATION
+
+    hardware = load_hardware("a100-sxm")
+    data = read_measurements(VALIDATION / "published" / "a100_gpt-fast_lmdeploy.csv")
+    steps, kernels, _, _ = prepare(data, hardware)
+    fit = calibrate(steps, kernels, hardware)
+    doc, comment = document(fit, data)
+    assert {"layer_overhead", "step_overhead", "collective_overhead", "dequant_ops"} <= set(doc)
+    assert "knee" not in doc and "docs/calibration-parameters.md" in comment
+    path = write_calibration(tmp_path / "a100-sxm.yaml", doc, comment, hardware)
+    read = ceilings(dataclasses.replace(hardware, calibration=read_calibration(path, hardware)), "calibrated")
+    for row in PARAMETERS:
+        fitted, stated = getattr(fit.ceiling, row.ceiling_field), getattr(read, row.ceiling_field)
+        if row.per:     # the dtypes the fit determined (the file scales the others by their efficiency)
+            assert {d: stated[d] for d in doc["flops"]} == pytest.approx({d: fitted[d] for d in doc["flops"]},
+                                                                         rel=1e-3)
+        else:
+            assert stated == fitted or stated == pytest.approx(fitted, rel=1e-3, abs=1e-12), row.name
