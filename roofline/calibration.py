@@ -25,6 +25,8 @@ from .units import to_si
 
 #: keys of a calibration file besides the parameters: who, when, from what (provenance)
 PROVENANCE_KEYS = ("hardware", "device", "date", "measurements", "measured", "fit", "sources")
+#: the keys a per-key parameter may have on a chip, each with the datasheet figure that bounds it
+PER_KEYS = {"dtype": lambda hardware: dict(hardware.peak_flops)}
 
 
 @with_parameter_fields(lambda row: (row.name, MISSING if row.required else row.default))
@@ -96,26 +98,20 @@ def _read_parameter(reader, row, hardware):
     if not row.per:
         reference = getattr(hardware, row.relative_to) if row.relative_to else None
         return _read_value(reader, row.name, row, reference, f"{hardware.id}'s datasheet {row.name}")
-    keys = _per_keys(row, hardware)
+    keys = PER_KEYS[row.per](hardware)
     mapping = reader.sub(row.name, required=row.required)
     if mapping is None:
         return None
     values = {}
     for key in map(str, mapping.data):
         if key not in keys:
-            mapping._fail(key, f"{hardware.id} has no {key} peak in {row.relative_to} to calibrate against")
+            mapping._fail(key, f"{hardware.id} has no {row.per} {key} in its {row.relative_to} to calibrate "
+                               f"against; expected one of {', '.join(keys)}")
         values[key] = _read_value(mapping, key, row, keys[key], f"{hardware.id}'s datasheet {key} {row.name}")
     if not values:
         reader._fail(row.name, f"expected at least one {row.per} with its value, e.g. bf16: 640 TFLOP/s")
     mapping.finish()
     return values
-
-
-def _per_keys(row, hardware):
-    """{key: the datasheet figure bounding it} of a per-key parameter ('dtype': the chip's peak_flops)."""
-    if row.per == "dtype":
-        return dict(hardware.peak_flops)
-    raise ValueError(f"calibration parameter {row.name}: no keys defined for per={row.per!r}")
 
 
 def _read_value(reader, key, row, reference, reference_name):

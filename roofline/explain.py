@@ -121,7 +121,7 @@ def _ceiling_symbols(ceiling, generic=False):
     fields = {}
     if ceiling.mode == "calibrated":
         for row in calibration_params.PARAMETERS:
-            if row.name in ("bandwidth", "flops"):
+            if row.relative_to:       # the roofs: BW and P above
                 continue
             number = getattr(ceiling, row.ceiling_field)
             if row.in_formula or (number is not None and number != row.ceiling_default):

@@ -226,3 +226,8 @@ def test_a_fitted_calibration_states_every_parameter_it_determined(tmp_path):
                                                                          rel=1e-3)
         else:
             assert stated == fitted or stated == pytest.approx(fitted, rel=1e-3, abs=1e-12), row.name
+
+
+def test_flops_of_a_dtype_the_chip_has_no_peak_of_is_refused(tmp_path):
+    _one_line(_decode_with(tmp_path, "bf16: {value: 663.2 TFLOP/s", "bf17: {value: 663.2 TFLOP/s"),
+              "flops.bf17", "no dtype bf17", "expected one of fp32, tf32, bf16, fp16, fp8, int8")
