@@ -116,22 +116,22 @@ def _read_parameter(reader, row, hardware):
 
 def _read_value(reader, key, row, reference, reference_name):
     """SI value of one quantity of parameter `row` under `key`, checked against its dimension and range."""
-    entry = reader.raw(key, required=row.required and not row.per)
+    entry = reader.raw(key, required=row.required or row.per is not None)
     if entry is None:
         return None
     text = entry.get("value") if isinstance(entry, dict) else entry
-    allowed = range_text(row, reference, reference_name)
     try:
         value = reader.value_of(entry, key, row.dimension, positive=False)
     except SpecError:
         if text is not None and not _has_dimension(text, row.dimension):
-            reader._fail(key, f"{text!r} is not a {row.dimension}; expected a {row.dimension} [{row.unit}] of {allowed}")
+            reader._fail(key, f"{text!r} is not a {row.dimension}; expected a {row.dimension} [{row.unit}] of "
+                              f"{range_text(row, reference, reference_name)}")
         raise
     low, high = row.lower, row.upper
     if row.relative_to:
         low, high = low * reference, high * reference
     if value < low or (row.lower_open and value == low) or value > high:
-        reader._fail(key, f"{text!r} is out of range; expected {allowed}")
+        reader._fail(key, f"{text!r} is out of range; expected {range_text(row, reference, reference_name)}")
     return value
 
 

@@ -66,7 +66,7 @@ class CalibrationParameter:
     fit: FitRule = None       # how roofline calibrate fits it; None: never fitted
     lower_open: bool = False  # the range excludes `lower`
     required: bool = False    # a calibration file must give it
-    relative_to: str = None   # the range is a share of this datasheet figure of the chip
+    relative_to: str = None   # the range is (0, upper] times this datasheet figure of the chip (a ceiling)
     per: str = None           # the value is a mapping per "dtype" (and, later, per "engine")
     derived: Derived = None   # the Ceilings field computed from it, when not the value itself
     absent: str = None        # what an absent key means, where that is not a number
@@ -92,7 +92,12 @@ class CalibrationParameter:
 FIXED_COST_FIT = dict(log=False, scale=1e-5)      # fixed costs are fitted in units of 10 us
 MAX_FITTED_OVERHEAD = 2e-3                        # [s] the fit searches fixed costs up to 2 ms
 
-#: the table; the order is the positional order of the fields of Calibration and Ceilings
+#: the table; the order is the positional order of the fields of Calibration and Ceilings.
+#: Ranges are what is physically possible, wide enough for any chip and serving engine and narrow
+#: enough to catch a unit slip (55.55 s for 55.55 us): no ceiling above the datasheet (calibrated
+#: mode is never faster than ideal), at most 10 ms per layer, kernel, collective or hop (0.3 s of
+#: fixed cost per token on 32 layers), 1 s per step, 64 operations to dequantize one weight (it
+#: takes 2-5: unpack, scale, zero point). The fit searches narrower boxes inside them.
 PARAMETERS = (
     CalibrationParameter(
         "bandwidth", "bandwidth", None, 0.0, 1.0, "BW",
@@ -182,18 +187,20 @@ def format_value(value, unit):
         return "infinity"
     if unit == "1":
         return f"{value:.4g}"
-    return format_si(value, "" if unit == "1" else unit, 4).strip()
+    return format_si(value, unit, 4)
 
 
 def range_text(row, reference=None, reference_name=None):
     """The allowed range in words: 'more than 0 and at most 1', 'at least 0 s and at most 10 ms'.
 
-    A ceiling's range is a share of a datasheet figure: `reference` [SI], called `reference_name`.
+    A ceiling's range is more than 0 and at most `upper` times a datasheet figure: `reference` [SI],
+    called `reference_name`.
     """
     if row.relative_to:
         figure = reference_name or "the chip's datasheet figure"
-        top = f"{format_value(reference, row.unit)} ({figure})" if reference is not None else figure
-        return f"more than 0 and at most {top}" if row.upper == 1 else f"at most {row.upper} x {top}"
+        top = f"{format_value(row.upper * reference, row.unit)} ({figure})" if reference is not None else (
+            figure if row.upper == 1 else f"{row.upper:g} x {figure}")
+        return f"more than 0 and at most {top}"
     low = f"{'more than' if row.lower_open else 'at least'} {format_value(row.lower, row.unit)}"
     return low if row.upper == math.inf else f"{low} and at most {format_value(row.upper, row.unit)}"
 
@@ -260,9 +267,10 @@ def render_glossary():
     ]
     for row in PARAMETERS:
         name = row.name + (f" (per {row.per})" if row.per else "") + (" (required)" if row.required else "")
-        symbol = symbol_name(row) + (f" = {row.name} / P_fp32 [{row.derived.unit}]" if row.derived else "")
+        symbol = symbol_name(row) + (f" [{row.derived.unit}]" if row.derived else "")
+        meaning = row.doc + (f"; {row.symbol}: {row.derived.doc}" if row.derived else "")
         lines.append(f"| {name} | {symbol} | {row.unit} | {default_text(row)} | {range_text(row)} | "
-                     f"{fit_text(row)} | {row.doc} |")
+                     f"{fit_text(row)} | {meaning} |")
     lines += [
         "",
         "A ceiling's range is a share of the chip's datasheet figure: calibrated mode never runs faster "
