@@ -31,7 +31,6 @@ from .errors import RooflineError
 from .fit import Parameter, least_squares
 from .measurements import KERNEL_KINDS, Skipped, device_matches
 from .predict import placeable, row_model
-from .dtypes import compute_class, matmul_dtype
 from .calibration_params import PARAMETERS, default_text, parameter
 from .step import Ceilings, calibrated_ceilings, ceilings
 
@@ -129,7 +128,8 @@ def fit_parameter(name, top=None, datasheet=None, label=None):
 
 def _groups(step_models):
     """Compute dtypes the step rows' operators use, grouped so tied dtypes share one parameter."""
-    used = sorted({op.dtype for m in step_models for _, ops, _ in m.passes for op in ops if op.kind != "elementwise"})
+    used = sorted({op.dtype for m in step_models for _, forward in m.passes for op in forward.operators
+                   if op.kind != "elementwise"})
     groups = []
     for dtype in used:
         tie = next((t for t in TIED_DTYPES if dtype in t), (dtype,))
@@ -156,7 +156,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
     parameters.append(fit_parameter("layer_overhead"))
-    layouts = [m.deployment[2] for m in step_models if m.deployment is not None]
+    layouts = [layout for m in step_models for layout in m.layouts]
     if any(layout.pp > 1 for layout in layouts):
         parameters.append(fit_parameter("link_latency"))
     if any(layout.tp > 1 for layout in layouts):
@@ -165,8 +165,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         parameters.append(fit_parameter("attention_efficiency"))
     if "fp32" in peaks and any(_dequantizes(m) for m in step_models):
         parameters.append(fit_parameter("dequant_ops"))
-    layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes}
-                          | {m.deployment[0].num_layers for m in step_models if m.deployment is not None})
+    layer_counts = sorted({forward.layers for m in step_models for _, forward in m.passes})
     if layer_counts[-1] >= LAYER_SPREAD * layer_counts[0]:
         parameters.append(fit_parameter("step_overhead"))
     else:
@@ -213,12 +212,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
 
 def _dequantizes(row_model):
     """Whether a row runs weight-only quantized GEMMs (weights dequantized before the matmul)."""
-    if row_model.deployment is not None:
-        model = row_model.deployment[0]
-        peaks = row_model.deployment[1].peak_flops
-        return compute_class(model.dtypes["weights"]) != matmul_dtype(model.dtypes["weights"],
-                                                                     model.dtypes["activations"], peaks)
-    return any(op.dequantized for _, operators, _ in row_model.passes for op in operators)
+    return any(op.dequantized for _, forward in row_model.passes for op in forward.operators)
 
 
 def _drop_undetermined(parameters, residuals, held):
