@@ -61,6 +61,8 @@ class Calibration:
     device: str = ""                      # device name as measured
     path: str = None
     facts: tuple = ()
+    origin: str = "fitted"                # fitted | transferred from <chip> | published | assumed efficiency
+    note: str = ""                        # one line on how a calibration not fitted here was derived
 
     def flops_for(self, dtype, peak):
         """Achievable FLOP/s of `dtype`: measured if known, else peak x measured efficiency."""
@@ -82,6 +84,9 @@ def read_calibration(path, hardware):
     if chip != hardware.id:
         reader._fail("hardware", f"this calibration is for '{chip}', not for '{hardware.id}'")
     device = reader.text("device")
+    origin = reader.text("origin", required=False, default="fitted")
+    if not (origin in ("fitted", "published", "assumed efficiency") or origin.startswith("transferred from ")):
+        reader._fail("origin", f"'{origin}' is not fitted, transferred from <chip>, published or assumed efficiency")
     for key in ("date", "measurements"):
         reader.text(key, required=False)
     bandwidth = reader.quantity("bandwidth", "bandwidth")
@@ -105,13 +110,15 @@ def read_calibration(path, hardware):
         if measured.has("flops"):
             _read_flops(measured, "flops", hardware)
         measured.finish()
-    if reader.raw("fit", required=False) is not None and not isinstance(data["fit"], dict):
-        reader._fail("fit", "expected a mapping (the fit's provenance)")
+    for provenance in ("fit", "transfer"):
+        if reader.raw(provenance, required=False) is not None and not isinstance(data[provenance], dict):
+            reader._fail(provenance, f"expected a mapping (the {provenance}'s provenance)")
     reader.finish()
     date = data.get("date")
     return Calibration(bandwidth=bandwidth, flops=flops, efficiency=efficiency_of(flops, hardware.peak_flops),
                        source=f"{Path(path).parent.name}/{Path(path).name} ({device}{', ' + str(date) if date else ''})", hardware=chip,
-                       device=device, path=str(path), facts=tuple(reader.facts),
+                       device=device, path=str(path), facts=tuple(reader.facts), origin=origin,
+                       note=str((data.get("transfer") or {}).get("note", "")),
                        **{k: v for k, v in values.items() if v is not None})
 
 
@@ -137,7 +144,9 @@ def default_calibration(hardware):
 def with_calibration(hardware, calibration):
     """`hardware` with `calibration` (a Calibration, a calibration id or a file path) in place.
 
-    None leaves the chip's default calibration.
+    None leaves the chip's default calibration. Another chip's calibration is transferred to this
+    one (roofline.transfer.transfer; its `origin` and `note` say so); between unrelated kinds or
+    software stacks RooflineError.
     """
     if calibration is None:
         return hardware
@@ -148,11 +157,28 @@ def with_calibration(hardware, calibration):
             known = ", ".join(spec_paths("calibration")) or "none"
             raise RooflineError(f"calibration '{calibration}' is neither a file nor a known calibration id "
                                 f"(known: {known})") from None
+        chip = load_yaml(path).get("hardware") if Path(path).is_file() else None
+        if isinstance(chip, str) and chip != hardware.id:
+            return _transferred_onto(hardware, chip, path=path)
         calibration = read_calibration(path, hardware)
     elif calibration.hardware and calibration.hardware != hardware.id:
-        raise SpecError(calibration.path or "calibration",
-                        f"this calibration is for '{calibration.hardware}', not for '{hardware.id}'")
+        return _transferred_onto(hardware, calibration.hardware, calibration=calibration)
     return replace(hardware, calibration=calibration)
+
+
+def _transferred_onto(hardware, chip, path=None, calibration=None):
+    """`hardware` with the calibration of chip `chip` (file `path` or a Calibration) transferred to it."""
+    from .hardware import load_hardware
+    from .transfer import transfer
+    try:
+        source = load_hardware(chip)
+    except RooflineError:
+        raise SpecError(path or "calibration", f"hardware: '{chip}' is not a known chip to transfer from") from None
+    if calibration is None:
+        calibration = read_calibration(path, source)
+    moved = transfer(calibration, source, hardware)
+    return replace(hardware, calibration=replace(moved, note=f"calibration of {chip} transferred to {hardware.id}: "
+                                                            + moved.note))
 
 
 def quantity_entry(value, unit, source, note=None, derived=None, digits=4):
