@@ -28,7 +28,7 @@ A calibration (roofline.calibration) mixes two kinds of parameter:
   matmul rate and the vector operations that dequantize a weight. A one-hop latency fitted to the
   source's link is kept only if the target has that link.
 
-Which chips share what is in their specs: `kind` (gpu, tpu, wafer, ...), `architecture` (hopper,
+Which chips share what is in their specs: `kind` (gpu, tpu, wafer, ...), `microarchitecture` (hopper,
 cdna3, ...) and `software` (cuda, rocm, ...). A transfer needs the same kind and software stack;
 across architectures of one stack (A100 -> H100) it is allowed and says so (docs/validation.md
 reports how far it holds); between unrelated kinds or stacks it is refused.

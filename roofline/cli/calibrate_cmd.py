@@ -1,4 +1,5 @@
 """`roofline calibrate`, `roofline validate` and `roofline measure`: from measurements to calibrated mode."""
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -124,19 +125,22 @@ def _report(fit, current, doc, other, path, fmt, chip):
               help="Write the calibration of every chip planned in hardware_specs/published/microbenchmarks.yaml "
                    "(transfer, published or assumed) into --output-dir.")
 @click.option("--output-dir", default=None, help="Directory for --all (default: the user data directory's).")
+@click.option("--published", default=None,
+              help="Published microbenchmarks and plans (default: hardware_specs/published/microbenchmarks.yaml).")
 @click.option("--force", is_flag=True, help="Replace existing files.")
-def transfer_command(source, target, calibration, output, every, output_dir, force):
+def transfer_command(source, target, calibration, output, every, output_dir, published, force):
     """Carry a calibration to a chip of the same kind and software stack and write it.
 
     Scales the achieved bandwidth and FLOP/s by the ratio of the chips' peaks (or of their published
     microbenchmarks of one suite, and a TDP limit within one microarchitecture) and keeps the knee
     and fixed costs; the file records every derivation (roofline/transfer.py).
     """
+    figures = transfer_lib.load_published(published)
     if every:
         if source or target or calibration or output:
             raise RooflineError("--all writes every planned chip; it takes only --output-dir and --force")
         directory = Path(output_dir) if output_dir else user_data_root() / KINDS["calibration"]
-        for chip, path in transfer_lib.regenerate(directory, force=force):
+        for chip, path in transfer_lib.regenerate(directory, figures, force=force):
             click.echo(f"wrote {_shown(path)}")
         return
     if not source or not target:
@@ -149,13 +153,13 @@ def transfer_command(source, target, calibration, output, every, output_dir, for
             path = resolve("calibration", calibration)
         except RooflineError:
             raise RooflineError(f"--calibration '{calibration}' is neither a file nor a known calibration id") from None
-        source_chip = source_chip.__class__(**{**source_chip.__dict__, "calibration": read_calibration(path, source_chip)})
+        source_chip = replace(source_chip, calibration=read_calibration(path, source_chip))
     if source_chip.calibration is None:
         raise RooflineError(f"{source_chip.id} has no calibration to transfer; fit one with roofline calibrate")
     path = Path(output) if output else user_data_root() / KINDS["calibration"] / f"{target_chip.id}.yaml"
     if path.exists() and not force:
         raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
-    result = transfer_lib.transferred(source_chip.calibration, source_chip, target_chip)
+    result = transfer_lib.transferred(source_chip.calibration, source_chip, target_chip, figures)
     date = None
     if source_chip.calibration.path:
         from ..specs import load_yaml
