@@ -177,8 +177,9 @@ def _transferred_onto(hardware, chip, path=None, calibration=None):
     if calibration is None:
         calibration = read_calibration(path, source)
     moved = transfer(calibration, source, hardware)
+    numbers = moved.note.split(": ", 1)[-1]
     return replace(hardware, calibration=replace(moved, note=f"calibration of {chip} transferred to {hardware.id}: "
-                                                            + moved.note))
+                                                            + numbers))
 
 
 def quantity_entry(value, unit, source, note=None, derived=None, digits=4):

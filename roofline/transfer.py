@@ -143,6 +143,29 @@ def _ratio(published, source, target, name, peak_source, peak_target):
     return peak_target / peak_source, f"datasheet {_si(peak_target, name)} / {_si(peak_source, name)}"
 
 
+def _gemm_factor(published, source, target):
+    """(factor, how) relating the chips' GEMM efficiencies through the same suite, or (None, None).
+
+    factor = mean over dtypes with a same-suite GEMM figure on both chips of
+    (figure_t / peak_t) / (figure_s / peak_s): how much more (or less) of its datasheet the target's
+    GEMM library reaches, applied to dtypes neither chip has a figure of.
+    """
+    if published is None:
+        return None, None
+    ratios, names = [], []
+    for fs in published.figures:
+        dtype = fs.figure[len("gemm_"):]
+        ft = published.figure(target.id, fs.figure)
+        if (fs.chip == source.id and fs.figure.startswith("gemm_") and ft is not None and ft.suite == fs.suite
+                and dtype in source.peak_flops and dtype in target.peak_flops):
+            ratios.append((ft.value / target.peak_flops[dtype]) / (fs.value / source.peak_flops[dtype]))
+            names.append(f"{dtype} GEMM at {100 * ft.value / target.peak_flops[dtype]:.1f}% of its peak against "
+                         f"{100 * fs.value / source.peak_flops[dtype]:.1f}% ({fs.suite})")
+    if not ratios:
+        return None, None
+    return sum(ratios) / len(ratios), "; ".join(names)
+
+
 def _si(value, name):
     return f"{value / 1e12:.4g} {'TB/s' if name == 'read_bandwidth' else 'TFLOP/s'}"
 
@@ -166,6 +189,7 @@ def derive(calibration, source, target, published=None, relation="same"):
     values["bandwidth"] = calibration.bandwidth * ratio
     how["bandwidth"] = f"{source.id}'s {calibration.bandwidth / 1e12:.4g} TB/s x {why}"
     power = _power_limit(source, target) if relation == "same" else None
+    gemm, gemm_why = _gemm_factor(published, source, target)
     flops, dropped = {}, []
     for dtype, rate in calibration.flops.items():
         if dtype not in target.peak_flops or dtype not in source.peak_flops:
@@ -173,6 +197,9 @@ def derive(calibration, source, target, published=None, relation="same"):
             continue
         ratio, why = _ratio(published, source, target, f"gemm_{dtype}", source.peak_flops[dtype],
                             target.peak_flops[dtype])
+        if why.startswith("datasheet") and gemm is not None:
+            ratio *= gemm
+            why += f" x {gemm:.4f} ({gemm_why})"
         flops[dtype] = rate * ratio
         how[f"flops:{dtype}"] = f"{source.id}'s {rate / 1e12:.4g} TFLOP/s x {why}"
         if power is not None and rate * power < flops[dtype]:
@@ -214,6 +241,9 @@ def derive(calibration, source, target, published=None, relation="same"):
 
 
 def _origin_note(origin, calibration, source, target, values, how):
+    if origin == "assumed efficiency":
+        origin = (f"assumed efficiency (nothing measured or published on {target.id}: the measured {source.id}'s "
+                  "fractions of its datasheet)")
     parts = [f"{origin}: bandwidth {values['bandwidth'] / 1e12:.4g} TB/s "
              f"({100 * values['bandwidth'] / target.mem_bandwidth:.1f}% of the datasheet)"]
     parts += [f"{d} {r / 1e12:.4g} TFLOP/s ({100 * r / target.peak_flops[d]:.1f}%)" for d, r in values["flops"].items()]
@@ -356,6 +386,9 @@ def regenerate(directory, published=None, force=True):
         if not ready:
             raise RooflineError(f"calibration plans form a cycle: {', '.join(p.chip for p in pending)}")
         for plan in ready:
+            existing = Path(directory) / f"{plan.chip}.yaml"
+            if existing.is_file() and load_yaml(existing).get("origin", "fitted") == "fitted":
+                raise RooflineError(f"{existing} is a fitted calibration; a plan never replaces a fit")
             source = load_hardware(plan.source_chip)
             if plan.source_chip in done:
                 source = replace(source, calibration=read_calibration(done[plan.source_chip], source))
