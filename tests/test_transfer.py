@@ -205,3 +205,21 @@ def test_mi300x_rows_move_from_double_to_within_a_third():
     # ideal +96% to +186% (datasheet 5.3 TB/s, 2.6 PFLOP/s fp8); the published calibration reads
     # 4.0 TB/s and a 47% fp8 GEMM efficiency: docs/validation.md 31.9% median, 62.2% largest
     assert min(ideal) > 0.9 and statistics.median(errors) < 0.40 and all(c.ideal_is_bound for c in rows)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["calibrate"], "needs --hardware and --measurements"),
+    (["calibrate", "transfer", "--from", "h100-sxm"], "needs --from CHIP and --to CHIP"),
+    (["calibrate", "transfer", "--all", "--from", "h100-sxm"], "takes only --output-dir and --force"),
+    (["calibrate", "transfer", "--from", "h100-sxm", "--to", "h200", "--calibration", "nothing-here"],
+     "neither a file nor a known calibration id"),
+])
+def test_calibrate_commands_missing_what_they_need(args, message):
+    result = run(*args)
+    assert one_line_error(result) and message in result.output
+
+
+def test_regenerating_never_replaces_a_fitted_calibration(tmp_path):
+    (tmp_path / "h200.yaml").write_text((builtin_dir("calibration") / "h100-sxm.yaml").read_text())
+    with pytest.raises(RooflineError, match="fitted calibration"):
+        regenerate(tmp_path, load_published())
