@@ -240,7 +240,7 @@ def derive(calibration, source, target, published=None, relation="same"):
     return values, how
 
 
-def _origin_note(origin, calibration, source, target, values, how):
+def _origin_note(origin, source, target, values):
     if origin == "assumed efficiency":
         origin = (f"assumed efficiency (nothing measured or published on {target.id}: the measured {source.id}'s "
                   "fractions of its datasheet)")
@@ -307,7 +307,7 @@ class Transferred:
 
 
 def _transferred(values, how, origin, calibration, source, target, figures=()):
-    note = _origin_note(origin, calibration, source, target, values, how)
+    note = _origin_note(origin, source, target, values)
     derived = Calibration(
         bandwidth=values["bandwidth"], flops=values["flops"], link_latency=values.get("link_latency"),
         efficiency=efficiency_of(values["flops"], target.peak_flops), hardware=target.id,
