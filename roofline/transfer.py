@@ -313,8 +313,12 @@ def _transferred(values, how, origin, calibration, source, target, figures=()):
         efficiency=efficiency_of(values["flops"], target.peak_flops), hardware=target.id,
         device=f"{target.name} (not measured)", origin=origin, note=note,
         source=f"{origin} ({calibration.source})", **{k: values[k] for k in KEPT})
-    basis = (f"hardware_specs/calibrations/{Path(calibration.path).name}" if calibration.path
-             else f"{source.id} calibration")
+    if not calibration.path:
+        basis = f"{source.id} calibration (in memory)"
+    elif Path(calibration.path).resolve().parent == builtin_dir("calibration").resolve():
+        basis = f"hardware_specs/calibrations/{Path(calibration.path).name}"
+    else:
+        basis = Path(calibration.path).name      # a user's file: its name, never this machine's path
     return Transferred(derived, how, basis, tuple(figures))
 
 
@@ -391,7 +395,10 @@ def regenerate(directory, published=None, force=True):
                 raise RooflineError(f"{existing} is a fitted calibration; a plan never replaces a fit")
             source = load_hardware(plan.source_chip)
             if plan.source_chip in done:
-                source = replace(source, calibration=read_calibration(done[plan.source_chip], source))
+                # the file just written, named as the shipped file the set becomes
+                fresh = read_calibration(done[plan.source_chip], source)
+                shipped = builtin_dir("calibration") / Path(done[plan.source_chip]).name
+                source = replace(source, calibration=replace(fresh, path=str(shipped)))
             target = load_hardware(plan.chip)
             result = derived_for(plan, source, target, published)
             date = load_yaml(source.calibration.path).get("date") if source.calibration.path else None
