@@ -18,6 +18,13 @@ BASE = {
     "prefill": ["prefill", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--prompt", "512"],
     "explain": ["explain", "decode", "-m", "llama-3.1-8b", "-c", "h100-sxm"],
     "sweep": ["sweep", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--batch", "1,2"],
+    "solve chips": ["solve", "chips", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--tokens-per-s-per-user", "20",
+                    "--max-chips", "8"],
+    "solve batch": ["solve", "batch", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--tokens-per-s-per-user", "20"],
+    "solve context": ["solve", "context", "-m", "llama-3.1-8b", "-c", "h100-sxm"],
+    "solve bandwidth": ["solve", "bandwidth", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--tokens-per-s-per-user",
+                        "200"],
+    "compare": ["compare", "-m", "llama-3.1-8b", "-c", "h100-sxm", "-c", "a100-sxm"],
 }
 
 
