@@ -233,8 +233,9 @@ def test_solve_chips_chooses_the_batch_for_an_aggregate_target():
     """Issue 9: Llama-3.1-70B fp8 on B200 at 1M tokens/s and 30 tokens/s per user kept batch 1 and
     answered 8,736 chips; with --batch 256 it answered 83. Choosing the batch must do at least as
     well as any batch a user could give, and say that it chose."""
+    # the issue's figures are ideal mode (the B200 had no calibration then; it is transferred now)
     args = ["solve", "chips", "-m", "llama-3.1-70b", "-c", "b200", "--tokens-per-s", "1000000",
-            "--tokens-per-s-per-user", "30", "--weights-dtype", "fp8", "--format", "json"]
+            "--tokens-per-s-per-user", "30", "--weights-dtype", "fp8", "--mode", "ideal", "--format", "json"]
     chosen = json.loads(run(*args).output)
     given_256 = json.loads(run(*args, "--batch", "256").output)
     assert given_256["chips"] == 83
@@ -243,7 +244,7 @@ def test_solve_chips_chooses_the_batch_for_an_aggregate_target():
     r = chosen["result"]
     assert r["batch"] > 1
     back = roofline.decode("llama-3.1-70b", "b200", batch=r["batch"], context=1024, weights_dtype="fp8",
-                           **_layout_of(r))
+                           mode="ideal", **_layout_of(r))
     assert back.fits and back.tokens_per_s_per_user >= 30
     assert r["replicas"] * back.tokens_per_s >= 1e6
     assert r["replicas"] * back.chips == chosen["chips"]
