@@ -188,6 +188,9 @@ def derive(calibration, source, target, published=None, relation="same"):
     ratio, why = _ratio(published, source, target, "read_bandwidth", source.mem_bandwidth, target.mem_bandwidth)
     values["bandwidth"] = calibration.bandwidth * ratio
     how["bandwidth"] = f"{source.id}'s {calibration.bandwidth / 1e12:.4g} TB/s x {why}"
+    if values["bandwidth"] > target.mem_bandwidth:      # never above the datasheet: ideal stays a bound
+        values["bandwidth"] = target.mem_bandwidth
+        how["bandwidth"] += ", capped at the datasheet peak"
     power = _power_limit(source, target) if relation == "same" else None
     gemm, gemm_why = _gemm_factor(published, source, target)
     flops, dropped = {}, []
@@ -202,6 +205,9 @@ def derive(calibration, source, target, published=None, relation="same"):
             why += f" x {gemm:.4f} ({gemm_why})"
         flops[dtype] = rate * ratio
         how[f"flops:{dtype}"] = f"{source.id}'s {rate / 1e12:.4g} TFLOP/s x {why}"
+        if flops[dtype] > target.peak_flops[dtype]:
+            flops[dtype] = target.peak_flops[dtype]
+            how[f"flops:{dtype}"] += ", capped at the datasheet peak"
         if power is not None and rate * power < flops[dtype]:
             flops[dtype] = rate * power
             how[f"flops:{dtype}"] = (f"{source.id}'s {rate / 1e12:.4g} TFLOP/s x {power:.3f} (power limit: "

@@ -223,3 +223,14 @@ def test_regenerating_never_replaces_a_fitted_calibration(tmp_path):
     (tmp_path / "h200.yaml").write_text((builtin_dir("calibration") / "h100-sxm.yaml").read_text())
     with pytest.raises(RooflineError, match="fitted calibration"):
         regenerate(tmp_path, load_published())
+
+
+def test_no_calibration_exceeds_its_datasheet():
+    # ideal mode stays a lower bound on time only if no calibrated ceiling is above a peak
+    from roofline.step import ceilings
+    for chip in spec_paths("hardware"):
+        hardware = load_hardware(chip)
+        calibrated, ideal = ceilings(hardware, "calibrated"), ceilings(hardware, "ideal")
+        assert calibrated.bandwidth <= ideal.bandwidth * (1 + 1e-9), chip
+        for dtype, rate in calibrated.flops.items():
+            assert rate <= ideal.flops[dtype] * (1 + 1e-9), (chip, dtype)
