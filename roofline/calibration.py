@@ -24,7 +24,7 @@ from .specs import FieldReader, load_yaml, read_sources, resolve, spec_paths
 from .units import to_si
 
 #: keys of a calibration file besides the parameters: who, when, from what (provenance)
-PROVENANCE_KEYS = ("hardware", "device", "date", "measurements", "measured", "fit", "sources")
+PROVENANCE_KEYS = ("hardware", "device", "origin", "date", "measurements", "measured", "fit", "transfer", "sources")
 #: the keys a per-key parameter may have on a chip, each with the datasheet figure that bounds it
 PER_KEYS = {"dtype": lambda hardware: dict(hardware.peak_flops)}
 
@@ -168,45 +168,30 @@ def default_calibration(hardware):
     return None if path is None else read_calibration(path, hardware)
 
 
-def with_calibration(hardware, calibration):
-    """`hardware` with `calibration` (a Calibration, a calibration id or a file path) in place.
+def calibration_path(calibration):
+    """Path of a calibration file or id; RooflineError naming the known ids if it is neither."""
+    try:
+        return resolve("calibration", calibration)
+    except RooflineError:
+        known = ", ".join(spec_paths("calibration")) or "none"
+        raise RooflineError(f"calibration '{calibration}' is neither a file nor a known calibration id "
+                            f"(known: {known})") from None
 
-    None leaves the chip's default calibration. Another chip's calibration is transferred to this
-    one (roofline.transfer.transfer; its `origin` and `note` say so); between unrelated kinds or
-    software stacks RooflineError.
+
+def with_calibration(hardware, calibration):
+    """`hardware` with `calibration` (a Calibration, a calibration id or a file path) of that chip in place.
+
+    None leaves the chip's default calibration. roofline.transfer.with_calibration also takes
+    another chip's calibration and transfers it.
     """
     if calibration is None:
         return hardware
     if not isinstance(calibration, Calibration):
-        try:
-            path = resolve("calibration", calibration)
-        except RooflineError:
-            known = ", ".join(spec_paths("calibration")) or "none"
-            raise RooflineError(f"calibration '{calibration}' is neither a file nor a known calibration id "
-                                f"(known: {known})") from None
-        chip = load_yaml(path).get("hardware") if Path(path).is_file() else None
-        if isinstance(chip, str) and chip != hardware.id:
-            return _transferred_onto(hardware, chip, path=path)
-        calibration = read_calibration(path, hardware)
+        calibration = read_calibration(calibration_path(calibration), hardware)
     elif calibration.hardware and calibration.hardware != hardware.id:
-        return _transferred_onto(hardware, calibration.hardware, calibration=calibration)
+        raise SpecError(calibration.path or "calibration",
+                        f"this calibration is for '{calibration.hardware}', not for '{hardware.id}'")
     return replace(hardware, calibration=calibration)
-
-
-def _transferred_onto(hardware, chip, path=None, calibration=None):
-    """`hardware` with the calibration of chip `chip` (file `path` or a Calibration) transferred to it."""
-    from .hardware import load_hardware
-    from .transfer import transfer
-    try:
-        source = load_hardware(chip)
-    except RooflineError:
-        raise SpecError(path or "calibration", f"hardware: '{chip}' is not a known chip to transfer from") from None
-    if calibration is None:
-        calibration = read_calibration(path, source)
-    moved = transfer(calibration, source, hardware)
-    numbers = moved.note.split(": ", 1)[-1]
-    return replace(hardware, calibration=replace(moved, note=f"calibration of {chip} transferred to {hardware.id}: "
-                                                            + numbers))
 
 
 def quantity_entry(value, unit, source, note=None, derived=None, digits=4):

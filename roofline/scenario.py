@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import cost
-from .calibration import with_calibration
+from .transfer import with_calibration
 from .deployment import PHASES, evaluate as evaluate_layout, fastest, forward_pass
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware

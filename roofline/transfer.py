@@ -41,6 +41,7 @@ the nearest measured chip's fractions of its datasheet, stated with their number
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import calibration as calibration_files
 from .calibration import Calibration, efficiency_of, quantity_entry, read_calibration, write_calibration
 from .errors import RooflineError, SpecError
 from .specs import FieldReader, builtin_dir, load_yaml, read_sources
@@ -276,6 +277,31 @@ def transfer(calibration, source_chip, target_chip, published=None):
     'transferred from <source>', its `note` the numbers.
     """
     return transferred(calibration, source_chip, target_chip, published).calibration
+
+
+def with_calibration(hardware, calibration):
+    """`hardware` with `calibration` (a Calibration, an id or a file) in place; another chip's
+    calibration is transferred to it (transfer(), same kind and software stack) and its note says
+    so; None leaves the chip's default."""
+    if calibration is None:
+        return hardware
+    if isinstance(calibration, Calibration):
+        chip, path = calibration.hardware, calibration.path
+    else:
+        path = calibration_files.calibration_path(calibration)
+        chip = load_yaml(path).get("hardware")
+    if not isinstance(chip, str) or not chip or chip == hardware.id:
+        return calibration_files.with_calibration(hardware, calibration)
+    from .hardware import load_hardware
+    try:
+        source = load_hardware(chip)
+    except RooflineError:
+        raise SpecError(path or "calibration", f"hardware: '{chip}' is not a known chip to transfer from") from None
+    start = calibration if isinstance(calibration, Calibration) else read_calibration(path, source)
+    moved = transfer(start, source, hardware)
+    numbers = moved.note.split(": ", 1)[-1]
+    return replace(hardware, calibration=replace(
+        moved, note=f"calibration of {chip} transferred to {hardware.id}: {numbers}"))
 
 
 def from_published(calibration, source_chip, target_chip, published):

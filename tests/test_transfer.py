@@ -8,13 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roofline import api
-from roofline.calibration import with_calibration
 from roofline.cli import cli
 from roofline.errors import RooflineError, SpecError
 from roofline.hardware import MemoryTier, load_hardware
 from roofline.measurements import read_measurements
 from roofline.specs import builtin_dir, spec_paths
-from roofline.transfer import assumed, load_published, published_path, regenerate, transfer
+from roofline.transfer import load_published, published_path, regenerate, transfer, with_calibration
 from roofline.validate import validate
 
 H100_ROWS = "data/validation/h100/llama-3.1-8b_and_kernels.jsonl"
