@@ -282,9 +282,10 @@ def transfer(calibration, source_chip, target_chip, published=None):
 def with_calibration(hardware, calibration):
     """`hardware` with `calibration` (a Calibration, an id or a file) in place; another chip's
     calibration is transferred to it (transfer(), same kind and software stack) and its note says
-    so; None leaves the chip's default."""
+    so; None leaves the chip's default, or, for a chip without one, transfers a measured sibling's
+    (with_sibling_calibration)."""
     if calibration is None:
-        return hardware
+        return hardware if hardware.calibration is not None else with_sibling_calibration(hardware)
     if isinstance(calibration, Calibration):
         chip, path = calibration.hardware, calibration.path
     else:
@@ -302,6 +303,31 @@ def with_calibration(hardware, calibration):
     numbers = moved.note.split(": ", 1)[-1]
     return replace(hardware, calibration=replace(
         moved, note=f"calibration of {chip} transferred to {hardware.id}: {numbers}"))
+
+
+def with_sibling_calibration(hardware):
+    """`hardware` (a chip with no calibration of its own, e.g. a user's new spec) with the fitted
+    calibration of a chip of the same kind, microarchitecture and software stack transferred to
+    it, its note saying so; unchanged where no such sibling is calibrated."""
+    from .hardware import load_hardware
+    from .specs import spec_paths
+    if not (hardware.architecture and hardware.software):
+        return hardware
+    for chip, path in sorted(spec_paths("calibration").items()):
+        if chip == hardware.id or load_yaml(path).get("origin", "fitted") != "fitted":
+            continue
+        try:
+            source = load_hardware(chip)
+        except RooflineError:
+            continue
+        if (source.kind, source.architecture, source.software) == (hardware.kind, hardware.architecture,
+                                                                     hardware.software):
+            moved = transfer(source.calibration, source, hardware)
+            numbers = moved.note.split(": ", 1)[-1]
+            return replace(hardware, calibration=replace(
+                moved, note=f"{hardware.id} has no calibration of its own: the measured {chip}'s "
+                            f"({hardware.architecture}, {hardware.software}) transferred: {numbers}"))
+    return hardware
 
 
 def from_published(calibration, source_chip, target_chip, published):

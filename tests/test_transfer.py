@@ -233,3 +233,21 @@ def test_no_calibration_exceeds_its_datasheet():
         assert calibrated.bandwidth <= ideal.bandwidth * (1 + 1e-9), chip
         for dtype, rate in calibrated.flops.items():
             assert rate <= ideal.flops[dtype] * (1 + 1e-9), (chip, dtype)
+
+
+def test_a_new_chip_spec_borrows_a_measured_siblings_calibration(tmp_path, monkeypatch):
+    # a user's Hopper part with no calibration file (an H200 NVL-like card: 600 W, 4.8 TB/s)
+    spec = (builtin_dir("hardware") / "h200.yaml").read_text().replace("id: h200", "id: my-hopper") \
+        .replace("power: {value: 700 W", "power: {value: 600 W")
+    (tmp_path / "hardware_specs").mkdir()
+    (tmp_path / "hardware_specs" / "my-hopper.yaml").write_text(spec)
+    monkeypatch.setenv("ROOFLINE_SPECS", str(tmp_path))
+    load_hardware.cache_clear()
+    try:
+        chip = load_hardware("my-hopper")
+        assert chip.calibration is None
+        result = api.decode("llama-3.1-8b", "my-hopper", batch=1, context=1024)
+        assert result.mode == "calibrated" and result.calibration_source == "transferred from h100-sxm"
+        assert any("no calibration of its own" in note for note in result.notes)
+    finally:
+        load_hardware.cache_clear()
