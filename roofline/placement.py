@@ -34,6 +34,40 @@ def decode_memory(model, layout, batch, context):
     return per_chip_memory(model, layout, batch, context + 1, batch)
 
 
+def most_sequences(model, hardware, layout, context, limit):
+    """The most sequences `layout` holds at `context` cached tokens, at most `limit`; None when even
+    one per attention group does not fit. Micro-batches do not change memory.
+
+    .. math:: Q(B) = W + K \\lceil B / g \\rceil + A B \\le C
+
+    Per-chip memory is affine in the sequences of an attention group (KV cache, K per sequence)
+    and in the batch (activations, A per sequence) over the fixed weights W, so the largest
+    multiple of the g attention groups that fits follows from Q at g and 2g sequences; the last
+    g - 1 candidates above it are bisected, and the answer is checked against `fits`.
+    """
+    def holds(b):
+        return fits(decode_memory(model, layout, b, context), hardware)
+
+    groups = layout.attention_groups
+    if groups > limit or not holds(groups):
+        return None
+    first = decode_memory(model, layout, groups, context)["total"]
+    step = decode_memory(model, layout, 2 * groups, context)["total"] - first
+    whole = limit if step <= 0 else groups * (1 + int((hardware.mem_capacity - first) // step))
+    low = max(groups, min(whole, limit))
+    if holds(low) and (low == limit or not holds(min(low + groups, limit))):
+        high = min(low + groups - 1, limit)
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if holds(mid) else (low, mid - 1)
+        return low
+    low, high = groups, limit          # rounding put the estimate off: bisect the whole range
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if holds(mid) else (low, mid - 1)
+    return low
+
+
 def capacity_floor(model, hardware, batch, context):
     """The chips capacity alone needs, before any layout rule: ceil(Q / C).
 

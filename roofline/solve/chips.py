@@ -15,8 +15,8 @@ from ..binding import BINDING_TEXT, binding
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..parallel import candidate_layouts, check_chips, ep_options, for_batch, tp_options
-from ..placement import capacity_floor, capacity_text, decode_memory, fits, placements
-from .common import SolveResult, _bisect_int, _positive_target, _result_dict, assumptions, layout_given, question
+from ..placement import capacity_floor, capacity_text, decode_memory, fits, most_sequences, placements
+from .common import SolveResult, _last_meeting, _positive_target, _result_dict, assumptions, layout_given, question
 
 
 def _scan_rows(configs, batch, budgets):
@@ -84,7 +84,9 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         return cost.usd_per_mtok(chip_price, layout.chips, batch / ev.cycle_time) if chip_price else None
 
     if fixed is None:
-        configs = placements(model, hardware, batch, context, ceiling, max_chips, link)
+        # with a chosen batch, the answer's layout has at most found[1].chips chips: the scan needs 4x that
+        searched = min(max_chips, 4 * found[1].chips) if batch_why else max_chips
+        configs = placements(model, hardware, batch, context, ceiling, searched, link)
     else:
         layout = for_batch(fixed, batch) if chosen else fixed
         ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
@@ -167,9 +169,11 @@ def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, a
     """(batch, layout) that reach an aggregate decode speed with the fewest chips, or None.
 
     For each layout of at most `max_chips` chips: the largest batch that fits memory and keeps the
-    per-user target (bisection; aggregate throughput B / t grows with B), then replicas =
-    ceil(aggregate / (B / t)); `fixed`, a Layout, is the only one tried. A layout is skipped when even its batch-1 speed times its largest
-    batch (an upper bound on its throughput) needs more chips than the best found.
+    per-user target (placement.most_sequences, then a search on the step time; aggregate
+    throughput B / t grows with B), then replicas = ceil(aggregate / (B / t)); `fixed`, a Layout,
+    is the only one tried. Layouts go by chip count; one is skipped when its speed at its smallest
+    batch times its largest batch (an upper bound on its throughput) needs more chips than the
+    best found, and the search stops at layouts larger than the best answer.
     """
     cache, best = {}, None
     families = [fixed] if fixed is not None else \
@@ -181,9 +185,10 @@ def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, a
         return 1 / evaluate("decode", model, hardware, b, context, layout, ceiling, link, cache).cycle_time
 
     for family in families:
+        if best is not None and family.chips > best[0][0]:
+            break                   # one replica of it alone takes more chips than the best answer
         low = family.min_batch
-        most = _bisect_int(low, max_batch, lambda b: fits(decode_memory(model, for_batch(family, b), b, context),
-                                                           hardware))
+        most = most_sequences(model, hardware, family, context, max_batch)
         if most is None:
             continue
         try:
@@ -194,7 +199,7 @@ def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, a
             continue
         if best is not None and family.chips * math.ceil(aggregate / (most * fastest)) > best[0][0]:
             continue
-        b = most if per_user is None else _bisect_int(low, most, lambda n: speed(family, n) >= per_user)
+        b = most if per_user is None else _last_meeting(low, most, lambda n: speed(family, n), per_user)
         at = speed(family, b)
         key = (family.chips * max(1, math.ceil(aggregate / (b * at))), -at, family.pp)
         if best is None or key < best[0]:

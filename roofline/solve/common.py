@@ -96,6 +96,35 @@ def _result_dict(model, hardware, layout, ev, batch, context, replicas=1):
             "memory_per_chip_bytes": ev.per_chip_memory["total"], "time_split_s": ev.split}
 
 
+def _last_meeting(low, high, speed, target):
+    """Largest integer n in [low, high] with speed(n) >= target, for a speed that falls as n grows;
+    None if even speed(low) misses.
+
+    A search on the step time 1 / speed, which grows about linearly with the batch or the
+    context: each probe interpolates between the two that bracket the target (the Illinois
+    variant of regula falsi: an end kept twice in a row has its residual halved, so a curved step
+    time cannot stall it), so it ends in a few evaluations where bisection takes log2(high - low).
+    """
+    at_low = speed(low)
+    if at_low < target:
+        return None
+    at_high = speed(high) if high > low else at_low
+    if at_high >= target:
+        return high
+    budget = 1 / target
+    below, above, kept = 1 / at_low - budget, 1 / at_high - budget, 0     # below <= 0 < above
+    while high - low > 1:
+        probe = min(max(low + int(-below / (above - below) * (high - low)), low + 1), high - 1)
+        residual = 1 / speed(probe) - budget
+        if residual <= 0:
+            low, below = probe, residual
+            above, kept = (above / 2, 0) if kept == 1 else (above, 1)
+        else:
+            high, above = probe, residual
+            below, kept = (below / 2, 0) if kept == -1 else (below, -1)
+    return low
+
+
 def _bisect_int(low, high, ok):
     """Largest integer in [low, high] with ok(n) True, assuming ok is monotone (True then False)."""
     if not ok(low):

@@ -10,9 +10,9 @@ from ..deployment import evaluate
 from ..errors import RooflineError
 from ..binding import BINDING_TEXT, binding
 from ..parallel import attention_groups, choose_links, for_batch
-from ..placement import best_layout, decode_memory, fits
-from .common import (SolveResult, _bisect_int, _positive_target, _result_dict, assumptions, families, layout_given,
-                     question)
+from ..placement import best_layout, decode_memory, fits, most_sequences
+from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions, families,
+                     layout_given, question)
 
 
 def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, max_batch=65536, **options):
@@ -44,12 +44,11 @@ def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, 
     layouts = families(s)
     for family in layouts:
         low = family.min_batch
-        by_memory = _bisect_int(low, max_batch, lambda b: fits(decode_memory(model, for_batch(family, b), b,
-                                                                              context), hardware))
+        by_memory = most_sequences(model, hardware, family, context, max_batch)
         if by_memory is None:
             continue
         try:
-            batch = _bisect_int(low, by_memory, lambda b: 1 / at(family, b)[1].cycle_time >= target)
+            batch = _last_meeting(low, by_memory, lambda b: 1 / at(family, b)[1].cycle_time, target)
         except RooflineError:       # no link joins the layout's chips
             continue
         if batch is not None and (best is None or batch > best[0]):
@@ -68,7 +67,7 @@ def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, 
     batch, family, by_memory = best
     layout, ev = at(family, batch)
     speed_allows = batch if batch < by_memory else \
-        _bisect_int(batch, max_batch, lambda b: 1 / at(family, b)[1].cycle_time >= target)
+        _last_meeting(batch, max_batch, lambda b: 1 / at(family, b)[1].cycle_time, target)
     binding_name = "capacity" if by_memory <= speed_allows else "tokens_per_s_per_user"
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"],
                "tokens_per_s_per_user": 1 / ev.cycle_time / target}
@@ -108,7 +107,7 @@ def solve_context(model, hardware=None, batch=1, tokens_per_s_per_user=None, max
         if by_memory is None:
             continue
         try:
-            context = _bisect_int(1, by_memory, lambda c: 1 / at(layout, c).cycle_time >= target) if target \
+            context = _last_meeting(1, by_memory, lambda c: 1 / at(layout, c).cycle_time, target) if target \
                 else by_memory
         except RooflineError:       # no link joins the layout's chips
             continue
