@@ -103,7 +103,8 @@ def capacity_text(model, hardware, batch, context, fewest, fewest_layout):
     else:
         detail = (f"{floor['chips']} does not split into TP groups dividing the {model.num_heads} heads and at "
                   f"most {model.num_layers} stages")
-    return text + f"; no layout of {counts} fits ({detail}); the fewest that fits is {fewest} ({fewest_layout.describe()})"
+    return (text + f"; no layout of {counts} fits ({detail}); the fewest that fits is {fewest} "
+            f"({fewest_layout.describe()})")
 
 
 def placements(model, hardware, batch, context, ceiling, max_chips, link=None):

@@ -66,7 +66,8 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
     notes = assumptions(s)
     chip_price = s.pricing.price
     if cost_limit is not None and chip_price is None:
-        raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with --price USD/hour")
+        raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with "
+                            "--price USD/hour")
     if cost_limit is not None:
         notes.append(f"price {chip_price * 3600:.4g} USD per chip-hour")
     batch_why = None
@@ -76,8 +77,8 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
             batch, family = found
             batch_why = (f"batch {batch} per replica chosen by the solver: the most sequences "
                          f"{for_batch(family, batch).describe()} holds in memory"
-                         f"{f' at {per_user:g} tokens/s per user' if per_user else ''}, which reaches "
-                         f"{aggregate:g} tokens/s with the fewest chips (--batch fixes it)")
+                         f"{f' while keeping {per_user:g} tokens/s per user' if per_user else ''}; over all "
+                         f"layouts this reaches {aggregate:g} tokens/s with the fewest chips (--batch fixes it)")
     notes.append(f"batch {batch} sequences per replica{' (chosen)' if batch_why else ''}, {context} tokens cached each")
 
     def usd(layout, ev):
@@ -131,7 +132,8 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         if floor >= 1 / per_user:
             why.append(f"fixed per-layer costs and link latencies alone take {floor * 1e6:.4g} us per token, more "
                        f"than the {1e6 / per_user:.4g} us budget, and they do not shrink with more chips")
-        return SolveResult("chips", None, False, binding(fastest.split), margins={"tokens_per_s_per_user": top / per_user},
+        return SolveResult("chips", None, False, binding(fastest.split),
+                           margins={"tokens_per_s_per_user": top / per_user},
                            layout=fastest_layout.describe(), why=why, assumptions=notes, scan=scan)
     (chips, _, _), layout, ev, replicas = best
     speed = 1 / ev.cycle_time

@@ -174,7 +174,7 @@ def solve_bandwidth(model, hardware=None, tokens_per_s_per_user=None, batch=1, c
     return SolveResult("bandwidth", needed, True, "tokens_per_s_per_user",
                        margins={f"{resource}_bandwidth_vs_spec": base / needed}, layout=layout.describe(),
                        why=[f"{needed / 1e9:.4g} GB/s of {resource} bandwidth per chip ({high:.3g}x the "
-                            f"{base / 1e9:.4g} GB/s of {hardware.id}'s {'memory' if resource == 'memory' else 'link'})"],
+                            f"{base / 1e9:.4g} GB/s of {hardware.id}'s {resource})"],
                        assumptions=assumptions(s))
 
 
