@@ -81,13 +81,16 @@ def capacity_floor(model, hardware, batch, context):
     return {"need": need, "capacity": hardware.mem_capacity, "ratio": ratio, "chips": max(1, math.ceil(ratio))}
 
 
-def capacity_text(model, hardware, batch, context, fewest, fewest_layout):
+def capacity_text(model, hardware, batch, context, fewest, fewest_layout, given=False):
     """The capacity arithmetic in words: need / capacity = ratio -> chips, and, when the layout rules
-    need more chips than that, the best layout of the first count that misses and why."""
+    need more chips than that, the best layout of the first count that misses and why (`given`:
+    the layout was asked for, not searched)."""
     floor = capacity_floor(model, hardware, batch, context)
     text = (f"capacity: {floor['need'] / 1e9:.4g} GB of weights, KV cache and activations / "
             f"{floor['capacity'] / 1e9:.4g} GB per chip = {floor['ratio']:.4g} -> {floor['chips']} "
             f"chip{'s' if floor['chips'] > 1 else ''}")
+    if given:
+        return text + f"; the layout asked for, {fewest_layout.describe()}, holds it"
     if fewest <= floor["chips"]:
         return text + f"; {fewest_layout.describe()} holds it"
     counts = f"{floor['chips']}" if fewest - 1 == floor["chips"] else f"{floor['chips']} to {fewest - 1}"

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RooflineError
-from ..parallel import candidate_layouts
+from ..parallel import attention_groups, candidate_layouts
 from ..results import Record
 from ..scenario import Scenario, build
 from ..units import format_si
@@ -39,9 +39,10 @@ class SolveResult(Record):
         return out
 
 
-def question(model, hardware, options, batch=1, context=1024):
+def question(model, hardware, options, batch=None, context=1024):
     """The base question of a solver as a Scenario: `model` itself when it is one (then nothing else
-    may be given), else scenario.build(model, hardware, 'decode', batch, context, **options)."""
+    may be given), else scenario.build(model, hardware, 'decode', batch, context, **options);
+    batch None is the fewest sequences the layout asked for serves (one per attention group)."""
     if isinstance(model, Scenario):
         if hardware is not None or options:
             raise RooflineError("a Scenario carries its own chip and options; give it alone with the target")
@@ -50,6 +51,9 @@ def question(model, hardware, options, batch=1, context=1024):
         if np.ndim(model.batch) or np.ndim(model.length):
             raise RooflineError("the solver answers one point, not a grid over batch or context")
         return model
+    if batch is None:
+        tp, ep = options.get("tp") or 1, options.get("ep") or 1
+        batch = attention_groups(tp, ep) if isinstance(tp, int) and isinstance(ep, int) else 1
     return build(model, hardware, "decode", batch=batch, context=context, **options)
 
 

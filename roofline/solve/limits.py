@@ -9,7 +9,7 @@ from ..scenario import positive_int, resolve_hardware
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..binding import BINDING_TEXT, binding
-from ..parallel import attention_groups, choose_links, for_batch
+from ..parallel import choose_links, for_batch
 from ..placement import best_layout, decode_memory, fits, most_sequences
 from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions, families,
                      layout_given, question)
@@ -29,9 +29,7 @@ def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, 
         raise RooflineError("give --tokens-per-s-per-user")
     if options.get("microbatches") is not None:
         raise RooflineError("solve batch sets the micro-batches from the batch it searches; drop --microbatches")
-    tp, ep = options.get("tp") or 1, options.get("ep") or 1
-    smallest = attention_groups(tp, ep) if isinstance(tp, int) and isinstance(ep, int) else 1   # one per group
-    s = question(model, hardware, options, smallest, context)
+    s = question(model, hardware, options, None, context)
     model, hardware, ceiling, link, context = s.model, s.hardware, s.ceiling, s.link, s.length
     chips = s.layout.chips
     cache = {}
