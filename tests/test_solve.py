@@ -339,3 +339,26 @@ def test_solver_takes_a_scenario():
     assert from_scenario.result["ep"] == 8 and from_scenario.result["tp"] == 1
     with pytest.raises(roofline.RooflineError, match="carries its own chip"):
         solve.solve_context(question, "h100-sxm")
+
+
+def test_aggregate_beyond_max_chips_is_unreachable_not_a_huge_answer():
+    """1e300 tokens/s would need ~1e296 replicas: beyond --max-chips the target is unreachable
+    (exit 1, saying how many replicas), and the count never overflows."""
+    result = run("solve", "chips", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--tokens-per-s", "1e300")
+    assert result.exit_code == 1, result.output
+    assert "more than 1,000,000 replicas" in result.output and "more than --max-chips 20000" in result.output
+
+
+def test_a_fixed_wide_expert_layout_with_a_chosen_batch():
+    """--tp 8 --ep 64 fixes the replica (8 attention groups need 8 sequences at least); the solver
+    chooses the batch: the fewest sequences with which one replica reaches 1000 tokens/s."""
+    result = run("solve", "chips", "-m", "deepseek-v3", "-c", "h200", "--tokens-per-s", "1000", "--tp", "8",
+                 "--ep", "64", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    r = data["result"]
+    assert (r["tp"], r["ep"], r["pp"], r["replicas"]) == (8, 64, 1, 1)
+    assert r["batch"] >= 8 and r["tokens_per_s"] >= 1000
+    fewer = roofline.decode("deepseek-v3", "h200", batch=r["batch"] - 1, tp=8, ep=64) if r["batch"] > 8 else None
+    assert fewer is None or fewer.tokens_per_s < 1000
+    assert "the layout asked for" in " ".join(data["why"])
