@@ -64,6 +64,9 @@ class Hardware:
     links: tuple = ()         # of ChipLink
     aliases: tuple = ()       # common system names (h100_sxm, gb300) that also find this spec
     calibration: Calibration = None
+    architecture: str = None  # `microarchitecture:` (hopper, cdna3, ...): what a calibration transfers within
+    software: str = None      # software stack whose kernels a calibration measures (cuda, rocm, xla, ...)
+    compute_units: int = None  # SMs / CUs, for scaling a power-limited FLOP rate (roofline.transfer)
     facts: tuple = ()
     sources: dict = field(default_factory=dict, compare=False)
     path: str = None
@@ -176,6 +179,8 @@ def load_hardware(name):
     hardware = Hardware(
         id=chip_id, name=reader.text("name"), vendor=reader.text("vendor"),
         kind=reader.text("kind", choices=CHIP_KINDS), memory=tuple(memory), peak_flops=peak_flops,
+        architecture=reader.text("microarchitecture", required=False), software=reader.text("software", required=False),
+        compute_units=reader.count("compute_units", required=False),
         power=reader.quantity("power", "power", required=False),
         price=reader.quantity("price", "price", required=False),
         links=tuple(links), aliases=reader.texts("aliases"), path=str(path), sources=reader.sources)
