@@ -381,10 +381,12 @@ def dry_check(command):
     current, path, args = cli, ["roofline"], args[1:]
     while isinstance(current, click.Group) and args:
         name = args[0].split("|")[0]
+        if name.startswith("-") and current.invoke_without_command:
+            break                                   # the group's own options (`roofline calibrate -c ...`)
         if name not in current.commands:
             return f"`{' '.join(path)}` has no subcommand '{args[0]}' (it has {', '.join(current.commands)})"
         current, path, args = current.commands[name], path + [name], args[1:]
-    if isinstance(current, click.Group):
+    if isinstance(current, click.Group) and not (args and current.invoke_without_command):
         return None
     known = {opt for param in current.params for opt in (*param.opts, *param.secondary_opts)}
     known |= {"-h", "--help"}
