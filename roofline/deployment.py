@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from . import dtypes
 from .memory import footprint
-from .operators import decode_operators, prefill_operators
+from .operators import decode_operators, mixed_operators, prefill_operators
 from .parallel import (allreduce_time, alltoall_time, choose_links, hop_time, pipeline_cycle, residual_bytes,
                        routed_bytes)
 from .params import count_params
@@ -98,18 +98,19 @@ def spread_experts(op, ep):
 
 
 def chip_operators(model, layout, build, b):
-    """Operators one chip runs for a micro-batch of `b` sequences; `build(sequences)` lists them.
+    """Operators one chip runs for a micro-batch of `b` sequences; `build(sequences, share)` lists
+    them (`share`: the part of the micro-batch's other work, such as prefill chunks, they carry).
 
     With data-parallel attention groups (ep > tp) a chip runs attention and every non-routed
-    operator for its group's ceil(b / groups) sequences, split over tp, and its 1/ep of the routed
-    experts of the whole micro-batch.
+    operator for its group's ceil(b / groups) sequences (and 1/groups of the chunks), split over tp,
+    and its 1/ep of the routed experts of the whole micro-batch.
     """
     mla = model.attention.kind == "mla"
     groups = layout.attention_groups
-    ops = [shard(op, layout.tp, mla) for op in build(math.ceil(b / groups))]
+    ops = [shard(op, layout.tp, mla) for op in build(math.ceil(b / groups), 1 / groups)]
     if groups == 1:
         return ops
-    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b)
+    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b, 1)
                                                       if is_routed(op)]
 
 
@@ -184,15 +185,21 @@ def stage_work(layer_time, head_time, layers, stages):
 
 def _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep_link):
     """(timed operators, collectives, layer time, head time, group tokens) of a micro-batch of `b`."""
+    groups = layout.attention_groups
     if phase == "decode":
-        def build(sequences):
+        def build(sequences, share):
             return decode_operators(model, sequences, length, hardware.peak_flops)
-        tokens, per_sequence = b, 1
+        tokens, group_tokens = b, math.ceil(b / groups)
+    elif phase == "mixed":
+        def build(sequences, share):
+            return mixed_operators(model, sequences, length.context, length.prefill_tokens * share,
+                                   length.prefill_context, hardware.peak_flops, length.prefill_sequences * share)
+        tokens = b + length.prefill_tokens
+        group_tokens = math.ceil(b / groups) + length.prefill_tokens / groups
     else:
-        def build(sequences):
+        def build(sequences, share):
             return prefill_operators(model, sequences, length, hardware.peak_flops)
-        tokens, per_sequence = b * length, length
-    group_tokens = math.ceil(b / layout.attention_groups) * per_sequence
+        tokens, group_tokens = b * length, math.ceil(b / groups) * length
     timed = time_operators(chip_operators(model, layout, build, b), ceiling)
     comms = communication(model, layout, tokens, group_tokens, tp_link, ep_link, ceiling)
     layer_time = sum(op.total_time for op in timed if op.group != "head") \
@@ -202,7 +209,10 @@ def _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep
 
 
 def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None):
-    """Evaluation of a decode step (`length` = cached tokens) or a prefill (`length` = prompt).
+    """Evaluation of a decode step (`length` = cached tokens), a prefill (`length` = prompt) or a
+    mixed continuous-batching step (phase "mixed": `batch` decoding sequences, `length` an
+    operators.MixedShape with their context and the prefill chunks scheduled with them; the chunks
+    go with the first micro-batch's share, split evenly over the micro-batches).
 
     `cache` (a dict) memoises the per-micro-batch part across layouts that share tp, ep, the links
     and the micro-batch size, which is all a solver's sweep over pipeline depths changes.
@@ -210,16 +220,21 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     m = layout.microbatches
     b = math.ceil(batch / m)
     tp_link, pp_link, ep_link = choose_links(hardware, layout, link_id)
-    key = (phase, b, length, layout.tp, layout.ep, tp_link, ep_link)
+    share = length if phase != "mixed" or m == 1 else \
+        replace(length, prefill_tokens=length.prefill_tokens / m, prefill_sequences=length.prefill_sequences / m)
+    key = (phase, b, share, layout.tp, layout.ep, tp_link, ep_link)
     if cache is not None and key in cache:
         part = cache[key]
     else:
-        part = _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep_link)
+        part = _micro_batch(phase, model, hardware, b, share, layout, ceiling, tp_link, ep_link)
         if cache is not None:
             cache[key] = part
     timed, comms, layer_time, head_time, group_tokens = part
     if phase == "decode":
         memory = per_chip_memory(model, layout, batch, length + 1, batch)
+    elif phase == "mixed":
+        memory = per_chip_memory(model, layout, max(batch, 1), length.context + 1,
+                                 max(batch, 1) + length.prefill_tokens)
     else:
         memory = per_chip_memory(model, layout, batch, length, b * length)
     hops = []
