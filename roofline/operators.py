@@ -277,8 +277,8 @@ def mixed_operators(model, decode_batch, context, prefill_tokens, prefill_contex
     two operators: the decodes' (each sequence reads its cache, as in decode_operators) and the
     chunks' (causal over the chunk, on top of c tokens already cached):
 
-    .. math:: \mathrm{pairs} = \sum_{i=1}^{P} \min(c + i, W) = S(c + P) - S(c), \qquad
-              S(n) = \mathrm{causal\_pairs}(n, W)
+    .. math:: \\mathrm{pairs} = \\sum_{i=1}^{P} \\min(c + i, W) = S(c + P) - S(c), \\qquad
+              S(n) = \\mathrm{causal\\_pairs}(n, W)
 
     with W the window of local layers (or the top-k of sparse attention), bytes = the chunk's new
     KV written once, the c cached tokens' KV read once, and its queries in and out. Logits are
