@@ -70,10 +70,14 @@ def shard(op, tp, mla):
 
     GEMMs split their weights and FLOPs (column/row parallel, vocab-parallel LM head); attention
     splits its heads, and GQA its KV heads; MLA's latent cache is shared by all heads, so every
-    chip reads all of it. Norms, activations and the embedding lookup are replicated.
+    chip reads all of it. Norms and the embedding lookup work on the replicated residual stream
+    and are replicated; the FFN's activation function works on the column-parallel intermediate
+    (each chip holds 1/tp of it: Shoeybi et al. 2019, Sec. 3) and splits with it.
     """
-    if tp == 1 or op.kind == "elementwise":
+    if tp == 1 or (op.kind == "elementwise" and not op.name.endswith("act")):
         return op
+    if op.kind == "elementwise":
+        return replace(op, bytes=op.bytes / tp)
     if op.kind == "attention" and mla:
         return replace(op, flops=op.flops / tp)
     return replace(op, flops=op.flops / tp, bytes=op.bytes / tp, weights=op.weights / tp)

@@ -102,6 +102,22 @@ def _concurrency(row):
     return _int(row, "batch_size")
 
 
+#: InferenceMAX's client (InferenceX dumps): lengths drawn uniformly in [0.8 L, L], 10 x concurrency
+#: prompts per run (github.com/InferenceMAX/InferenceMAX README, "Benchmark Client Configuration")
+INFERENCEMAX = (0.8, 10)
+
+
+def protocol(row):
+    """(range ratio, requests per client) of the benchmark client that measured `row`: InferenceMAX's
+    for rows from its database dumps (silicon_data_source 'source_file=YYYY-MM-DD.csv' or 'db-dump');
+    else fixed lengths, and the same 10 requests per client assumed (those runs do not publish
+    their length)."""
+    source = row.get("silicon_data_source") or ""
+    if re.search(r"source_file=\d{4}-\d{2}-\d{2}\.csv|db-dump", source):
+        return INFERENCEMAX
+    return 1.0, INFERENCEMAX[1]
+
+
 def layout_of(row, prefix=""):
     """Layout of a row (or of its `prefix` pool: 'prefill_', 'decode_'): tp, pp, and ep = tp x
     attention-DP groups when attention is data-parallel, tp when experts are expert-parallel, else 1."""
@@ -203,7 +219,9 @@ def predict_row(row, engines=None, caches=None, mode="calibrated"):
         return "no concurrency in the row"
     ceiling = ceilings(hw, mode)
     try:
-        load = workload(model, isl, osl, concurrency=concurrency)
+        ratio, per_client = protocol(row)
+        load = workload(model, (math.ceil(ratio * isl), isl), (max(2, math.ceil(ratio * osl)), osl),
+                        concurrency=concurrency, requests_per_client=per_client)
         widest = max(_int(row, k, 1) or 1 for k in ("tp_size", "prefill_tp_size", "decode_tp_size"))
         model = replicate_kv_heads(model, widest)
         if (row.get("mode") or "agg") == "disagg":

@@ -8,7 +8,7 @@ decode batch B of each row's fixed point,
 .. math:: TPOT \\approx TPOT_0 + \\tau_{step} + B \\, \\tau_{seq}
 
 is fitted by least squares on the relative TPOT error (both constants kept >= 0), then tau_req as
-the median of the rows' TTFT shortfall (measured - predicted, >= 0), and the rows re-predicted.
+the offset minimising the median relative TTFT error (>= 0), and the rows re-predicted.
 Only rows passing `train` are used; the others are reported apart (held out).
 
     python -m roofline.serving.fit --measurements FILE.csv --output FILE.yaml [--train 'concurrency<=64']
@@ -72,9 +72,18 @@ def fit_engines(rows, chip_id="h100-sxm"):
             step, seq = _nonnegative_lstsq(np.stack([1 / measured, running / measured], axis=1), 1 - base / measured)
             trial = replace(engine, step_overhead=step, sequence_overhead=seq)
             again, _ = validate_file(None, engines={**engines, name: trial}, rows=[by_id[p.id] for p in mine])
-            shortfall = [p.measured_ttft_s - (p.ttft_s - engine.request_overhead) for p in again]
-            engines[name] = replace(trial, request_overhead=max(0.0, statistics.median(shortfall)))
+            engines[name] = replace(trial, request_overhead=_best_offset(
+                np.array([p.ttft_s - engine.request_overhead for p in again]),
+                np.array([p.measured_ttft_s for p in again])))
     return engines
+
+
+def _best_offset(predicted, measured):
+    """The tau_req >= 0 minimising the median |relative TTFT error| of predicted + tau_req [s]
+    (a scan of 2000 values up to the largest measured TTFT: the median is not smooth)."""
+    candidates = np.linspace(0.0, float(np.max(measured)), 2001)
+    errors = [np.median(np.abs((predicted + c) / measured - 1)) for c in candidates]
+    return float(candidates[int(np.argmin(errors))])
 
 
 def _running(row, prediction):

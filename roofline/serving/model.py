@@ -58,6 +58,7 @@ class Workload:
     concurrency: float = None  # closed-loop clients
     request_rate: float = None  # [requests/s] Poisson arrivals
     prefix_hit: float = 0.0    # [1] share of prompt tokens found in the prefix cache
+    requests_per_client: float = None  # a benchmark run's requests per client (None: steady state only)
 
     @property
     def mean_isl(self):
@@ -72,9 +73,10 @@ class Workload:
         return self.concurrency is not None
 
 
-def workload(model, isl, osl, concurrency=None, request_rate=None, prefix_hit=0.0):
+def workload(model, isl, osl, concurrency=None, request_rate=None, prefix_hit=0.0, requests_per_client=None):
     """A checked Workload: `isl`, `osl` a length or a (lo, hi) range; exactly one of concurrency and
-    request rate, positive; OSL at least 2; ISL + OSL within the model's context window."""
+    request rate, positive; OSL at least 2; ISL + OSL within the model's context window.
+    `requests_per_client` (closed loop): the run's length, for its start-up transient."""
     isl, osl = _length_range(isl, "ISL"), _length_range(osl, "OSL")
     if osl[0] < 2:
         raise RooflineError(f"OSL must be at least 2 output tokens (TPOT = (E2E - TTFT) / (OSL - 1)), got {osl[0]:g}")
@@ -89,7 +91,9 @@ def workload(model, isl, osl, concurrency=None, request_rate=None, prefix_hit=0.
             raise RooflineError(f"{name} must be a positive number, got {value!r}")
     if not (isinstance(prefix_hit, (int, float)) and 0 <= prefix_hit < 1):
         raise RooflineError(f"prefix hit rate must be in [0, 1), got {prefix_hit!r}")
-    return Workload(isl, osl, concurrency, request_rate, float(prefix_hit))
+    if requests_per_client is not None and not (concurrency is not None and requests_per_client >= 1):
+        raise RooflineError(f"requests per client must be at least 1, with a concurrency; got {requests_per_client!r}")
+    return Workload(isl, osl, concurrency, request_rate, float(prefix_hit), requests_per_client)
 
 
 def _length_range(value, name):
@@ -270,13 +274,15 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
     queue = 0.0
     saturated = False
     cap = math.inf
+    fixed = load.closed and load.isl[0] == load.isl[1] and load.osl[0] == load.osl[1]
+    group = max(1.0, min(per_replica, budget // prompt)) if fixed and prompt else 1.0
     for _ in range(ITERATIONS):
         xs = x if load.closed else min(x, cap)   # beyond capacity the engine runs at capacity
         b = min(xs * decodes * t, n_max, per_replica if per_replica else n_max)
         t_dec, delta = table(max(b, 1))
         a = xs * t
         t = t_dec + a * delta
-        ttft_server = engine.request_overhead + t / 2 + k * t_dec + (1 + a) * delta
+        ttft_server = engine.request_overhead + t / 2 + k * t_dec + max(group, 1 + a) * delta
         in_engine = ttft_server - engine.request_overhead + decodes * t
         cap = min(n_max / in_engine, max(budget - b, 1) / (prompt * t) if prompt else math.inf)
         if load.closed:
@@ -288,6 +294,13 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
             saturated = rho >= 1
             queue = mgc_wait(rho, n_max, in_engine)
     ttft = ttft_server + queue
+    if fixed and prompt and not engine.mixed_prefill:
+        ttft, t, queue, x = synchronized_waves(table, engine, per_replica, n_max, prompt, decodes)
+        in_engine = ttft - engine.request_overhead + decodes * t
+    elif load.requests_per_client and prompt:
+        share = 1 / load.requests_per_client
+        first = first_wave_ttft(table, engine, min(per_replica, n_max), prompt)
+        ttft = (1 - share) * ttft + share * first
     e2e = ttft + decodes * t
     p50, p90 = _e2e_spread(ttft, t, load)
     served = x if load.closed else min(x, cap)
@@ -298,6 +311,50 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
                    min(running / capacity, 1.0), queue, saturated,
                    ceiling.mode, engine.source,
                    extra={"chunk_tokens": table.chunk, "chunks_per_prompt": k})
+
+
+def first_wave_ttft(table, engine, clients, prompt):
+    """Mean TTFT of a closed-loop run's first requests, all sent at once [s].
+
+    .. math:: TTFT_1 = \tau_{req} + \frac{S + 1}{2} \left[t_{dec}(C/2) + \min(C P, N) \, \frac{\Delta}{P}\right],
+              \qquad S = \lceil C P / N \rceil
+
+    The C prompts (P new tokens each) fill S steps of the token budget N; a request's first token
+    comes with the step that ends its prompt, on average the (S + 1)/2-th, each step carrying N
+    prompt tokens (Delta / P per token) beside the decodes of the prompts already done. A run of
+    R requests per client weights it 1/R against the steady state (InferenceMAX runs 10 x
+    concurrency prompts: github.com/InferenceMAX/InferenceMAX, benchmark client configuration).
+    """
+    budget = engine.max_batched_tokens
+    steps = math.ceil(clients * prompt / budget)
+    t_dec, delta = table(max(clients / 2, 1))
+    return engine.request_overhead + (steps + 1) / 2 * (t_dec + min(clients * prompt, budget) * delta / prompt)
+
+
+def synchronized_waves(table, engine, clients, n_max, prompt, decodes):
+    """(TTFT, TPOT, admission wait [s], requests/s) of closed-loop clients in lock-step waves.
+
+    With fixed lengths, an engine that runs prefill steps apart from decode steps (and first)
+    keeps the clients in waves: the C requests of a wave arrive together, fill S = ceil(C P / N)
+    prefill steps of t_p = min(C P, N) Delta / P each, then decode together and end in the same
+    step, and the next wave arrives together. Request s of the wave has its first token after s
+    prefill steps and waits the S - s others before decoding:
+
+    .. math:: TTFT = \tau_{req} + \frac{S + 1}{2} t_p, \qquad
+              TPOT = t_{dec}(C) + \frac{(S - 1) \, t_p}{2 D}
+
+    Clients beyond the n_max the engine runs wait for the waves ahead of theirs.
+    """
+    wave = min(clients, n_max)
+    steps = math.ceil(wave * prompt / engine.max_batched_tokens)
+    t_dec, delta = table(wave)
+    t_prefill = min(wave * prompt, engine.max_batched_tokens) * delta / prompt
+    ttft = engine.request_overhead + (steps + 1) / 2 * t_prefill
+    tpot = t_dec + (steps - 1) * t_prefill / (2 * decodes)
+    e2e = ttft + decodes * tpot
+    waves = math.ceil(clients / wave)
+    queue = (waves - 1) / 2 * (e2e - engine.request_overhead)
+    return ttft + queue, tpot, queue, clients / (e2e + queue)
 
 
 def _grid(top):
