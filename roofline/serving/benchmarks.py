@@ -4,8 +4,8 @@ Each row names a served model by its Hugging Face id, a system by its common nam
 engine, a precision, a layout and a load (ISL, OSL, concurrency), and gives the measured TTFT and
 TPOT (ms). Rows map to specs without a hand table: the model through ``models.find_model`` (the
 model specs' Hugging Face ids) where the library has it, else by the repository name normalised
-to a spec id; the system through ``hardware.find_hardware`` where it exists, else by its name with
-'_' read as '-' (and a trailing '-sxm' dropped when no spec has it). Rows that do not map are
+to a spec id; the system by its name with '_' read as '-' (a trailing '-sxm' dropped when no spec
+has it), else through the chip specs' aliases (load_hardware). Rows that do not map are
 skipped with the reason.
 """
 import csv
@@ -62,8 +62,12 @@ def find_model(hf_id):
     """The model spec id for a Hugging Face id, or None."""
     finder = getattr(models_module, "find_model", None)
     if finder is not None:
-        found = finder(hf_id)
-        return None if found is None else getattr(found, "id", found)
+        try:
+            found = finder(hf_id)
+        except RooflineError:
+            found = None
+        if found is not None:
+            return getattr(found, "id", found)
     name = hf_id.split("/")[-1].lower()
     name = re.sub(r"^meta-", "", name)
     name = re.sub(r"-(instruct|chat|base|fp8|fp4|nvfp4|awq|gptq)$", "", name)
@@ -72,17 +76,17 @@ def find_model(hf_id):
 
 
 def find_chip(system):
-    """The chip spec id for a system name (h100_sxm -> h100-sxm), or None."""
-    finder = getattr(hardware_module, "find_hardware", None)
-    if finder is not None:
-        found = finder(system)
-        return None if found is None else getattr(found, "id", found)
+    """The chip spec id for a system name (h100_sxm -> h100-sxm), or None: the chip specs' aliases
+    (load_hardware) where they know it, else the name with '_' read as '-', or without '-sxm'."""
     known = spec_paths("hardware")
     name = system.lower().replace("_", "-")
     for candidate in (name, re.sub(r"-sxm\d*$", "", name)):
         if candidate in known:
             return candidate
-    return None
+    try:
+        return hardware_module.load_hardware(system).id
+    except RooflineError:
+        return None
 
 
 def _int(row, key, default=None):
