@@ -7,7 +7,7 @@ from ..serving.benchmarks import summary, validate_file
 from ..serving.engines import ENGINES
 from . import cli
 from .output import emit_record, emit_table, format_option, to_json
-from .run_cmd import parse_sets
+from .scenario_options import scenario_kwargs, scenario_options
 from .solve_cmd import solve
 
 
@@ -22,32 +22,29 @@ def _length(text, name):
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def shared_options(func, required=True):
+def serving_options(func):
+    """The options of a serving question besides the scenario's: lengths, engine, budget, prefix cache."""
     options = [
-        click.option("--model", "-m", required=required, help="Model id or spec file."),
-        click.option("--hardware", "--chip", "-c", "hardware", required=required, help="Chip id or spec file."),
-        click.option("--isl", required=required, help="Input tokens per request, or a uniform range LO:HI."),
-        click.option("--osl", required=required, help="Output tokens per request (at least 2), or a range LO:HI."),
+        click.option("--isl", default=None, help="Input tokens per request, or a uniform range LO:HI."),
+        click.option("--osl", default=None, help="Output tokens per request (at least 2), or a range LO:HI."),
         click.option("--engine", type=click.Choice(sorted(ENGINES)), default=serving.DEFAULT_ENGINE,
                      show_default=True, help="Serving engine: its scheduler defaults and fitted fixed costs."),
         click.option("--max-batched-tokens", type=int, default=None,
                      help="Token budget of one step (default: the engine's, 8192)."),
         click.option("--prefix-hit", type=float, default=0.0, show_default=True,
                      help="Share of prompt tokens found in the prefix cache."),
-        click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
-                     help="ideal (datasheet peaks) or calibrated (default where the chip has a calibration)."),
-        click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts)."),
-        click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache."),
-        click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field."),
-        click.option("--chips", "-n", type=int, default=None, help="Chips of one replica (default: the layout's)."),
-        click.option("--tp", type=int, default=None, help="Tensor-parallel chips."),
-        click.option("--pp", type=int, default=None, help="Pipeline stages."),
-        click.option("--ep", type=int, default=None, help="Expert-parallel chips (ep > tp: data-parallel attention)."),
         format_option,
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _lengths(isl, osl):
+    for name, value in (("--isl", isl), ("--osl", osl)):
+        if value is None:
+            raise click.UsageError(f"Missing option '{name}' (tokens per request, or a range LO:HI)")
+    return _length(isl, "isl"), _length(osl, "osl")
 
 
 SERVE_KEYS = ["layout", "chips", "concurrency", "requests_per_s", "ttft_s", "tpot_s", "itl_s", "e2e_s",
@@ -57,7 +54,8 @@ SERVE_KEYS = ["layout", "chips", "concurrency", "requests_per_s", "ttft_s", "tpo
 
 
 @cli.group(invoke_without_command=True)
-@lambda func: shared_options(func, required=False)
+@scenario_options(exclude=("microbatches",))
+@serving_options
 @click.option("--concurrency", type=float, default=None, help="Closed-loop clients.")
 @click.option("--request-rate", type=float, default=None, help="Poisson arrivals [requests/s].")
 @click.option("--replicas", type=int, default=1, show_default=True, help="Copies of the layout sharing the load.")
@@ -67,25 +65,21 @@ SERVE_KEYS = ["layout", "chips", "concurrency", "requests_per_s", "ttft_s", "tpo
 @click.option("--decode-tp", type=int, default=None, help="Disaggregated: tensor parallelism of a decode worker.")
 @click.option("--decode-ep", type=int, default=None, help="Disaggregated: expert parallelism of a decode worker.")
 @click.option("--decode-workers", type=int, default=None, help="Disaggregated: decode workers (y of xPyD).")
-@click.option("--price", default=None, metavar="USD/HOUR", help="Price per chip-hour (default: the chip spec's).")
-@click.option("--power", default=None, metavar="W", help="Power per chip (default: the chip spec's).")
 @click.pass_context
-def serve(ctx, model, hardware, isl, osl, engine, max_batched_tokens, prefix_hit, mode, weights_dtype, kv_dtype, sets,
-          chips, tp, pp, ep, fmt, concurrency, request_rate, replicas, prefill_tp, prefill_ep, prefill_workers,
-          decode_tp, decode_ep, decode_workers, price, power):
+def serve(ctx, isl, osl, engine, max_batched_tokens, prefix_hit, fmt, concurrency, request_rate, replicas, prefill_tp,
+          prefill_ep, prefill_workers, decode_tp, decode_ep, decode_workers, **params):
     """TTFT, TPOT, throughput per chip, KV-cache use, $/Mtok and J/token of a deployment under load."""
     if ctx.invoked_subcommand is not None:
         return
-    for name, value in (("--model", model), ("--hardware", hardware), ("--isl", isl), ("--osl", osl)):
-        if value is None:
-            raise click.UsageError(f"Missing option '{name}' (roofline serve --help lists the options)")
+    options = scenario_kwargs(params)
+    isl, osl = _lengths(isl, osl)
     disagg = any(v is not None for v in (prefill_tp, prefill_ep, prefill_workers, decode_tp, decode_ep,
                                          decode_workers))
     prefill = dict(tp=prefill_tp, ep=prefill_ep, workers=prefill_workers or 1) if disagg else None
     decode = dict(tp=decode_tp, ep=decode_ep, workers=decode_workers or 1) if disagg else None
-    result = serving.serve(model, hardware, _length(isl, "isl"), _length(osl, "osl"), concurrency, request_rate,
-                           engine, chips, tp, pp, ep, replicas, prefill, decode, prefix_hit, mode,
-                           max_batched_tokens, None, None, weights_dtype, kv_dtype, price, power, parse_sets(sets))
+    result = serving.serve(isl=isl, osl=osl, concurrency=concurrency, request_rate=request_rate, engine=engine,
+                           replicas=replicas, prefill=prefill, decode=decode, prefix_hit=prefix_hit,
+                           max_batched_tokens=max_batched_tokens, **options)
     data = result.to_dict()
     if fmt == "json":
         click.echo(to_json(data))
@@ -103,21 +97,23 @@ FRONTIER_KEYS = ["layout", "chips", "concurrency", "interactivity_tok_s_per_user
 
 
 @serve.command("frontier")
-@shared_options
+@scenario_options(exclude=("microbatches", "price", "power", "pue"))
+@serving_options
 @click.option("--concurrency", "concurrencies", type=int, multiple=True,
               help="Concurrencies to sweep (repeat; default 1 to 512, four per doubling).")
 @click.option("--search", is_flag=True, help="Every layout of every chip count dividing --chips.")
 @click.option("--all-points", is_flag=True, help="Print every point, not only the frontier.")
 @click.option("--plot", default=None, metavar="FILE.png|svg", help="Draw the frontier (needs matplotlib).")
-def frontier_cmd(model, hardware, isl, osl, engine, max_batched_tokens, prefix_hit, mode, weights_dtype, kv_dtype,
-                 sets, chips, tp, pp, ep, fmt, concurrencies, search, all_points, plot):
+def frontier_cmd(isl, osl, engine, max_batched_tokens, prefix_hit, fmt, concurrencies, search, all_points, plot,
+                 **params):
     """The Pareto frontier of output tokens/s per chip against tokens/s per user, over concurrency (and layouts)."""
+    options = scenario_kwargs(params)
     if plot is not None and not plot.lower().endswith((".png", ".svg")):
         raise RooflineError(f"--plot must name a .png or .svg file, got '{plot}'")
-    points, front = serving.frontier(model, hardware, _length(isl, "isl"), _length(osl, "osl"),
-                                     concurrencies or serving.DEFAULT_CONCURRENCIES, engine, chips or 1, tp, pp, ep,
-                                     search, prefix_hit, mode, max_batched_tokens, None, None, weights_dtype,
-                                     kv_dtype, parse_sets(sets))
+    isl, osl = _lengths(isl, osl)
+    points, front = serving.frontier(isl=isl, osl=osl, concurrencies=concurrencies or serving.DEFAULT_CONCURRENCIES,
+                                     engine=engine, search=search, prefix_hit=prefix_hit,
+                                     max_batched_tokens=max_batched_tokens, **options)
     on = {id(p) for p in front}
     shown = points if all_points else front
     rows = [{**{k: p.to_dict().get(k) for k in FRONTIER_KEYS[:-1]}, "on_frontier": id(p) in on} for p in shown]
@@ -148,27 +144,21 @@ def _plot(points, front, path):
 
 
 @solve.command("serving")
-@click.option("--model", "-m", required=True, help="Model id or spec file.")
-@click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file.")
-@click.option("--isl", required=True, help="Input tokens per request, or a range LO:HI.")
-@click.option("--osl", required=True, help="Output tokens per request, or a range LO:HI.")
+@scenario_options(exclude=("chips", "tp", "pp", "ep", "microbatches", "price", "power", "pue"))
+@serving_options
 @click.option("--request-rate", type=float, required=True, help="Poisson arrivals to serve [requests/s].")
 @click.option("--ttft-max", type=float, required=True, help="Highest mean TTFT allowed [s].")
 @click.option("--tpot-max", type=float, required=True, help="Highest mean TPOT allowed [s].")
 @click.option("--max-chips", type=int, default=64, show_default=True, help="Largest deployment searched.")
 @click.option("--aggregated-only", is_flag=True, help="Leave disaggregated (xPyD) deployments out.")
-@click.option("--engine", type=click.Choice(sorted(ENGINES)), default=serving.DEFAULT_ENGINE, show_default=True)
-@click.option("--prefix-hit", type=float, default=0.0, show_default=True)
-@click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None)
-@click.option("--weights-dtype", default=None)
-@click.option("--kv-dtype", default=None)
-@format_option
-def solve_serving_cmd(model, hardware, isl, osl, request_rate, ttft_max, tpot_max, max_chips, aggregated_only, engine,
-                      prefix_hit, mode, weights_dtype, kv_dtype, fmt):
+def solve_serving_cmd(isl, osl, engine, max_batched_tokens, prefix_hit, fmt, request_rate, ttft_max, tpot_max, max_chips,
+                      aggregated_only, **params):
     """The fewest chips (and the layout, aggregated or disaggregated) meeting a TTFT and a TPOT limit."""
-    plan = serving.solve_serving(model, hardware, _length(isl, "isl"), _length(osl, "osl"), request_rate, ttft_max,
-                                 tpot_max, max_chips, engine, not aggregated_only, prefix_hit, mode, None,
-                                 weights_dtype, kv_dtype)
+    options = scenario_kwargs(params)
+    isl, osl = _lengths(isl, osl)
+    plan = serving.solve_serving(isl=isl, osl=osl, request_rate=request_rate, ttft_max=ttft_max, tpot_max=tpot_max,
+                                 max_chips=max_chips, engine=engine, disaggregated_too=not aggregated_only,
+                                 prefix_hit=prefix_hit, max_batched_tokens=max_batched_tokens, **options)
     data = plan.to_dict()
     if fmt == "json":
         click.echo(to_json(data))

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from .. import cost
-from ..api import choose_mode, positive_int, resolve_hardware, resolve_model
+from ..scenario import choose_mode, positive_int, resolve_hardware, resolve_model
 from ..errors import RooflineError
 from ..parallel import Layout, candidate_layouts, check_layout
 from ..step import ceilings
@@ -35,25 +35,29 @@ def _layout(model, tp, pp, ep, chips=None):
 
 @dataclass
 class Setup:
-    """What every serving question shares: the model, chip, ceilings, engine and pricing."""
+    """What every serving question shares: the model, chip, ceilings, engine, link and pricing."""
     model: object
     hardware: object
     ceiling: object
     engine: object
     pricing: object
+    link: str = None
     notes: list = field(default_factory=list)
 
 
 def setup(model, hardware, engine=DEFAULT_ENGINE, mode=None, max_batched_tokens=None, max_sequences=None,
-          memory_fraction=None, weights_dtype=None, kv_dtype=None, price=None, power=None, overrides=None):
-    """A Setup from ids or spec objects, checked."""
-    model = resolve_model(model, overrides, weights_dtype, kv_dtype)
-    hw = resolve_hardware(hardware)
+          memory_fraction=None, weights_dtype=None, kv_dtype=None, price=None, power=None, overrides=None,
+          calibration=None, experts_dtype=None, activations_dtype=None, memory_tier=None, link=None, pue=1):
+    """A Setup from ids or spec objects, checked as roofline.scenario checks a question."""
+    model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype, experts_dtype)
+    hw = resolve_hardware(hardware, memory_tier, calibration)
+    if link is not None:
+        hw.link(link_id=link)
     used, note = choose_mode(hw, mode)
     eng = load_engine(engine, hw.id, max_batched_tokens, max_sequences, memory_fraction)
     notes = [note] if note else []
     notes.append(f"engine {eng.name}: fixed costs {eng.source}")
-    return Setup(model, hw, ceilings(hw, used), eng, cost.pricing(hw, price, power), notes)
+    return Setup(model, hw, ceilings(hw, used), eng, cost.pricing(hw, price, power, pue), link, notes)
 
 
 def _finish(result, s):
@@ -67,14 +71,15 @@ def _finish(result, s):
 def serve(model, hardware, isl, osl, concurrency=None, request_rate=None, engine=DEFAULT_ENGINE, chips=None,
           tp=None, pp=None, ep=None, replicas=1, prefill=None, decode=None, prefix_hit=0.0, mode=None,
           max_batched_tokens=None, max_sequences=None, memory_fraction=None, weights_dtype=None, kv_dtype=None,
-          price=None, power=None, overrides=None):
+          price=None, power=None, overrides=None, **options):
     """TTFT, TPOT, throughput, KV use, cost and energy of a deployment under a load (serving.model.Serving).
 
     Aggregated: `replicas` copies of the layout (tp, pp, ep; or the best layout of `chips` chips).
-    Disaggregated: `prefill` and `decode` each a dict {tp, pp, ep, workers}.
+    Disaggregated: `prefill` and `decode` each a dict {tp, pp, ep, workers}. `options`: calibration,
+    experts_dtype, activations_dtype, memory_tier, link, pue (as roofline.scenario.build takes them).
     """
     s = setup(model, hardware, engine, mode, max_batched_tokens, max_sequences, memory_fraction, weights_dtype,
-              kv_dtype, price, power, overrides)
+              kv_dtype, price, power, overrides, **options)
     load = workload(s.model, isl, osl, concurrency, request_rate, prefix_hit)
     if (prefill is None) != (decode is None):
         raise RooflineError("disaggregated serving needs both a prefill and a decode pool")
@@ -83,15 +88,16 @@ def serve(model, hardware, isl, osl, concurrency=None, request_rate=None, engine
                                                                                                "workers"))
                  for p in (prefill, decode)]
         wide = max(pool.layout.tp for pool in pools)
-        return _finish(disaggregated(replicate_kv_heads(s.model, wide), s.hardware, *pools, s.ceiling, s.engine, load),
-                       s)
+        return _finish(disaggregated(replicate_kv_heads(s.model, wide), s.hardware, *pools, s.ceiling, s.engine, load,
+                                     s.link), s)
     replicas = positive_int(replicas, "replicas")
+    chips = None if chips is None else positive_int(chips, "chips")
     if tp is None and pp is None and ep is None and chips not in (None, 1):
         best = None
         for layout in candidate_layouts(s.model, s.hardware, positive_int(chips, "chips"), 1):
             try:
                 result = aggregated(replicate_kv_heads(s.model, layout.tp), s.hardware, Pool(layout, replicas),
-                                    s.ceiling, s.engine, load)
+                                    s.ceiling, s.engine, load, s.link)
             except RooflineError:
                 continue
             if best is None or result.tpot_s < best.tpot_s:
@@ -101,10 +107,11 @@ def serve(model, hardware, isl, osl, concurrency=None, request_rate=None, engine
         return _finish(best, s)
     layout = _layout(s.model, tp, pp, ep, chips)
     return _finish(aggregated(replicate_kv_heads(s.model, layout.tp), s.hardware, Pool(layout, replicas), s.ceiling,
-                              s.engine, load), s)
+                              s.engine, load, s.link), s)
 
 
 def _layouts(s, chips, tp, pp, ep, search):
+    chips = positive_int(1 if chips is None else chips, "chips")
     if search:
         out = []
         for n in range(1, positive_int(chips, "chips") + 1):
@@ -120,14 +127,14 @@ def _layouts(s, chips, tp, pp, ep, search):
 
 def frontier(model, hardware, isl, osl, concurrencies=DEFAULT_CONCURRENCIES, engine=DEFAULT_ENGINE, chips=1,
              tp=None, pp=None, ep=None, search=False, prefix_hit=0.0, mode=None, max_batched_tokens=None,
-             max_sequences=None, memory_fraction=None, weights_dtype=None, kv_dtype=None, overrides=None):
+             max_sequences=None, memory_fraction=None, weights_dtype=None, kv_dtype=None, overrides=None, **options):
     """(points, pareto): every (layout, concurrency) answer as a Serving, and the Pareto frontier of output
     tokens/s per chip against tokens/s per user (no point beats a frontier point on both).
 
     `search`: every layout of every chip count dividing `chips` (aggregated); else the one layout given.
     """
     s = setup(model, hardware, engine, mode, max_batched_tokens, max_sequences, memory_fraction, weights_dtype,
-              kv_dtype, None, None, overrides)
+              kv_dtype, None, None, overrides, **options)
     concurrencies = sorted({positive_int(c, "concurrency") for c in concurrencies})
     points, skipped = [], []
     for layout in _layouts(s, chips, tp, pp, ep, search):
@@ -140,10 +147,10 @@ def frontier(model, hardware, isl, osl, concurrencies=DEFAULT_CONCURRENCIES, eng
             continue
         top = min(capacity, s.engine.max_sequences, concurrencies[-1])
         table = StepTable(m, s.hardware, layout, s.ceiling, s.engine, first.mean_isl + first.mean_osl / 2,
-                          first.mean_isl * (1 - prefix_hit), first.mean_isl * prefix_hit, frontier_grid(top))
+                          first.mean_isl * (1 - prefix_hit), first.mean_isl * prefix_hit, frontier_grid(top), s.link)
         for c in concurrencies:
             load = workload(m, isl, osl, concurrency=c, prefix_hit=prefix_hit)
-            points.append(aggregated(m, s.hardware, Pool(layout), s.ceiling, s.engine, load, table=table))
+            points.append(aggregated(m, s.hardware, Pool(layout), s.ceiling, s.engine, load, s.link, table=table))
     if not points:
         raise RooflineError("no layout holds the model: " + "; ".join(f"{name}: {why}" for name, why in skipped))
     return points, pareto(points)
@@ -187,7 +194,7 @@ def _meets(r, ttft_max, tpot_max):
 
 def solve_serving(model, hardware, isl, osl, request_rate, ttft_max, tpot_max, max_chips=64, engine=DEFAULT_ENGINE,
                   disaggregated_too=True, prefix_hit=0.0, mode=None, max_batched_tokens=None, weights_dtype=None,
-                  kv_dtype=None, overrides=None):
+                  kv_dtype=None, overrides=None, **options):
     """The fewest chips (replicas of a layout, or prefill and decode pools) serving `request_rate`
     requests/s with mean TTFT <= ttft_max and TPOT <= tpot_max [s]; the binding limit and margins."""
     for name, value in (("TTFT limit", ttft_max), ("TPOT limit", tpot_max)):
@@ -195,7 +202,7 @@ def solve_serving(model, hardware, isl, osl, request_rate, ttft_max, tpot_max, m
             raise RooflineError(f"{name} must be a positive number of seconds, got {value!r}")
     max_chips = positive_int(max_chips, "max chips")
     s = setup(model, hardware, engine, mode, max_batched_tokens, None, None, weights_dtype, kv_dtype, None, None,
-              overrides)
+              overrides, **options)
     workload(s.model, isl, osl, request_rate=request_rate, prefix_hit=prefix_hit)
     sizes = [n for n in range(1, min(max_chips, 64) + 1) if n & (n - 1) == 0 or n % 8 == 0]
     layouts = []
@@ -219,7 +226,7 @@ def solve_serving(model, hardware, isl, osl, request_rate, ttft_max, tpot_max, m
                 break
             load = workload(m, isl, osl, request_rate=request_rate, prefix_hit=prefix_hit)
             try:
-                r = aggregated(m, s.hardware, Pool(layout, replicas), s.ceiling, s.engine, load)
+                r = aggregated(m, s.hardware, Pool(layout, replicas), s.ceiling, s.engine, load, s.link)
             except RooflineError:
                 break
             closest = r if closest is None or _worse(closest, r, ttft_max, tpot_max) else closest
@@ -239,7 +246,8 @@ def solve_serving(model, hardware, isl, osl, request_rate, ttft_max, tpot_max, m
                         if best is not None and chips >= best[0]:
                             break
                         try:
-                            r = disaggregated(m, s.hardware, Pool(pl, x), Pool(dl, y), s.ceiling, s.engine, load)
+                            r = disaggregated(m, s.hardware, Pool(pl, x), Pool(dl, y), s.ceiling, s.engine, load,
+                                              s.link)
                         except RooflineError:
                             break
                         consider(r, chips, f"disaggregated: {r.layout}")

@@ -162,12 +162,14 @@ class StepTable:
         decode, mixed = [], []
         start = cached + (prompt - self.chunk) / 2 if prompt else 0
         for b in self.batches:
-            t0 = evaluate("mixed", model, hardware, int(b), MixedShape(context, 0), layout, ceiling, link_id).cycle_time
+            t0 = float(evaluate("mixed", model, hardware, int(b), MixedShape(context, 0), layout, ceiling,
+                                link_id).cycle_time)
             decode.append(t0 + engine.step_overhead + b * engine.sequence_overhead)
             if prompt:
                 riders = int(b) if engine.mixed_prefill else 0
-                t1 = evaluate("mixed", model, hardware, riders, MixedShape(context, self.chunk, start, 1 / self.chunks),
-                              layout, ceiling, link_id).cycle_time
+                t1 = float(evaluate("mixed", model, hardware, riders,
+                                    MixedShape(context, self.chunk, start, 1 / self.chunks), layout, ceiling,
+                                    link_id).cycle_time)
                 alone = 0.0 if engine.mixed_prefill else engine.step_overhead
                 mixed.append(self.chunks * (t1 - (t0 if riders else 0.0) + engine.sequence_overhead + alone))
             else:
@@ -406,8 +408,9 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     chunks = math.ceil(prompt / chunk) if prompt else 0
     t_prefill = 0.0
     if prompt:
-        one = evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2, 1 / chunks),
-                       prefill.layout, ceiling, link_id).cycle_time
+        one = float(evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2,
+                                                                     1 / chunks), prefill.layout, ceiling,
+                             link_id).cycle_time)
         t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead)
     t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
     per_worker = load.concurrency / decode.workers if load.closed else None
