@@ -28,7 +28,7 @@ def _layout(model, tp, pp, ep, chips=None):
     if ep is None:
         ep = tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
     layout = check_layout(replicate_kv_heads(model, tp), Layout(tp, pp, positive_int(ep, "ep"), 1))
-    if chips is not None and layout.chips != chips:
+    if chips not in (None, 1) and layout.chips != chips:
         raise RooflineError(f"the layout {layout.describe()} uses {layout.chips} chips, not --chips {chips}")
     return layout
 
