@@ -183,3 +183,12 @@ def test_rows_of_unknown_systems_and_models_are_skipped_with_the_reason(tmp_path
     reasons = {s["id"]: s["reason"] for s in data["skipped"]}
     assert "abacus_9000" in reasons["bad_system"] and "nobody/NoModel-1B" in reasons["bad_model"]
     assert data["summary"]["rows"] == 1
+
+
+def test_ideal_mode_is_a_lower_bound_on_every_serving_time():
+    # ideal mode: datasheet peaks and no fixed costs, the engine's included
+    for kwargs in ({"concurrency": 4}, {"concurrency": 128}, {"request_rate": 5}):
+        ideal = serving.serve("llama-3.1-8b", "h100-sxm", 2048, 256, mode="ideal", **kwargs)
+        calibrated = serving.serve("llama-3.1-8b", "h100-sxm", 2048, 256, **kwargs)
+        assert ideal.ttft_s < calibrated.ttft_s and ideal.tpot_s < calibrated.tpot_s
+        assert "ideal mode" in ideal.engine_costs

@@ -7,7 +7,7 @@
 Inputs are checked here (the edge); the model is in serving.model.
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import cost
 from ..scenario import choose_mode, positive_int, resolve_hardware, resolve_model
@@ -55,6 +55,9 @@ def setup(model, hardware, engine=DEFAULT_ENGINE, mode=None, max_batched_tokens=
         hw.link(link_id=link)
     used, note = choose_mode(hw, mode)
     eng = load_engine(engine, hw.id, max_batched_tokens, max_sequences, memory_fraction)
+    if used == "ideal":     # ideal mode stays a lower bound on time: no fixed costs, the engine's neither
+        eng = replace(eng, step_overhead=0.0, sequence_overhead=0.0, request_overhead=0.0,
+                      source="none in ideal mode (a lower bound on time)")
     notes = [note] if note else []
     notes.append(f"engine {eng.name}: fixed costs {eng.source}")
     return Setup(model, hw, ceilings(hw, used), eng, cost.pricing(hw, price, power, pue), link, notes)
