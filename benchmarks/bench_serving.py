@@ -17,7 +17,7 @@ import numpy as np
 from timing import RUNS, median_call
 
 from roofline import serving
-from roofline.api import resolve_hardware, resolve_model
+from roofline.scenario import resolve_hardware, resolve_model
 from roofline.deployment import evaluate
 from roofline.parallel import Layout
 from roofline.serving.engines import load_engine
