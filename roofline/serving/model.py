@@ -277,9 +277,7 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
     saturated = False
     cap = math.inf
     fixed = load.closed and load.isl[0] == load.isl[1] and load.osl[0] == load.osl[1]
-    # fixed lengths keep a wave of C arrivals together only while its prompts fit one step's budget
-    # beside the decodes; a wave chunked over steps finishes staggered and disperses
-    group = per_replica if fixed and prompt and per_replica * (prompt + 1) <= budget else 1.0
+    group = max(1.0, min(per_replica, budget // prompt)) if fixed and prompt else 1.0
     for _ in range(ITERATIONS):
         xs = x if load.closed else min(x, cap)   # beyond capacity the engine runs at capacity
         b = min(xs * decodes * t, n_max, per_replica if per_replica else n_max)
