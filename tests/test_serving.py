@@ -192,3 +192,8 @@ def test_ideal_mode_is_a_lower_bound_on_every_serving_time():
         calibrated = serving.serve("llama-3.1-8b", "h100-sxm", 2048, 256, **kwargs)
         assert ideal.ttft_s < calibrated.ttft_s and ideal.tpot_s < calibrated.tpot_s
         assert "ideal mode" in ideal.engine_costs
+
+
+def test_validate_of_a_serving_csv_refuses_a_chip_option():
+    out = run("validate", "--measurements", str(ROWS), "--hardware", "h200")
+    assert out.exit_code == 2 and "names each row's system" in out.output

@@ -119,6 +119,8 @@ def validate(measurements, hardware, mode, calibration, fmt):
         raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
     from ..serving.benchmarks import is_serving_csv
     if is_serving_csv(measurements):
+        if hardware is not None:
+            raise RooflineError("a serving CSV names each row's system; --hardware and --calibration do not apply")
         from .serve_cmd import validate_serving
         return validate_serving(measurements, mode, fmt)
     result = validate_rows(read_measurements(measurements), hardware, mode, calibration)
