@@ -436,6 +436,13 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
             saturated = x >= cap
             queue = math.inf if saturated else 0.0
     ttft = ttft_server + queue
+    if load.requests_per_client and prompt:
+        # the run's first requests reach the prefill workers all at once: S budget-full prefill steps
+        clients = load.concurrency / prefill.workers
+        steps = math.ceil(clients * prompt / engine.max_batched_tokens)
+        step = min(clients * prompt, engine.max_batched_tokens) * t_prefill / prompt
+        first = engine.request_overhead + (steps + 1) / 2 * step + t_kv
+        ttft = (1 - 1 / load.requests_per_client) * ttft + first / load.requests_per_client
     tpot = in_decode / decodes
     e2e = ttft + in_decode
     p50, p90 = _e2e_spread(ttft, tpot, load)
