@@ -268,7 +268,3 @@ def summary(predictions, key=lambda p: p.mode):
                           "tpot_median": statistics.median(tpot), "ttft_max": max(ttft), "tpot_max": max(tpot)}
     return out
 
-
-def with_costs(engine, **costs):
-    """`engine` with fixed costs replaced (the fit's trial)."""
-    return replace(engine, **costs, source="trial")

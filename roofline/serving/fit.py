@@ -15,7 +15,6 @@ Only rows passing `train` are used; the others are reported apart (held out).
 """
 import argparse
 import datetime
-import statistics
 from dataclasses import replace
 from pathlib import Path
 

@@ -261,7 +261,7 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
     cached = isl * load.prefix_hit
     decodes = osl - 1
     held = held_tokens(load, engine)
-    capacity, kv_one = kv_capacity(model, hardware, pool.layout, engine, held)
+    capacity = kv_capacity(model, hardware, pool.layout, engine, held)[0]
     n_max = min(engine.max_sequences, capacity)
     per_replica = load.concurrency / replicas if load.closed else None
     top = min(n_max, math.ceil(per_replica)) if load.closed else n_max
@@ -401,7 +401,7 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     cached = isl * load.prefix_hit
     decodes = osl - 1
     held = held_tokens(load, engine)
-    capacity, kv_one = kv_capacity(model, hardware, decode.layout, engine, held)
+    capacity = kv_capacity(model, hardware, decode.layout, engine, held)[0]
     kv_capacity(model, hardware, prefill.layout, engine, isl)
     n_max = min(engine.max_sequences, capacity)
     chunk = min(prompt, engine.max_batched_tokens) if prompt else 0
