@@ -109,15 +109,16 @@ def _nonnegative_lstsq(a, b):
 
 def document(engines, path, train_text, fitted, held):
     """The engine-costs file's mapping, with its provenance and the errors on fitted and held-out rows."""
-    def entry(value, note):
-        return {"value": f"{value * 1e6:.4g} us", "source": "fit", "note": note}
+    def entry(value, note, unit="us", scale=1e6):
+        return {"value": f"{value * scale:.4g} {unit}", "source": "fit", "note": note}
     return {
         "hardware": "h100-sxm",
         "date": datetime.date.today().isoformat(),
         "measurements": f"data/validation/serving/{Path(path).name}",
         "engines": {name: {"step_overhead": entry(e.step_overhead, "host time per scheduler step"),
                            "sequence_overhead": entry(e.sequence_overhead, "per scheduled sequence per step"),
-                           "request_overhead": entry(e.request_overhead, "per request before its first token")}
+                           "request_overhead": entry(e.request_overhead, "per request before its first token",
+                                                     "ms", 1e3)}
                     for name, e in engines.items()},
         "fit": {"method": "roofline.serving.fit: least squares on relative TPOT error, median TTFT shortfall",
                 "train": train_text or "all rows", "error_fitted": fitted, "error_held_out": held},
