@@ -1,4 +1,6 @@
 """Models found by their Hugging Face ids, chips by their common system names (issue 11: rows map without a hand table)."""
+import csv
+
 import pytest
 import yaml
 
@@ -7,12 +9,12 @@ from roofline.hardware import chip_aliases, load_hardware
 from roofline.models import find_model, hf_id_index, load_model
 from roofline.specs import builtin_dir
 
-from conftest import CHIPS, MODELS, one_line_error, run
+from conftest import CHIPS, MODELS, ROOT, one_line_error, run
 
 pytestmark = pytest.mark.usefixtures("no_user_specs")
 
-#: every model_path and system of ../shared/validation/serving/h100_sxm_serving.csv (917 rows, issue 11),
-#: with the architecture each must find
+SERVING_CSV = ROOT / "data" / "validation" / "serving" / "h100_sxm_serving.csv"
+#: the checkpoints of the serving benchmark rows (issue 11), with the architecture each must find
 SERVING_MODELS = {"Qwen/Qwen3-32B": "qwen3-32b", "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
                   "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b", "deepseek-ai/DeepSeek-R1": "deepseek-v3",
                   "openai/gpt-oss-120b": "gpt-oss-120b", "meta-llama/Llama-3.1-70B": "llama-3.1-70b",
@@ -20,6 +22,14 @@ SERVING_MODELS = {"Qwen/Qwen3-32B": "qwen3-32b", "meta-llama/Llama-3.1-8B-Instru
 #: the system names the serving benchmarks use (issue 11), with the chip spec each names
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200", "gb200": "gb200", "b300_sxm": "b300",
            "gb300": "gb300"}
+
+
+def test_every_row_of_the_serving_benchmark_names_a_shipped_model_and_chip():
+    with open(SERVING_CSV, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) > 900
+    assert {row["model_path"] for row in rows} == set(SERVING_MODELS)
+    assert {row["system"] for row in rows} <= set(SYSTEMS)
 
 
 @pytest.mark.parametrize("hf_id, model_id", sorted(SERVING_MODELS.items()))
