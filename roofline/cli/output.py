@@ -1,81 +1,444 @@
-"""Output of every command: one `--format` option, tables through tabulate, JSON, CSV."""
+"""Output of every command: one `--format` option, tables for people, JSON and CSV for programs.
+
+Tables print numbers with units and decimal SI prefixes at 4 significant digits (`16.06 GB`,
+`6.711 ms`, `2.3 kW`, `149 tok/s`), the unit chosen from the field name, and fit the terminal
+width. JSON and CSV carry plain SI magnitudes under the fields' own names, rounded to 12
+significant digits so that binary noise (`4.9999999999999996e-06`) does not reach a program.
+"""
 import csv
 import io
 import json
 import math
+import re
+import shutil
+import sys
+import textwrap
+import time
 
 import click
 
+from ..dtypes import DTYPES
+from ..errors import RooflineError
+
 FORMATS = ("table", "json", "csv", "markdown")
+SIGNIFICANT = 4        # digits in tables
+JSON_SIGNIFICANT = 12  # digits in JSON and CSV
+
+#: display unit of a field, by name suffix, tried in order (first match wins)
+_FIELD_UNITS = (
+    ("tokens_per_s_per_user", "tok/s"), ("tokens_per_s", "tok/s"), ("tokens_per_kwh", "tok/kWh"),
+    ("joules_per_token", "J/tok"), ("usd_per_mtok", "USD/Mtok"), ("usd_per_hour", "USD/h"),
+    ("bytes_per_s", "B/s"), ("flops_per_s", "FLOP/s"), ("flop_per_byte", "FLOP/B"), ("bytes_per_token", "B/tok"),
+    ("_bytes", "B"), ("bytes", "B"), ("_flops", "FLOP"), ("flops", "FLOP"), ("_w", "W"), ("_s", "s"),
+)
+#: units whose numbers take no SI prefix (money) or take it on the number, not the unit (tokens)
+_NO_PREFIX = ("USD",)
+_PREFIX_ON_NUMBER = ("tok/",)
+#: units that take a prefix themselves (16.06 GB, 6.711 ms); other units print numbers from 0.001 to
+#: 9999 as they are and larger or smaller ones with the prefix on the number (0.9996 FLOP/B, 12.5k FLOP/B)
+_PREFIXED = ("s", "B", "B/s", "W", "J", "J/tok", "FLOP", "FLOP/s", "B/tok", "Hz")
+_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
+             (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"))
 
 
-def format_option(func):
-    """The shared `--format table|json|csv|markdown` option (markdown: tables as GitHub pipe tables)."""
-    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-                        help="Output format.")(func)
+def field_unit(name):
+    """The unit a table shows a field in, from its name: `step_time_s` -> s, `weight_bytes` -> B."""
+    name = str(name)
+    for suffix, unit in _FIELD_UNITS:
+        if name.endswith(suffix):
+            return unit
+    return ""
 
 
-def _plain(value):
-    if isinstance(value, float) and not math.isfinite(value):
+def _round(value, digits):
+    """`value` rounded to `digits` significant digits (0 and non-finite values unchanged)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def _mantissa(value):
+    """Text of a number in [1, 1000) or below 1e-12 without exponent, at most 4 significant digits."""
+    text = f"{value:.{SIGNIFICANT}g}"
+    if "e" in text:  # only for magnitudes beyond the prefixes: keep them readable but exact
+        text = f"{value:.{SIGNIFICANT - 1}e}"
+    return text
+
+
+def si_text(value, unit=""):
+    """`value` [SI] as text with a decimal prefix and 4 significant digits: si_text(1.606e10, 'B') -> '16.06 GB'.
+
+    Money keeps no prefix (`7.437 USD/Mtok`); token rates carry the prefix on the number
+    (`66.31k tok/s`); a unitless number takes the prefix alone (`766.4k`).
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int) and abs(value) < 10 ** 6 and not unit:
         return str(value)
-    if hasattr(value, "item"):
-        return value.item()
+    value = float(value)
+    if not math.isfinite(value):
+        return f"{value} {unit}".strip()
+    if value == 0:
+        return f"0 {unit}".strip()
+    rounded = _round(value, SIGNIFICANT)
+    if unit.startswith(_NO_PREFIX) or (unit not in _PREFIXED and not unit.startswith(_PREFIX_ON_NUMBER)
+                                       and 1e-3 <= abs(rounded) < 1e4):
+        return f"{_fixed(rounded)} {unit}".strip()
+    if (unit == "s" and abs(rounded) >= 1) or (not unit and abs(rounded) < 1e-3):
+        return f"{_fixed(rounded)} {unit}".strip()
+    for scale, prefix in _PREFIXES:
+        if abs(rounded) >= scale:
+            break
+    text = _mantissa(rounded / scale)
+    if not unit:
+        return f"{text}{prefix}"
+    if unit.startswith(_PREFIX_ON_NUMBER) or unit not in _PREFIXED:
+        return f"{text}{prefix} {unit}"
+    return f"{text} {prefix}{unit}"
+
+
+def _fixed(number):
+    """A rounded number in positional notation, with thousands separators from 10,000 on."""
+    if abs(number) >= 1e4:
+        return f"{number:,.0f}"
+    text = f"{number:.{SIGNIFICANT}g}"
+    if "e" in text:
+        decimals = SIGNIFICANT - 1 - math.floor(math.log10(abs(number)))
+        text = f"{number:.{decimals}f}"
+    return text
+
+
+def cell(value, unit=""):
+    """A table cell: numbers with unit and prefix at 4 significant digits, booleans as yes/no."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        value = value.item()
+    if isinstance(value, (int, float)):
+        return si_text(value, unit)
+    return value
+
+
+def plain(value):
+    """A value for JSON or CSV: numpy scalars to Python, floats to 12 significant digits."""
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict, str)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, float):
+        return _round(value, JSON_SIGNIFICANT) if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
     return value
 
 
 def to_json(data):
     def default(obj):
         if hasattr(obj, "tolist"):
-            return obj.tolist()
+            return plain(obj.tolist())
         if hasattr(obj, "to_dict"):
-            return obj.to_dict()
+            return plain(obj.to_dict())
         return str(obj)
-    return json.dumps(data, indent=2, default=default, allow_nan=True)
+    return json.dumps(plain(data), indent=2, default=default, allow_nan=True)
 
 
-def cell(value):
-    """A table cell: floats to 4 significant digits."""
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.4g}"
+# ---------------------------------------------------------------------------------------------------------------
+# click parameters shared by the commands
+
+
+def format_option(func=None, *, default="table", help_text=None):
+    """The shared `--format table|json|csv|markdown` option (markdown: tables as GitHub pipe tables).
+
+    Every command takes the same four choices; `default=None` lets a command infer the format from
+    its --output file's extension.
+    """
+    def decorate(f):
+        return click.option("--format", "fmt", type=click.Choice(FORMATS), default=default,
+                            show_default=default is not None,
+                            help=help_text or "Output format: table for people, json or csv for programs, "
+                                              "markdown for documents.")(f)
+    return decorate(func) if func is not None else decorate
+
+
+class DtypeType(click.ParamType):
+    """A storage dtype of roofline.dtypes (or, with `many`, a comma-separated list of them)."""
+
+    name = "dtype"
+
+    def __init__(self, many=False):
+        self.many = many
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(DTYPES) + "]" + (",..." if self.many else "")
+
+    def convert(self, value, param, ctx):
+        if value is None or (not isinstance(value, str)):
+            return value
+        names = [v.strip() for v in value.split(",")] if self.many else [value.strip()]
+        for name in names:
+            if name not in DTYPES:
+                self.fail(f"{name!r} is not a dtype; expected one of {', '.join(DTYPES)}", param, ctx)
+        return ",".join(names) if self.many else names[0]
+
+
+DTYPE = DtypeType()
+DTYPE_LIST = DtypeType(many=True)
+
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(k|ki|m|mi)?\s*$", re.IGNORECASE)
+_COUNT_SCALE = {None: 1, "k": 10 ** 3, "m": 10 ** 6, "ki": 2 ** 10, "mi": 2 ** 20}
+
+
+def parse_count(text, name="count"):
+    """A whole number as people write it: 8192, 8k (8000), 128k (128000), 1.5M, 8Ki (8192), 128Ki (131072).
+
+    k and M are decimal (roofline's rule: decimal SI prefixes); Ki and Mi are binary. RooflineError
+    names `name` when the text is no whole number of at least 1.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        match = _COUNT.match(str(text))
+        if not match:
+            raise RooflineError(f"{name} {text!r}: expected a whole number such as 8192, 8k (8000) or 8Ki (8192)")
+        number, suffix = match.groups()
+        exact = float(number) * _COUNT_SCALE[suffix.lower() if suffix else None]
+        if exact != int(exact):
+            raise RooflineError(f"{name} {text!r}: expected a whole number, got {exact:g}")
+        value = int(exact)
+    if value < 1:
+        raise RooflineError(f"{name} {text!r}: expected a whole number of at least 1")
     return value
 
 
-def emit_table(rows, headers, fmt, data=None, title=None, file=None):
+class CountType(click.ParamType):
+    """A click parameter for counts (tokens, sequences, chips) that takes `8k`, `128k`, `8Ki`, `1.5M`."""
+
+    name = "count"
+
+    def get_metavar(self, param, ctx=None):
+        return "N"
+
+    def convert(self, value, param, ctx):
+        if value is None:
+            return None
+        try:
+            return parse_count(value, name=param.opts[0] if param is not None else "count")
+        except RooflineError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+COUNT = CountType()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# terminal width and wrapping
+
+
+def terminal_width():
+    """Columns to wrap tables and text to: COLUMNS if set, else the terminal's; None (no wrapping)
+    when standard output is no terminal and COLUMNS is unset, so that piped tables stay whole."""
+    import os
+    if os.environ.get("COLUMNS", "").strip().isdigit():
+        return max(40, int(os.environ["COLUMNS"]))
+    if not _is_terminal(sys.stdout):
+        return None
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def echo_wrapped(text, indent="", file=None, err=False):
+    """Echo `text` wrapped to the terminal width; continuation lines indented by `indent` plus two spaces."""
+    width = terminal_width()
+    for line in str(text).split("\n"):
+        if width is None or len(line) <= width:
+            click.echo(line, file=file, err=err)
+            continue
+        lead = indent or re.match(r"\s*", line).group(0)
+        click.echo(textwrap.fill(line, width=width, subsequent_indent=lead + "  ", break_long_words=False,
+                                 break_on_hyphens=False), file=file, err=err)
+
+
+def _tabulate(rows, headers, tablefmt, width=None):
+    """tabulate, with the widest prose columns (text with spaces; never ids or numbers) wrapped
+    until the table fits `width` columns, when a width is given."""
+    from tabulate import tabulate
+    text = tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    if width is None or tablefmt == "github" or not rows:
+        return text
+    columns = max(len(r) for r in rows)
+    prose = [i for i in range(columns) if any(" " in str(r[i]) and len(str(r[i])) > 12 for r in rows if i < len(r))]
+    limits = [None] * columns
+    for _ in range(4 * columns):
+        longest = max((len(line) for line in text.splitlines()), default=0)
+        if longest <= width or not prose:
+            break
+        widths = {i: limits[i] or max(len(str(r[i])) for r in rows if i < len(r)) for i in prose}
+        widest = max(prose, key=widths.get)
+        new = max(12, widths[widest] - (longest - width))
+        if new >= widths[widest]:
+            prose.remove(widest)
+            continue
+        limits[widest] = new
+        text = tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True, maxcolwidths=limits)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# emitters
+
+
+def emit_table(rows, headers, fmt, data=None, title=None, file=None, units=None):
     """Print `rows` (lists) under `headers` as a table or CSV; `data` (default: rows as dicts) as JSON.
 
-    `file`: an open text file to write to instead of standard output.
+    `units`: the unit of each column for the table (default: from each header's name; a header
+    that names no unit prints its numbers without one). `file`: an open text file instead of
+    standard output (tables are then not wrapped).
     """
     if fmt == "json":
-        click.echo(to_json(data if data is not None else [dict(zip(headers, map(_plain, r))) for r in rows]),
-                   file=file)
+        click.echo(to_json(data if data is not None else [dict(zip(headers, r)) for r in rows]), file=file)
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(headers)
-        writer.writerows([[_plain(v) for v in row] for row in rows])
+        writer.writerows([[plain(v) for v in row] for row in rows])
         click.echo(buffer.getvalue(), nl=False, file=file)
     else:
-        from tabulate import tabulate
+        units = list(units) if units is not None else [field_unit(h) for h in headers]
+        shown = [[cell(v, units[i] if i < len(units) else "") for i, v in enumerate(row)] for row in rows]
         if title:
             click.echo(title, file=file)
-        click.echo(tabulate([[cell(v) for v in row] for row in rows], headers=headers, disable_numparse=True,
-                            tablefmt="github" if fmt == "markdown" else "simple"), file=file)
+        click.echo(_tabulate(shown, headers, "github" if fmt == "markdown" else "simple",
+                             width=None if file is not None else terminal_width()), file=file)
 
 
 def emit_record(pairs, fmt, data=None, notes=(), extra_table=None):
-    """Print a record: (field, value) pairs as a two-column table, or `data` as JSON / pairs as CSV."""
+    """Print a record: (field, value) pairs as a two-column table, or `data` as JSON / pairs as CSV.
+
+    Table cells take the unit their field's name implies (`weight_bytes` -> GB, `time_s` -> ms).
+    """
     if fmt == "json":
         click.echo(to_json(data if data is not None else dict(pairs)))
         return
     if fmt == "csv":
         emit_table([[v for _, v in pairs]], [k for k, _ in pairs], "csv")
         return
-    from tabulate import tabulate
-    click.echo(tabulate([[k, cell(v)] for k, v in pairs], tablefmt="plain", disable_numparse=True))
+    rows = [[k, cell(v, field_unit(k))] for k, v in pairs if v is not None and v != ""]
+    if fmt == "markdown":
+        click.echo(_tabulate(rows, ["field", "value"], "github"))
+    else:
+        click.echo(_tabulate(rows, (), "plain", width=terminal_width()))
     if extra_table is not None:
         click.echo()
-        emit_table(*extra_table, fmt="table")
+        emit_table(*extra_table, fmt=fmt)
     for note in notes:
-        click.echo(f"note: {note}")
+        echo_wrapped(f"note: {note}")
+
+
+class Section:
+    """A titled group of rows (label, value, unit) in a sectioned record."""
+
+    def __init__(self, title):
+        self.title, self.rows = title, []
+
+    def add(self, label, value, unit="", keep_zero=True):
+        """Add a row unless its value is missing (None, empty) or, with keep_zero=False, zero."""
+        if value is None or value == "" or (not keep_zero and value == 0):
+            return self
+        self.rows.append((label, value, unit))
+        return self
+
+
+def emit_sections(sections, fmt, data, notes=()):
+    """Print grouped sections (answer, time, memory, layout, cost, assumptions) as a table, or `data`
+    (the record's plain fields, under their own names) as JSON or as one CSV row.
+
+    Empty sections are left out; notes follow, wrapped to the terminal.
+    """
+    if fmt == "json":
+        click.echo(to_json(data))
+        return
+    if fmt == "csv":
+        flat = {k: (", ".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict) else v)
+                for k, v in data.items() if not isinstance(v, list)}
+        emit_table([list(flat.values())], list(flat), "csv")
+        return
+    sections = [s for s in sections if s.rows]
+    if fmt == "markdown":
+        rows = [[s.title if i == 0 else "", label, cell(value, unit)]
+                for s in sections for i, (label, value, unit) in enumerate(s.rows)]
+        click.echo(_tabulate(rows, ["section", "field", "value"], "github"))
+    else:
+        label_width = max((len(label) for s in sections for label, _, _ in s.rows), default=0)
+        for n, section in enumerate(sections):
+            if n:
+                click.echo()
+            click.echo(section.title)
+            for label, value, unit in section.rows:
+                echo_wrapped(f"  {label.ljust(label_width)}  {cell(value, unit)}", indent=" " * (label_width + 2))
+    if notes:
+        click.echo()
+    for note in notes:
+        echo_wrapped(f"note: {note}", indent="    ")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """Progress of a long command on standard error: shown only on a terminal, after `delay` seconds,
+    and never with `quiet` (or when standard error is piped or captured).
+
+        with Progress("validating", total=len(rows), quiet=quiet) as progress:
+            for row in rows:
+                ...; progress.advance()
+    """
+
+    def __init__(self, label, total=None, quiet=False, delay=1.0, stream=None):
+        self.label, self.total, self.delay = label, total, delay
+        self.stream = stream or sys.stderr
+        self.enabled = not quiet and _is_terminal(self.stream)
+        self.done, self.start, self.shown, self._last = 0, time.monotonic(), False, 0.0
+
+    def __enter__(self):
+        return self
+
+    def advance(self, steps=1, what=None):
+        self.done += steps
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.start < self.delay or now - self._last < 0.1:
+            return
+        self._last = now
+        count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        share = f" {100 * self.done / self.total:3.0f}%" if self.total else ""
+        width = shutil.get_terminal_size((80, 24)).columns - 1
+        line = f"\r{self.label}: {count}{share}" + (f" {what}" if what else "")
+        self.stream.write(line[:width].ljust(min(width, 60)))
+        self.stream.flush()
+        self.shown = True
+
+    def __exit__(self, *exc):
+        if self.shown:
+            self.stream.write("\r" + " " * min(shutil.get_terminal_size((80, 24)).columns - 1, 80) + "\r")
+            self.stream.flush()
+        return False
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def quiet_option(func):
+    """--quiet: no progress on standard error."""
+    return click.option("--quiet", "-q", is_flag=True, help="Show no progress on standard error.")(func)
