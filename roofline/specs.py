@@ -73,10 +73,25 @@ def resolve(kind, name):
     paths = spec_paths(kind)
     if name in paths:
         return paths[name]
-    near = difflib.get_close_matches(name, paths, n=3, cutoff=0.5)
+    near = near_ids(name, paths)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; known ids: {', '.join(paths)}"
     listing = {"model": "models", "hardware": "hardware", "link": "links"}[kind]
     raise RooflineError(f"unknown {kind} id '{name}'{hint} (roofline list {listing})")
+
+
+def near_ids(name, ids, n=3):
+    """Up to `n` ids close to `name`, best first: ids that start with it, then ids that contain it,
+    then the rest by similarity (difflib ratio >= 0.5); ties by similarity, so `h100` offers
+    h100-sxm and h100-pcie before h200."""
+    name = name.lower()
+
+    def rank(spec_id):
+        ratio = difflib.SequenceMatcher(None, name, spec_id.lower()).ratio()
+        return (not spec_id.lower().startswith(name), name not in spec_id.lower(), -ratio)
+
+    scored = [(rank(i), i) for i in ids]
+    close = [item for item in scored if item[0][1] is False or -item[0][2] >= 0.5]
+    return [spec_id for _, spec_id in sorted(close)[:n]]
 
 
 def find_any(name):
@@ -97,7 +112,7 @@ def find_any(name):
         if name in paths:
             return kind, paths[name]
         known.update({spec_id: kind for spec_id in paths})
-    near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    near = near_ids(name, known)
     hint = f"did you mean {', '.join(near)}?" if near else "see roofline list models|hardware|links"
     raise RooflineError(f"unknown spec id '{name}' (no model, chip or link has it); {hint}")
 

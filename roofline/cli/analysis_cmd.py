@@ -5,7 +5,7 @@ import click
 
 from ..errors import RooflineError
 from . import cli
-from .output import cell, emit_table, to_json
+from .output import cell, echo_wrapped, emit_table, format_option, to_json
 from .run_cmd import parse_sets
 
 _RANGE = re.compile(r"^(\d+):(\d+)(?::(x?)(\d+(?:\.\d+)?))?$")
@@ -58,8 +58,7 @@ def _echo_notes(notes, err=False):
 @click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts).")
 @click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="Output format.")
+@format_option
 def explain(phase, model, hardware, batch, context, prompt, mode, weights_dtype, kv_dtype, sets, fmt):
     """Show the step-time formula in symbols (sympy) and with the numbers of a model and chip.
 
@@ -92,6 +91,14 @@ def _emit_explanation(e, fmt):
     if fmt == "json":
         click.echo(to_json(e.to_dict()))
         return
+    if fmt == "csv":
+        emit_table([[o.name, o.group, o.layers, o.flops, o.bytes] + ([o.flops_value, o.bytes_value, o.time_s, o.bound]
+                                                                      if e.time_s is not None else [])
+                    for o in e.operators],
+                   ["operator", "group", "n_op", "flops_expression", "bytes_expression"]
+                   + (["flops", "bytes", "time_s", "bound"] if e.time_s is not None else []), "csv")
+        return
+    table = "markdown" if fmt == "markdown" else "table"
     numbers = e.time_s is not None
     what = "decode step" if e.phase == "decode" else "prefill"
     if numbers:
@@ -99,24 +106,25 @@ def _emit_explanation(e, fmt):
         click.echo(f"{what} of {e.model} on {e.hardware}, {e.mode} mode, {point}\n")
     else:
         click.echo(f"{what} of a {e.model} (any chip), in symbols\n")
-    click.echo(f"  {e.formula}")
+    echo_wrapped(f"  {e.formula}", indent="    ")
     if e.mode != "ideal":
         click.echo(f"  {e.notes[0] if not numbers else 'smax_n(a, b) = (a^n + b^n)^(1/n), a smooth max with knee n'}")
-    click.echo("\nOperators (F_op FLOPs and Q_op bytes per occurrence, n_op occurrences):")
+    echo_wrapped("\nOperators (F_op FLOPs and Q_op bytes per occurrence, n_op occurrences):")
     headers = ["operator", "group", "n_op", "F_op [FLOP]", "Q_op [B]"]
     rows = [[o.name, o.group, o.layers, o.flops, o.bytes] for o in e.operators]
     if numbers:
         headers += ["F_op", "Q_op", "n_op·t_op [ms]", "bound"]
         rows = [r + [o.flops_value, o.bytes_value, o.time_s * 1e3, o.bound] for r, o in zip(rows, e.operators)]
-    emit_table(rows, headers, "table")
-    click.echo("\nTerms (each operator takes the larger of its compute and memory time, so t_step lies between "
+    emit_table(rows, headers, table)
+    echo_wrapped("\nTerms (each operator takes the larger of its compute and memory time, so t_step lies between "
                "max(memory, compute) + fixed and memory + compute + fixed):")
     emit_table([[t["term"], t["expression"]] + ([t["value_s"] * 1e3] if numbers else []) for t in e.terms],
-               ["term", "expression"] + (["value [ms]"] if numbers else []), "table")
-    click.echo(f"\nStep time in symbols:\n  t_step = {e.step_expression}\n")
+               ["term", "expression"] + (["value [ms]"] if numbers else []), table)
+    click.echo("\nStep time in symbols:")
+    echo_wrapped(f"  t_step = {e.step_expression}\n", indent="    ")
     headers = ["symbol"] + (["value"] if numbers else []) + ["unit", "meaning"]
     emit_table([[s["symbol"]] + ([cell(s["value"])] if numbers else []) + [s["unit"], s["meaning"]]
-                for s in e.symbols], headers, "table")
+                for s in e.symbols], headers, table)
     if numbers:
         click.echo(f"\nt_step = {e.time_s * 1e3:.6g} ms with the values above")
         _echo_notes(e.notes)
@@ -141,8 +149,8 @@ def _output_format(fmt, output):
 @click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
               help="ideal or calibrated (default: calibrated where the chip has a calibration).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default=None,
-              help="Output format [table; csv or json when --output ends so].")
+@format_option(default=None, help_text="Output format: table, json, csv or markdown [table; csv or json when "
+                                        "--output ends so].")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
 def sweep(model, hardware, batch, context, weights_dtype, kv_dtype, mode, sets, fmt, output):
     """Decode over a grid of batch sizes x contexts (x weight dtypes) in one vectorised evaluation."""

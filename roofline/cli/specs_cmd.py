@@ -31,11 +31,12 @@ def count_text(n):
 
 
 @cli.command("list")
-@click.argument("kind", type=click.Choice(["hardware", "models", "links"]))
+@click.argument("kind", type=click.Choice(["hardware", "chips", "models", "links"]))
 @format_option
 def list_specs(kind, fmt):
-    """List the chips, models or links roofline knows (shipped and user specs)."""
-    table = fmt == "table"
+    """List the chips (`hardware` or `chips`), models or links roofline knows (shipped and user specs)."""
+    kind = "hardware" if kind == "chips" else kind
+    table = fmt in ("table", "markdown")
     if kind == "models":
         headers = ["id", "name", "params", "active", "layers", "attention", "max_context"]
         rows = []
