@@ -5,7 +5,7 @@ import click
 
 from ..errors import RooflineError
 from . import cli
-from .output import cell, echo_wrapped, emit_table, format_option, to_json
+from .output import COUNT, DTYPE, DTYPE_LIST, cell, echo_wrapped, emit_table, format_option, to_json
 from .run_cmd import parse_sets
 
 _RANGE = re.compile(r"^(\d+):(\d+)(?::(x?)(\d+(?:\.\d+)?))?$")
@@ -50,13 +50,13 @@ def _echo_notes(notes, err=False):
 @click.argument("phase", type=click.Choice(["decode", "prefill"]))
 @click.option("--model", "-m", default=None, help="Model id or spec file (omit with --hardware for the general formula).")
 @click.option("--hardware", "--chip", "-c", "hardware", default=None, help="Chip id or spec file.")
-@click.option("--batch", "-b", type=int, default=None, help="Sequences (decode) or prompts (prefill) together [1].")
-@click.option("--context", type=int, default=None, help="Decode: tokens already in each KV cache [1024].")
-@click.option("--prompt", "-p", type=int, default=None, help="Prefill: prompt length in tokens [1024].")
+@click.option("--batch", "-b", type=COUNT, default=None, help="Sequences (decode) or prompts (prefill) together [1].")
+@click.option("--context", type=COUNT, default=None, help="Decode: tokens already in each KV cache [1024].")
+@click.option("--prompt", "-p", type=COUNT, default=None, help="Prefill: prompt length in tokens [1024].")
 @click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
               help="ideal or calibrated (default: calibrated where the chip has a calibration).")
-@click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts).")
-@click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
+@click.option("--weights-dtype", type=DTYPE, default=None, help="Storage dtype of the weights (and experts).")
+@click.option("--kv-dtype", type=DTYPE, default=None, help="Storage dtype of the KV cache.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
 @format_option
 def explain(phase, model, hardware, batch, context, prompt, mode, weights_dtype, kv_dtype, sets, fmt):
@@ -144,8 +144,8 @@ def _output_format(fmt, output):
 @click.option("--batch", "-b", default="1", show_default=True,
               help="Batch sizes: a list and/or ranges, e.g. 1,8,64,512 or 1:1024:x2 or 64:512:64.")
 @click.option("--context", default="1024", show_default=True, help="Contexts, same syntax, e.g. 1024,8192.")
-@click.option("--weights-dtype", default=None, help="Weight dtypes, comma-separated, e.g. bf16,fp8 (default: the model's).")
-@click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
+@click.option("--weights-dtype", type=DTYPE_LIST, default=None, help="Weight dtypes, comma-separated, e.g. bf16,fp8 (default: the model's).")
+@click.option("--kv-dtype", type=DTYPE, default=None, help="Storage dtype of the KV cache.")
 @click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
               help="ideal or calibrated (default: calibrated where the chip has a calibration).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")

@@ -182,43 +182,52 @@ class DtypeType(click.ParamType):
         if value is None or (not isinstance(value, str)):
             return value
         names = [v.strip() for v in value.split(",")] if self.many else [value.strip()]
+        role = _DTYPE_ROLES.get(param.name if param is not None else None, "")
         for name in names:
             if name not in DTYPES:
-                self.fail(f"{name!r} is not a dtype; expected one of {', '.join(DTYPES)}", param, ctx)
+                self.fail(f"unknown {role + ' ' if role else ''}dtype {name!r}; expected one of {', '.join(DTYPES)}",
+                          param, ctx)
         return ",".join(names) if self.many else names[0]
 
 
+_DTYPE_ROLES = {"weights_dtype": "weights", "kv_dtype": "kv-cache", "activations_dtype": "activations",
+                "draft_weights_dtype": "draft weights"}
 DTYPE = DtypeType()
 DTYPE_LIST = DtypeType(many=True)
 
-_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(k|ki|m|mi)?\s*$", re.IGNORECASE)
+_COUNT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(k|ki|m|mi)?\s*$", re.IGNORECASE)
 _COUNT_SCALE = {None: 1, "k": 10 ** 3, "m": 10 ** 6, "ki": 2 ** 10, "mi": 2 ** 20}
 
 
-def parse_count(text, name="count"):
+def parse_count(text, name="count", minimum=1):
     """A whole number as people write it: 8192, 8k (8000), 128k (128000), 1.5M, 8Ki (8192), 128Ki (131072).
 
     k and M are decimal (roofline's rule: decimal SI prefixes); Ki and Mi are binary. RooflineError
-    names `name` when the text is no whole number of at least 1.
+    names `name` when the text is no whole number or (with a `minimum`) less than `minimum`.
     """
+    where = f"{name} {text!r}" if name else repr(text)
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     else:
         match = _COUNT.match(str(text))
         if not match:
-            raise RooflineError(f"{name} {text!r}: expected a whole number such as 8192, 8k (8000) or 8Ki (8192)")
+            raise RooflineError(f"{where} is not a valid integer; expected a count such as 8192, 8k (8000) or "
+                                "8Ki (8192)")
         number, suffix = match.groups()
         exact = float(number) * _COUNT_SCALE[suffix.lower() if suffix else None]
         if exact != int(exact):
-            raise RooflineError(f"{name} {text!r}: expected a whole number, got {exact:g}")
+            raise RooflineError(f"{where} is not a valid integer ({exact:g}); expected a whole count")
         value = int(exact)
-    if value < 1:
-        raise RooflineError(f"{name} {text!r}: expected a whole number of at least 1")
+    if minimum is not None and value < minimum:
+        raise RooflineError(f"{where}: expected a whole number of at least {minimum}")
     return value
 
 
 class CountType(click.ParamType):
-    """A click parameter for counts (tokens, sequences, chips) that takes `8k`, `128k`, `8Ki`, `1.5M`."""
+    """A click parameter for counts (tokens, sequences, chips) that takes `8k`, `128k`, `8Ki`, `1.5M`.
+
+    The range is left to the library, whose message names the quantity (`batch must be ...`).
+    """
 
     name = "count"
 
@@ -229,7 +238,7 @@ class CountType(click.ParamType):
         if value is None:
             return None
         try:
-            return parse_count(value, name=param.opts[0] if param is not None else "count")
+            return parse_count(value, name=None, minimum=None)
         except RooflineError as exc:
             self.fail(str(exc), param, ctx)
 

@@ -6,7 +6,7 @@ from ..errors import RooflineError
 from . import cli
 from .economics_options import (cost_options, cost_request, speculative_fields, speculative_options,
                                 speculative_request)
-from .output import Section, emit_sections, emit_table, format_option
+from .output import COUNT, DTYPE, Section, emit_sections, emit_table, format_option
 
 DECODE_KEYS = ("step_time_s", "tokens_per_s_per_user", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes",
                "fits")
@@ -34,13 +34,13 @@ def model_options(func):
                           "(default where the chip has a calibration)."),
         click.option("--calibration", default=None,
                      help="Calibration file or id replacing the chip's default (roofline calibrate writes one)."),
-        click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts)."),
-        click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache."),
-        click.option("--activations-dtype", default=None, help="Dtype of activations."),
+        click.option("--weights-dtype", type=DTYPE, default=None, help="Storage dtype of the weights (and experts)."),
+        click.option("--kv-dtype", type=DTYPE, default=None, help="Storage dtype of the KV cache."),
+        click.option("--activations-dtype", type=DTYPE, default=None, help="Dtype of activations."),
         click.option("--memory-tier", default=None, help="Memory tier that holds the weights (default: the first)."),
         click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
                      help="Override a model spec field for a what-if, e.g. --set num_layers=20."),
-        click.option("--chips", "-n", type=int, default=1, show_default=True,
+        click.option("--chips", "-n", type=COUNT, default=1, show_default=True,
                      help="Chips to spread the model over; without --tp/--pp/--ep roofline picks the layout."),
         click.option("--tp", type=int, default=None, help="Tensor-parallel chips per pipeline stage."),
         click.option("--pp", type=int, default=None, help="Pipeline stages."),
@@ -197,8 +197,8 @@ def _emit_operators(result, fmt):
 
 @cli.command()
 @model_options
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
-@click.option("--context", type=int, default=1024, show_default=True, help="Tokens already in each KV cache.")
+@click.option("--batch", "-b", type=COUNT, default=1, show_default=True, help="Sequences decoded together.")
+@click.option("--context", type=COUNT, default=1024, show_default=True, help="Tokens already in each KV cache.")
 @cost_options
 @speculative_options
 def decode(model, hardware, mode, calibration, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips,
@@ -225,8 +225,8 @@ def decode(model, hardware, mode, calibration, weights_dtype, kv_dtype, activati
 
 @cli.command()
 @model_options
-@click.option("--prompt", "-p", type=int, required=True, help="Prompt length in tokens.")
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Prompts processed together.")
+@click.option("--prompt", "-p", type=COUNT, required=True, help="Prompt length in tokens.")
+@click.option("--batch", "-b", type=COUNT, default=1, show_default=True, help="Prompts processed together.")
 @cost_options
 def prefill(model, hardware, mode, calibration, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips,
             tp, pp, ep, microbatches, link, breakdown, fmt, prompt, batch, price, power, pue):

@@ -3,7 +3,7 @@ import click
 
 from .. import api, solve as solver
 from . import cli
-from .output import emit_record, emit_table, format_option, to_json
+from .output import COUNT, DTYPE, emit_record, emit_table, format_option, to_json
 from ..units import to_si
 from .run_cmd import parse_sets
 
@@ -16,8 +16,8 @@ def common_options(func):
         click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file."),
         click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
                      help="ideal (datasheet peaks) or calibrated (default where the chip has a calibration)."),
-        click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts)."),
-        click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache."),
+        click.option("--weights-dtype", type=DTYPE, default=None, help="Storage dtype of the weights (and experts)."),
+        click.option("--kv-dtype", type=DTYPE, default=None, help="Storage dtype of the KV cache."),
         click.option("--memory-tier", default=None, help="Memory tier that holds the weights."),
         click.option("--link", default=None, help="Link id between chips."),
         click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field."),
@@ -30,7 +30,7 @@ def common_options(func):
 
 def layout_options(func):
     for option in reversed([
-            click.option("--chips", "-n", type=int, default=1, show_default=True, help="Chips."),
+            click.option("--chips", "-n", type=COUNT, default=1, show_default=True, help="Chips."),
             click.option("--tp", type=int, default=None, help="Tensor-parallel chips per stage."),
             click.option("--pp", type=int, default=None, help="Pipeline stages.")]):
         func = option(func)
@@ -77,9 +77,9 @@ def solve():
 @common_options
 @click.option("--tokens-per-s-per-user", type=float, default=None, help="Per-user decode speed to reach.")
 @click.option("--tokens-per-s", type=float, default=None, help="Aggregate decode speed to reach.")
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences per model replica.")
-@click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
-@click.option("--max-chips", type=int, default=20000, show_default=True, help="Largest chip count searched.")
+@click.option("--batch", "-b", type=COUNT, default=1, show_default=True, help="Sequences per model replica.")
+@click.option("--context", type=COUNT, default=1024, show_default=True, help="Tokens cached per sequence.")
+@click.option("--max-chips", type=COUNT, default=20000, show_default=True, help="Largest chip count searched.")
 @click.option("--max-usd-per-mtok", type=float, default=None, help="Highest cost per million tokens allowed.")
 @click.option("--price", default=None, metavar="USD/HOUR", help="Price per chip-hour (default: the chip spec's).")
 def solve_chips(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, tokens_per_s_per_user,
@@ -96,7 +96,7 @@ def solve_chips(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, lin
 @common_options
 @layout_options
 @click.option("--tokens-per-s-per-user", type=float, required=True, help="Per-user decode speed to keep.")
-@click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
+@click.option("--context", type=COUNT, default=1024, show_default=True, help="Tokens cached per sequence.")
 def solve_batch(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, chips, tp, pp,
                 tokens_per_s_per_user, context):
     """The largest batch that keeps a per-user speed and fits memory."""
@@ -107,7 +107,7 @@ def solve_batch(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, lin
 @solve.command("context")
 @common_options
 @layout_options
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
+@click.option("--batch", "-b", type=COUNT, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--tokens-per-s-per-user", type=float, default=None, help="Optional per-user speed to keep.")
 def solve_context(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, chips, tp, pp, batch,
                   tokens_per_s_per_user):
@@ -120,8 +120,8 @@ def solve_context(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, l
 @common_options
 @layout_options
 @click.option("--tokens-per-s-per-user", type=float, required=True, help="Per-user decode speed to reach.")
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
-@click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
+@click.option("--batch", "-b", type=COUNT, default=1, show_default=True, help="Sequences decoded together.")
+@click.option("--context", type=COUNT, default=1024, show_default=True, help="Tokens cached per sequence.")
 @click.option("--resource", type=click.Choice(["memory", "link"]), default="memory", show_default=True,
               help="Solve for memory bandwidth or for the bandwidth of the link between chips.")
 def solve_bandwidth(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, chips, tp, pp,
@@ -133,8 +133,8 @@ def solve_bandwidth(model, hardware, mode, weights_dtype, kv_dtype, memory_tier,
 
 @solve.command("params")
 @click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file.")
-@click.option("--chips", "-n", type=int, default=1, show_default=True, help="Chips.")
-@click.option("--weights-dtype", default="bf16", show_default=True, help="Storage dtype of the weights.")
+@click.option("--chips", "-n", type=COUNT, default=1, show_default=True, help="Chips.")
+@click.option("--weights-dtype", type=DTYPE, default="bf16", show_default=True, help="Storage dtype of the weights.")
 @click.option("--reserve", type=float, default=0.1, show_default=True,
               help="Share of memory kept for KV cache and activations.")
 @click.option("--memory-tier", default=None, help="Memory tier that holds the weights.")
@@ -148,12 +148,12 @@ def solve_params(hardware, chips, weights_dtype, reserve, memory_tier, fmt):
 @click.option("--hardware", "--chip", "-c", "hardwares", multiple=True, required=True,
               help="Chip id; repeat for each chip to compare.")
 @click.option("--model", "-m", required=True, help="Model id or spec file.")
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
-@click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
-@click.option("--chips", "-n", type=int, default=1, show_default=True, help="Chips of each kind.")
+@click.option("--batch", "-b", type=COUNT, default=1, show_default=True, help="Sequences decoded together.")
+@click.option("--context", type=COUNT, default=1024, show_default=True, help="Tokens cached per sequence.")
+@click.option("--chips", "-n", type=COUNT, default=1, show_default=True, help="Chips of each kind.")
 @click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None, help="Mode (default per chip).")
-@click.option("--weights-dtype", default=None, help="Storage dtype of the weights.")
-@click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
+@click.option("--weights-dtype", type=DTYPE, default=None, help="Storage dtype of the weights.")
+@click.option("--kv-dtype", type=DTYPE, default=None, help="Storage dtype of the KV cache.")
 @format_option
 def compare(hardwares, model, batch, context, chips, mode, weights_dtype, kv_dtype, fmt):
     """The same decode question on several chips, side by side (one mode for all)."""
