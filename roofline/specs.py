@@ -281,9 +281,32 @@ def read_sources(data, where):
     return {str(k): v for k, v in sources.items()}
 
 
+def _in_spec_directory(path):
+    folder = Path(path).resolve().parent
+    for kind in KINDS:
+        for directory in [builtin_dir(kind), *user_dirs(kind)]:
+            if directory.is_dir() and folder == directory.resolve():
+                return True
+    return False
+
+
+def file_reader(data, path):
+    """The FieldReader of a spec file's top level, with its `sources:` and its optional file-level
+    `source:` (the default source of bare values such as `power: 700 W`)."""
+    sources = read_sources(data, path)
+    default = data.get("source")
+    if default is not None and str(default) not in sources:
+        raise SpecError(path, f"source: '{default}' is not defined under 'sources:'")
+    reader = FieldReader(data, path, sources, default_source=None if default is None else str(default))
+    reader.seen.update({"sources", "source"})
+    return reader
+
+
 def check_id(reader, path):
-    """The spec's id, which must equal the file stem."""
+    """The spec's id, which must equal the file stem inside a spec directory (ids resolve to files
+    there by name); a file given by its path elsewhere may carry any id, so that
+    `roofline show h100-sxm --format yaml > mychip.yaml` loads back as it was."""
     spec_id = reader.text("id")
-    if Path(path).stem != spec_id:
+    if Path(path).stem != spec_id and _in_spec_directory(path):
         raise SpecError(path, f"id: '{spec_id}' must equal the file name '{Path(path).stem}'")
     return spec_id

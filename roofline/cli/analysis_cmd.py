@@ -6,7 +6,7 @@ import click
 from ..errors import RooflineError
 from . import cli
 from .output import COUNT, DTYPE, DTYPE_LIST, cell, echo_wrapped, emit_table, format_option, to_json
-from .run_cmd import parse_sets
+from .run_cmd import apply_sets
 
 _RANGE = re.compile(r"^(\d+):(\d+)(?::(x?)(\d+(?:\.\d+)?))?$")
 MAX_VALUES = 100_000
@@ -57,7 +57,8 @@ def _echo_notes(notes, err=False):
               help="ideal or calibrated (default: calibrated where the chip has a calibration).")
 @click.option("--weights-dtype", type=DTYPE, default=None, help="Storage dtype of the weights (and experts).")
 @click.option("--kv-dtype", type=DTYPE, default=None, help="Storage dtype of the KV cache.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="Override a model field, or a chip field as hardware.FIELD (e.g. hardware.memory_bandwidth='6 TB/s').")
 @format_option
 def explain(phase, model, hardware, batch, context, prompt, mode, weights_dtype, kv_dtype, sets, fmt):
     """Show the step-time formula in symbols (sympy) and with the numbers of a model and chip.
@@ -81,9 +82,10 @@ def explain(phase, model, hardware, batch, context, prompt, mode, weights_dtype,
         _emit_explanation(explaining.general(phase), fmt)
         return
     length = (context if phase == "decode" else prompt) or 1024
+    overrides, hardware, _ = apply_sets(hardware, sets)
     result = explaining.explain(phase, model, hardware, batch=1 if batch is None else batch, length=length,
                                 mode=mode, weights_dtype=weights_dtype, kv_dtype=kv_dtype,
-                                overrides=parse_sets(sets))
+                                overrides=overrides)
     _emit_explanation(result, fmt)
 
 
@@ -148,7 +150,8 @@ def _output_format(fmt, output):
 @click.option("--kv-dtype", type=DTYPE, default=None, help="Storage dtype of the KV cache.")
 @click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
               help="ideal or calibrated (default: calibrated where the chip has a calibration).")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="Override a model field, or a chip field as hardware.FIELD (e.g. hardware.memory_bandwidth='6 TB/s').")
 @format_option(default=None, help_text="Output format: table, json, csv or markdown [table; csv or json when "
                                         "--output ends so].")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
@@ -156,8 +159,9 @@ def sweep(model, hardware, batch, context, weights_dtype, kv_dtype, mode, sets, 
     """Decode over a grid of batch sizes x contexts (x weight dtypes) in one vectorised evaluation."""
     from ..sweep import COLUMNS, sweep as run_sweep
     dtypes = None if weights_dtype is None else [d.strip() for d in weights_dtype.split(",")]
+    overrides, hardware, _ = apply_sets(hardware, sets)
     grid = run_sweep(model, hardware, batch=parse_values(batch, "batch"), context=parse_values(context, "context"),
-                     weights_dtype=dtypes, mode=mode, kv_dtype=kv_dtype, overrides=parse_sets(sets))
+                     weights_dtype=dtypes, mode=mode, kv_dtype=kv_dtype, overrides=overrides)
     fmt = _output_format(fmt, output)
     rows = grid.rows()
     data = None

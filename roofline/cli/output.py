@@ -153,14 +153,14 @@ def to_json(data):
 # click parameters shared by the commands
 
 
-def format_option(func=None, *, default="table", help_text=None):
+def format_option(func=None, *, default="table", help_text=None, extra=()):
     """The shared `--format table|json|csv|markdown` option (markdown: tables as GitHub pipe tables).
 
-    Every command takes the same four choices; `default=None` lets a command infer the format from
-    its --output file's extension.
+    Every command takes the same four choices (`extra` adds a command's own, e.g. show's yaml);
+    `default=None` lets a command infer the format from its --output file's extension.
     """
     def decorate(f):
-        return click.option("--format", "fmt", type=click.Choice(FORMATS), default=default,
+        return click.option("--format", "fmt", type=click.Choice(FORMATS + tuple(extra)), default=default,
                             show_default=default is not None,
                             help=help_text or "Output format: table for people, json or csv for programs, "
                                               "markdown for documents.")(f)

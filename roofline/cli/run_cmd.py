@@ -3,6 +3,7 @@ import click
 
 from .. import api, speculative
 from ..errors import RooflineError
+from ..hardware import load_hardware, split_overrides, with_overrides
 from . import cli
 from .economics_options import (cost_options, cost_request, speculative_fields, speculative_options,
                                 speculative_request)
@@ -23,6 +24,18 @@ def parse_sets(values):
     return overrides
 
 
+def apply_sets(hardware, sets, memory_tier=None):
+    """(model overrides, chip) from --set pairs: `hardware.FIELD=VALUE` changes the chip (loaded here,
+    with `memory_tier` moved first so that memory_* fields address the tier that holds the
+    weights), other pairs the model. The chip stays an id when no pair addresses it."""
+    model_sets, chip_sets = split_overrides(parse_sets(sets))
+    if not chip_sets:
+        return model_sets, hardware, memory_tier
+    chip = load_hardware(hardware)
+    chip = chip.with_tier(memory_tier) if memory_tier else chip
+    return model_sets, with_overrides(chip, chip_sets), None
+
+
 def model_options(func):
     """Options shared by the commands that evaluate one model on one chip."""
     options = [
@@ -39,7 +52,9 @@ def model_options(func):
         click.option("--activations-dtype", type=DTYPE, default=None, help="Dtype of activations."),
         click.option("--memory-tier", default=None, help="Memory tier that holds the weights (default: the first)."),
         click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
-                     help="Override a model spec field for a what-if, e.g. --set num_layers=20."),
+                     help="Override a model or chip field for a what-if, e.g. --set num_layers=20, "
+                          "--set hardware.memory_bandwidth='6 TB/s' (chip fields: memory_bandwidth, "
+                          "memory_capacity, power, price, peak_flops.DTYPE; each with its unit)."),
         click.option("--chips", "-n", type=COUNT, default=1, show_default=True,
                      help="Chips to spread the model over; without --tp/--pp/--ep roofline picks the layout."),
         click.option("--tp", type=int, default=None, help="Tensor-parallel chips per pipeline stage."),
@@ -208,8 +223,9 @@ def decode(model, hardware, mode, calibration, weights_dtype, kv_dtype, activati
 
     With --speculative, also the speculative round: tokens per step, speed-up, tokens/s with speculation.
     """
+    overrides, hardware, memory_tier = apply_sets(hardware, sets, memory_tier)
     common = dict(batch=batch, context=context, mode=mode, weights_dtype=weights_dtype, kv_dtype=kv_dtype,
-                  activations_dtype=activations_dtype, overrides=parse_sets(sets), memory_tier=memory_tier,
+                  activations_dtype=activations_dtype, overrides=overrides, memory_tier=memory_tier,
                   calibration=calibration, **cost_request(price, power, pue))
     request = speculative_request(draft, draft_tokens, acceptance, draft_weights_dtype)
     if request is None:
@@ -231,8 +247,9 @@ def decode(model, hardware, mode, calibration, weights_dtype, kv_dtype, activati
 def prefill(model, hardware, mode, calibration, weights_dtype, kv_dtype, activations_dtype, memory_tier, sets, chips,
             tp, pp, ep, microbatches, link, breakdown, fmt, prompt, batch, price, power, pue):
     """Time of the prefill of a prompt (time to first token), prompt tokens/s and their cost."""
+    overrides, hardware, memory_tier = apply_sets(hardware, sets, memory_tier)
     result = api.prefill(model, hardware, prompt=prompt, batch=batch, mode=mode, weights_dtype=weights_dtype,
-                         kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=parse_sets(sets),
+                         kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=overrides,
                          memory_tier=memory_tier, chips=chips, tp=tp, pp=pp, ep=ep, microbatches=microbatches,
                          link=link, calibration=calibration, **cost_request(price, power, pue))
     emit_step(result, fmt, breakdown, ("time_s", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes", "fits"))
