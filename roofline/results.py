@@ -57,8 +57,11 @@ class Record:
 
 
 def frame(records):
-    """A pandas DataFrame with one row per record (its scalar fields): results of a loop, say."""
-    import pandas as pd
+    """A pandas DataFrame with one row per record (its scalar fields): results of a loop, say.
+
+    RooflineError naming pip install 'roofline[notebooks]' where pandas is not installed."""
+    from .optional import require
+    pd = require("pandas")
     return pd.DataFrame([dict(r.summary_rows()) for r in records])
 
 
