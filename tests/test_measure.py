@@ -78,3 +78,12 @@ def test_cli_measure_passes_its_options_through(tmp_path):
                                       "--skip-kernels"])
     assert result.exit_code == 0, result.output
     assert {r.kind for r in read_measurements(out).rows} == {"decode_step", "prefill"}
+
+
+def test_quiet_prints_no_rows(tmp_path):
+    spec = _spec(tmp_path, "tiny-quiet")
+    out = tmp_path / "quiet.jsonl"
+    result = CliRunner().invoke(cli, ["measure", "-m", str(spec), "--tiny", "-o", str(out), "--reps", "2",
+                                      "--skip-kernels", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and read_measurements(out).rows

@@ -1,4 +1,4 @@
-"""`roofline calibrate`, `roofline validate` and `roofline measure`: from measurements to calibrated mode."""
+"""`roofline calibrate` and `roofline validate`: from measurements (roofline measure) to calibrated mode."""
 from pathlib import Path
 
 import click
@@ -145,19 +145,3 @@ def validate(measurements, hardware, mode, calibration, fmt):
     if skipped:
         click.echo()
         emit_table(skipped, ["skipped", "row", "reason"], fmt)
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def measure(ctx):
-    """Measure this machine's accelerator (needs PyTorch: pip install 'roofline[measure]').
-
-    Takes the options of python -m roofline.measure (--model ID, --tiny, --out FILE, --budget-s S,
-    --layers N, ...); python -m roofline.measure --help lists them.
-    """
-    try:
-        import torch  # noqa: F401  (only to say clearly when it is missing)
-    except ImportError:
-        raise RooflineError("roofline measure needs PyTorch; install it with pip install 'roofline[measure]'") from None
-    from .. import measure as measure_module
-    measure_module.main(ctx.args)
