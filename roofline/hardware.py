@@ -229,6 +229,11 @@ def _scaled_calibration(old, new):
 
 @lru_cache(maxsize=None)
 def _load_hardware(name):
+    return read_hardware(name)
+
+
+def read_hardware(name):
+    """The chip spec `name` read from its file now, bypassing load_hardware's cache."""
     path = resolve("hardware", name)
     data = load_yaml(path)
     reader = file_reader(data, path)

@@ -174,8 +174,10 @@ def _load(chip):
     return chip if isinstance(chip, Hardware) else load_hardware(chip)
 
 
-def frontier(model, chips, context=4096, batches=None, mode="ideal", **options):
-    """{chip id: [decode results over `batches`]} and {chip id: the result at its critical batch}."""
+def frontier(model, chips, context=4096, batches=None, mode="ideal", progress=None, **options):
+    """{chip id: [decode results over `batches`]} and {chip id: the result at its critical batch}.
+
+    `progress`, if given, is called after each decode evaluated."""
     from .api import decode
     from .dtypes import bytes_per_value, matmul_dtype
     from .step import critical_batch
@@ -183,8 +185,11 @@ def frontier(model, chips, context=4096, batches=None, mode="ideal", **options):
     curves, stars = {}, {}
     for chip in chips:
         hardware = _load(chip)
-        curves[hardware.id] = [decode(model, hardware, batch=b, context=context, mode=mode, **options)
-                               for b in batches]
+        curves[hardware.id] = []
+        for b in batches:
+            curves[hardware.id].append(decode(model, hardware, batch=b, context=context, mode=mode, **options))
+            if progress is not None:
+                progress()
         used = curves[hardware.id][0].dtypes
         peak = hardware.peak_flops[matmul_dtype(used["weights"], used["activations"], hardware.peak_flops)]
         star = max(1, int(round(critical_batch(peak, hardware.mem_bandwidth, bytes_per_value(used["weights"])))))
@@ -192,13 +197,13 @@ def frontier(model, chips, context=4096, batches=None, mode="ideal", **options):
     return curves, stars
 
 
-def frontier_chart(model, chips, context=4096, batches=None, mode="ideal", ax=None, **options):
+def frontier_chart(model, chips, context=4096, batches=None, mode="ideal", ax=None, progress=None, **options):
     """Per-user decode speed against aggregate throughput [tokens/s] as the batch grows, per chip.
 
     Filled markers: the batch fits in memory; hollow: it does not. Stars: the critical batch, where
     a weight GEMM turns compute-bound (step.critical_batch).
     """
-    curves, stars = frontier(model, chips, context, batches, mode, **options)
+    curves, stars = frontier(model, chips, context, batches, mode, progress, **options)
     figure, ax = _axes(ax, (8, 5.5))
     for chip, results in curves.items():
         aggregate = np.array([r.tokens_per_s for r in results])

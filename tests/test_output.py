@@ -183,3 +183,43 @@ def test_markdown_is_a_pipe_table():
     text = run(*DECODE, "--format", "markdown")
     assert text.splitlines()[0].startswith("| section")
     assert "| answer" in text and "16.06 GB" in text
+
+
+class FakeTerminal:
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_shows_on_a_terminal_after_its_delay_only():
+    from roofline.cli.output import Progress
+    terminal = FakeTerminal()
+    with Progress("validating rows", total=4, delay=0.0, stream=terminal) as progress:
+        for _ in range(4):
+            progress.advance()
+            progress._last = 0.0  # allow the next redraw at once
+    assert "validating rows: 4/4 100%" in terminal.text
+    assert terminal.text.endswith("\r")  # the line is cleared when done
+    for quiet, delay in ((True, 0.0), (False, 60.0)):
+        silent = FakeTerminal()
+        with Progress("x", total=2, delay=delay, quiet=quiet, stream=silent) as progress:
+            progress.advance()
+        assert silent.text == ""
+
+
+def test_piped_commands_print_no_progress():
+    from pathlib import Path
+    rows = Path(__file__).resolve().parent.parent / "data" / "validation"
+    files = sorted(rows.rglob("*.jsonl"))
+    assert files
+    result = CliRunner().invoke(cli, ["validate", "-i", str(files[0]), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert "validating" not in result.stderr and "\r" not in result.output

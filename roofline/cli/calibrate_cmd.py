@@ -12,7 +12,7 @@ from ..specs import KINDS, user_data_root
 from ..step import ceilings
 from ..validate import validate as validate_rows
 from . import cli
-from .output import emit_record, emit_table, format_option
+from .output import Progress, emit_record, emit_table, format_option, quiet_option
 
 
 def _percent(value):
@@ -40,7 +40,8 @@ def _summary_text(stats):
 @click.option("--max-iterations", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Iteration limit of the least-squares fit.")
 @format_option
-def calibrate(hardware, measurements, output, force, hold_out, note, max_iterations, fmt):
+@quiet_option
+def calibrate(hardware, measurements, output, force, hold_out, note, max_iterations, fmt, quiet):
     """Fit calibrated mode (bandwidth, FLOP/s, knee, fixed costs) to measurements and write it.
 
     Prints the error before (ideal mode and the chip's current calibration) and after the fit.
@@ -52,7 +53,9 @@ def calibrate(hardware, measurements, output, force, hold_out, note, max_iterati
     if path.exists() and not force:
         raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
     steps, kernels, held_models, other = calibration_fit.prepare(data, chip, filters)
-    fit = calibration_fit.calibrate(steps, kernels, chip, held_models, max_iterations=max_iterations)
+    with Progress("fitting: residual evaluations", quiet=quiet) as progress:
+        fit = calibration_fit.calibrate(steps, kernels, chip, held_models, max_iterations=max_iterations,
+                                        progress=progress.advance)
     current = ceilings(chip, "calibrated") if chip.calibration is not None else None
     doc, comment = calibration_fit.document(fit, data, current, hold_out, note=note)
     write_calibration(path, doc, comment, chip, force=force)
@@ -113,11 +116,14 @@ def _report(fit, current, doc, other, path, fmt, chip):
               help="Mode of the predictions (calibrated falls back to ideal on a chip without calibration).")
 @click.option("--calibration", default=None, help="Calibration file or id replacing the chip's default.")
 @format_option
-def validate(measurements, hardware, mode, calibration, fmt):
+@quiet_option
+def validate(measurements, hardware, mode, calibration, fmt, quiet):
     """Predicted against measured for every row of a measurement file, with error statistics."""
     if calibration is not None and hardware is None:
         raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
-    result = validate_rows(read_measurements(measurements), hardware, mode, calibration)
+    data = read_measurements(measurements)
+    with Progress("validating rows", total=len(data.rows), quiet=quiet) as progress:
+        result = validate_rows(data, hardware, mode, calibration, progress=progress.advance)
     headers = ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal_is_bound"]
     rows = [[c.row.label, c.hardware, c.mode, c.unit, c.measured, c.predicted, c.error, c.ideal, c.ideal_is_bound]
             for c in result.rows]

@@ -6,7 +6,7 @@ from .. import api, plots
 from ..sweep import sweep as run_sweep
 from . import cli
 from .analysis_cmd import parse_values
-from .output import COUNT, DTYPE, DTYPE_LIST
+from .output import COUNT, DTYPE, DTYPE_LIST, Progress, quiet_option
 from .run_cmd import apply_sets
 
 
@@ -121,13 +121,15 @@ def plot_sweep(model, hardware, batch, context, weights_dtype, mode, sets, outpu
               help="ideal compares chips on their datasheets; calibrated where each chip has a calibration.")
 @click.option("--weights-dtype", type=DTYPE, default=None, help="Storage dtype of the weights.")
 @_output
-def plot_frontier(model, hardware, context, batch, mode, weights_dtype, output):
+@quiet_option
+def plot_frontier(model, hardware, context, batch, mode, weights_dtype, output, quiet):
     """Per-user decode speed against aggregate throughput as the batch grows, per chip; stars at the
     critical batch, hollow markers where the batch does not fit."""
     plots.require("matplotlib")
     batches = parse_values(batch, "batch")
-    _write(lambda ax: plots.frontier_chart(model, list(hardware), context=context, batches=batches, mode=mode,
-                                           ax=ax, weights_dtype=weights_dtype), output)
+    with Progress("decoding", total=len(hardware) * len(batches), quiet=quiet) as progress:
+        _write(lambda ax: plots.frontier_chart(model, list(hardware), context=context, batches=batches, mode=mode,
+                                               ax=ax, progress=progress.advance, weights_dtype=weights_dtype), output)
 
 
 @plot.command("kv")
