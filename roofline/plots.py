@@ -97,8 +97,11 @@ def roofline_chart(result, hardware=None, ax=None, dtypes=("bf16", "fp8")):
                   label="bf16 calibrated roof (achieved)")
     colors = ["tab:red" if op.bound == "compute" else "tab:blue" for op in placed]
     ax.scatter(x, y, c=colors, zorder=3, label="operators (blue: memory-bound, red: compute-bound)")
+    middle = np.sqrt(low * high)  # labels right of a point in the left half, left of it in the right half
     for names, (px, py) in _clusters(placed, x, y):
-        ax.annotate(names, (px, py), xytext=(5, -12), textcoords="offset points", fontsize=8, clip_on=True)
+        right = px > middle
+        ax.annotate(names, (px, py), xytext=(-5 if right else 5, -12), textcoords="offset points", fontsize=8,
+                    ha="right" if right else "left", clip_on=True)
     ax.set_xlim(low, high)
     ax.set_xlabel("arithmetic intensity [FLOP/B]")
     ax.set_ylabel("achieved rate [FLOP/s]")

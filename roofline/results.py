@@ -47,13 +47,18 @@ class Record:
         """A one-row pandas DataFrame of the scalar fields (pandas must be installed)."""
         return frame([self])
 
+    def _display_rows(self):
+        """(field, text) of the scalar fields with a value: units, SI prefixes, 4 significant digits."""
+        from .display import cell, field_unit
+        return [(k, cell(v, field_unit(k))) for k, v in self.summary_rows() if v is not None and v != ""]
+
     def __str__(self):
         from tabulate import tabulate
-        return tabulate(self.summary_rows(), tablefmt="plain", floatfmt=".4g")
+        return tabulate(self._display_rows(), tablefmt="plain", disable_numparse=True)
 
     def _repr_html_(self):
         from tabulate import tabulate
-        return tabulate(self.summary_rows(), headers=["field", "value"], tablefmt="html", floatfmt=".4g")
+        return tabulate(self._display_rows(), headers=["field", "value"], tablefmt="html", disable_numparse=True)
 
 
 def frame(records):

@@ -8,7 +8,6 @@ significant digits so that binary noise (`4.9999999999999996e-06`) does not reac
 import csv
 import io
 import json
-import math
 import re
 import shutil
 import sys
@@ -17,127 +16,11 @@ import time
 
 import click
 
+from ..display import Section, cell, field_unit, plain, si_text  # noqa: F401  (re-exported for commands)
 from ..dtypes import DTYPES
 from ..errors import RooflineError
 
 FORMATS = ("table", "json", "csv", "markdown")
-SIGNIFICANT = 4        # digits in tables
-JSON_SIGNIFICANT = 12  # digits in JSON and CSV
-
-#: display unit of a field, by name suffix, tried in order (first match wins)
-_FIELD_UNITS = (
-    ("tokens_per_s_per_user", "tok/s"), ("tokens_per_s", "tok/s"), ("tokens_per_kwh", "tok/kWh"),
-    ("joules_per_token", "J/tok"), ("usd_per_mtok", "USD/Mtok"), ("usd_per_hour", "USD/h"),
-    ("bytes_per_s", "B/s"), ("flops_per_s", "FLOP/s"), ("flop_per_byte", "FLOP/B"), ("bytes_per_token", "B/tok"),
-    ("_bytes", "B"), ("bytes", "B"), ("_flops", "FLOP"), ("flops", "FLOP"), ("_w", "W"), ("_s", "s"),
-)
-#: units whose numbers take no SI prefix (money) or take it on the number, not the unit (tokens)
-_NO_PREFIX = ("USD",)
-_PREFIX_ON_NUMBER = ("tok/",)
-#: units that take a prefix themselves (16.06 GB, 6.711 ms); other units print numbers from 0.001 to
-#: 9999 as they are and larger or smaller ones with the prefix on the number (0.9996 FLOP/B, 12.5k FLOP/B)
-_PREFIXED = ("s", "B", "B/s", "W", "J", "J/tok", "FLOP", "FLOP/s", "B/tok", "Hz")
-_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
-             (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"))
-
-
-def field_unit(name):
-    """The unit a table shows a field in, from its name: `step_time_s` -> s, `weight_bytes` -> B."""
-    name = str(name)
-    for suffix, unit in _FIELD_UNITS:
-        if name.endswith(suffix):
-            return unit
-    return ""
-
-
-def _round(value, digits):
-    """`value` rounded to `digits` significant digits (0 and non-finite values unchanged)."""
-    if value == 0 or not math.isfinite(value):
-        return value
-    return float(f"{value:.{digits}g}")
-
-
-def _mantissa(value):
-    """Text of a number in [1, 1000) or below 1e-12 without exponent, at most 4 significant digits."""
-    text = f"{value:.{SIGNIFICANT}g}"
-    if "e" in text:  # only for magnitudes beyond the prefixes: keep them readable but exact
-        text = f"{value:.{SIGNIFICANT - 1}e}"
-    return text
-
-
-def si_text(value, unit=""):
-    """`value` [SI] as text with a decimal prefix and 4 significant digits: si_text(1.606e10, 'B') -> '16.06 GB'.
-
-    Money keeps no prefix (`7.437 USD/Mtok`); token rates carry the prefix on the number
-    (`66.31k tok/s`); a unitless number takes the prefix alone (`766.4k`).
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int) and abs(value) < 10 ** 6 and not unit:
-        return str(value)
-    value = float(value)
-    if not math.isfinite(value):
-        return f"{value} {unit}".strip()
-    if value == 0:
-        return f"0 {unit}".strip()
-    rounded = _round(value, SIGNIFICANT)
-    if unit.startswith(_NO_PREFIX) or (unit not in _PREFIXED and not unit.startswith(_PREFIX_ON_NUMBER)
-                                       and 1e-3 <= abs(rounded) < 1e4):
-        return f"{_fixed(rounded)} {unit}".strip()
-    if (unit == "s" and abs(rounded) >= 1) or (not unit and abs(rounded) < 1e-3):
-        return f"{_fixed(rounded)} {unit}".strip()
-    for scale, prefix in _PREFIXES:
-        if abs(rounded) >= scale:
-            break
-    text = _mantissa(rounded / scale)
-    if not unit:
-        return f"{text}{prefix}"
-    if unit.startswith(_PREFIX_ON_NUMBER) or unit not in _PREFIXED:
-        return f"{text}{prefix} {unit}"
-    return f"{text} {prefix}{unit}"
-
-
-def _fixed(number):
-    """A rounded number in positional notation, with thousands separators from 10,000 on."""
-    if abs(number) >= 1e4:
-        return f"{number:,.0f}"
-    text = f"{number:.{SIGNIFICANT}g}"
-    if "e" in text:
-        decimals = SIGNIFICANT - 1 - math.floor(math.log10(abs(number)))
-        text = f"{number:.{decimals}f}"
-    return text
-
-
-def cell(value, unit=""):
-    """A table cell: numbers with unit and prefix at 4 significant digits, booleans as yes/no."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
-        value = value.item()
-    if isinstance(value, (int, float)):
-        return si_text(value, unit)
-    return value
-
-
-def plain(value):
-    """A value for JSON or CSV: numpy scalars to Python, floats to 12 significant digits."""
-    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict, str)):
-        try:
-            value = value.item()
-        except (TypeError, ValueError):
-            pass
-    if isinstance(value, float):
-        return _round(value, JSON_SIGNIFICANT) if math.isfinite(value) else value
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
 
 def to_json(data):
     def default(obj):
@@ -347,20 +230,6 @@ def emit_record(pairs, fmt, data=None, notes=(), extra_table=None):
         emit_table(*extra_table, fmt=fmt)
     for note in notes:
         echo_wrapped(f"note: {note}")
-
-
-class Section:
-    """A titled group of rows (label, value, unit) in a sectioned record."""
-
-    def __init__(self, title):
-        self.title, self.rows = title, []
-
-    def add(self, label, value, unit="", keep_zero=True):
-        """Add a row unless its value is missing (None, empty) or, with keep_zero=False, zero."""
-        if value is None or value == "" or (not keep_zero and value == 0):
-            return self
-        self.rows.append((label, value, unit))
-        return self
 
 
 def emit_sections(sections, fmt, data, notes=()):

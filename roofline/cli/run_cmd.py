@@ -7,7 +7,8 @@ from ..hardware import load_hardware, split_overrides, with_overrides
 from . import cli
 from .economics_options import (cost_options, cost_request, speculative_fields, speculative_options,
                                 speculative_request)
-from .output import COUNT, DTYPE, Section, emit_sections, emit_table, format_option
+from ..display import step_sections
+from .output import COUNT, DTYPE, emit_sections, emit_table, format_option
 
 DECODE_KEYS = ("step_time_s", "tokens_per_s_per_user", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes",
                "fits")
@@ -88,102 +89,10 @@ def emit_step(result, fmt, breakdown, keys, extra=None):
         return
     if fmt == "csv":
         data = {**{k: data[k] for k in keys if k in data}, **data}
-    emit_sections(_step_sections(result, extra or {}), fmt, data, notes=result.notes)
+    emit_sections(step_sections(result, extra or {}), fmt, data, notes=result.notes)
     if breakdown and fmt in ("table", "markdown"):
         click.echo()
         _emit_operators(result, fmt)
-
-
-def _step_sections(r, extra):
-    """answer, time, memory, layout, cost, assumptions (and speculative decoding) of a step result."""
-    prefill = r.phase == "prefill"
-    per_chip = " per chip" if r.chips > 1 else ""
-    answer = Section("answer")
-    if prefill:
-        answer.add("time to first token", r.time_s, "s")
-        answer.add("prompt tokens/s", r.tokens_per_s, "tok/s")
-        if r.batch > 1:
-            answer.add("prompt tokens/s per prompt", r.tokens_per_s_per_user, "tok/s")
-    else:
-        answer.add("time per token (one step)", r.time_s, "s")
-        if r.token_latency_s is not None and not _same(r.token_latency_s, r.time_s):
-            answer.add("latency of a token through all stages", r.token_latency_s, "s")
-        answer.add("tokens/s per user", r.tokens_per_s_per_user, "tok/s")
-        if not _same(r.tokens_per_s, r.tokens_per_s_per_user):
-            answer.add(f"tokens/s, all {r.batch} users", r.tokens_per_s, "tok/s")
-    answer.add("bound by", r.bound)
-    answer.add("fits in memory", r.fits)
-
-    time = Section("time (sums to the step time)" if _adds_up(r) else "time")
-    if r.stage_time_s is not None and not _same(r.stage_time_s, r.time_s):
-        time.add("busiest pipeline stage, per micro-batch", r.stage_time_s, "s")
-    time.add("in memory-bound operators", r.memory_time_s, "s", keep_zero=False)
-    time.add("in compute-bound operators", r.compute_time_s, "s", keep_zero=False)
-    time.add("fixed costs (launches, sync)", r.overhead_time_s, "s", keep_zero=False)
-    time.add("link latency", r.link_latency_time_s, "s", keep_zero=False)
-    time.add("link bandwidth", r.link_bandwidth_time_s, "s", keep_zero=False)
-
-    memory = Section(f"memory{per_chip}")
-    memory.add("weights", r.weight_bytes, "B")
-    memory.add("KV cache", r.kv_cache_bytes, "B", keep_zero=False)
-    memory.add("activations", r.activation_bytes, "B", keep_zero=False)
-    memory.add("needed", r.memory_needed_bytes, "B")
-    memory.add("capacity", r.capacity_bytes, "B")
-
-    layout = Section("layout")
-    if r.chips > 1:
-        layout.add("chips", r.chips).add("tensor parallel (TP)", r.tp).add("pipeline stages (PP)", r.pp)
-        if r.ep > 1:
-            layout.add("expert parallel (EP)", r.ep)
-        if r.pp > 1:
-            layout.add("micro-batches", r.microbatches)
-        layout.add("TP link", r.tp_link if r.tp > 1 else None).add("PP link", r.pp_link if r.pp > 1 else None)
-
-    cost = Section("cost" + (f", all {r.chips} chips" if r.chips > 1 else ""))
-    cost.add("per million tokens", r.usd_per_mtok, "USD/Mtok")
-    cost.add("energy per token", r.joules_per_token, "J/tok")
-    cost.add("tokens per kWh", r.tokens_per_kwh, "tok/kWh")
-    cost.add("power", r.power_w, "W")
-
-    assumptions = Section("assumptions")
-    assumptions.add("model", r.model).add("chip", r.hardware).add("mode", r.mode)
-    assumptions.add("prompts" if prefill else "batch (sequences)", r.batch)
-    assumptions.add("prompt tokens" if prefill else "context (cached tokens)", r.context)
-    assumptions.add("dtypes", ", ".join(f"{k}={v}" for k, v in r.dtypes.items()))
-
-    sections = [answer, time, memory, layout, cost, assumptions]
-    if extra:
-        sections.insert(1, _speculative_section(extra))
-    return sections
-
-
-def _speculative_section(extra):
-    spec = Section("speculative decoding")
-    spec.add("draft", extra.get("draft")).add("tokens drafted per round", extra.get("draft_tokens"))
-    spec.add("acceptance", extra.get("acceptance")).add("tokens per round", extra.get("tokens_per_step"))
-    spec.add("draft step", extra.get("draft_step_time_s"), "s").add("verify step", extra.get("verify_time_s"), "s")
-    spec.add("round", extra.get("round_time_s"), "s")
-    speedup = extra.get("speedup")
-    spec.add("speed-up", None if speedup is None else f"{speedup:.3g}x")
-    spec.add("tokens/s per user", extra.get("speculative_tokens_per_s_per_user"), "tok/s")
-    spec.add("tokens/s, all users", extra.get("speculative_tokens_per_s"), "tok/s")
-    spec.add("cost per million tokens", extra.get("speculative_usd_per_mtok"), "USD/Mtok")
-    spec.add("energy per token", extra.get("speculative_joules_per_token"), "J/tok")
-    spec.add("memory needed", extra.get("speculative_memory_needed_bytes"), "B")
-    spec.add("fits in memory", extra.get("speculative_fits"))
-    return spec
-
-
-def _same(a, b):
-    return a is not None and b is not None and abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-30)
-
-
-def _parts(r):
-    return (r.memory_time_s, r.compute_time_s, r.overhead_time_s, r.link_latency_time_s, r.link_bandwidth_time_s)
-
-
-def _adds_up(r):
-    return _same(sum(_parts(r)), r.time_s)
 
 
 def _operator_table(result):
