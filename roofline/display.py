@@ -213,7 +213,8 @@ def _speculative_section(extra):
     speedup = extra.get("speedup")
     spec.add("speed-up", None if speedup is None else f"{speedup:.3g}x")
     spec.add("tokens/s per user", extra.get("speculative_tokens_per_s_per_user"), "tok/s")
-    spec.add("tokens/s, all users", extra.get("speculative_tokens_per_s"), "tok/s")
+    if not _same(extra.get("speculative_tokens_per_s"), extra.get("speculative_tokens_per_s_per_user")):
+        spec.add("tokens/s, all users", extra.get("speculative_tokens_per_s"), "tok/s")
     spec.add("cost per million tokens", extra.get("speculative_usd_per_mtok"), "USD/Mtok")
     spec.add("energy per token", extra.get("speculative_joules_per_token"), "J/tok")
     spec.add("memory needed", extra.get("speculative_memory_needed_bytes"), "B")
