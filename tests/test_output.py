@@ -107,7 +107,7 @@ def test_compute_time_is_not_printed_as_zero_when_memory_bound():
 def test_tables_wrap_to_the_terminal_width():
     for args in (["show", "h100-sxm"], ["show", "llama-3.1-8b"], ["explain", "decode", "-m", "llama-3.1-8b",
                                                                  "-c", "h100-sxm"]):
-        wide = max(len(line) for line in run(*args).splitlines())
+        wide = max(len(line) for line in run(*args, env={"COLUMNS": None}).splitlines())  # piped, no COLUMNS
         assert wide > 120  # unwrapped when piped: 300-575 characters before
         narrow = run(*args, env={"COLUMNS": "100"}).splitlines()
         long_lines = [line for line in narrow if len(line) > 100]

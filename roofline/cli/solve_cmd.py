@@ -3,7 +3,7 @@ import click
 
 from .. import api, solve as solver
 from . import cli
-from .output import COUNT, DTYPE, emit_record, emit_table, format_option, to_json
+from .output import COUNT, DTYPE, echo_wrapped, emit_record, emit_table, format_option, to_json
 from ..units import to_si
 from .run_cmd import parse_sets
 
@@ -49,21 +49,22 @@ def emit_answer(result, fmt):
         value = result.answer
         shown = "not reachable" if value is None else (
             f"{value / 1e9:.4g} GB/s" if result.question == "bandwidth" else
-            f"{value / 1e9:.4g}B" if result.question == "params" else f"{value} {_UNITS[result.question]}")
+            f"{value / 1e9:.4g}B" if result.question == "params" else
+            f"{value} {_UNITS[result.question].rstrip('s') if value == 1 else _UNITS[result.question]}")
         pairs = [(result.question, shown), ("feasible", result.feasible), ("binding", result.binding)]
         if result.layout:
             pairs.append(("layout", result.layout))
         pairs += [(f"margin: {k}", f"{v:.3g}x") for k, v in result.margins.items()]
-        emit_record(pairs, "table")
+        emit_record(pairs, fmt)
         for line in result.why:
-            click.echo(f"why: {line}")
+            echo_wrapped(f"why: {line}", indent="     ")
         for line in result.assumptions:
-            click.echo(f"assumes: {line}")
+            echo_wrapped(f"assumes: {line}", indent="         ")
         if result.scan:
             click.echo()
             emit_table([[r["chips"], r["layout"], r["tokens_per_s_per_user"], r["tokens_per_s"], r["bound"]]
                         for r in result.scan], ["chips", "layout", "tok/s per user", "tok/s aggregate", "bound"],
-                       "table")
+                       fmt, units=["", "", "tok/s", "tok/s", ""])
     if not result.feasible:
         raise click.exceptions.Exit(1)
 

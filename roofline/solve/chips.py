@@ -135,7 +135,8 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
         split = fastest.split
         floor = split["overhead"] + split["link latency"]
         why = [f"no layout reaches {per_user:g} tokens/s per user: the fastest is {top:.4g} tokens/s per user on "
-               f"{fastest_layout.chips} chips ({fastest_layout.describe()}), bound by "
+               f"{fastest_layout.chips} chip{'s' if fastest_layout.chips != 1 else ''} ({fastest_layout.describe()}), "
+               "bound by "
                f"{BINDING_TEXT[_binding(fastest)]}"]
         if floor >= 1 / per_user:
             why.append(f"fixed per-layer costs and link latencies alone take {floor * 1e6:.4g} us per token, more "
@@ -159,9 +160,9 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
         binding = "tokens_per_s"
     else:
         binding = _binding(ev)
-    why = [f"{chips} chips: {replicas} replica{'s' if replicas > 1 else ''} of {layout.describe()}, "
+    why = [f"{chips} chip{'s' if chips != 1 else ''}: {replicas} replica{'s' if replicas > 1 else ''} of {layout.describe()}, "
            f"{speed:.4g} tokens/s per user, {replicas * batch * speed:.4g} tokens/s in aggregate",
-           f"capacity alone needs {fewest} chips (weights, KV cache and activations: {need / 1e9:.4g} GB)"]
+           f"capacity alone needs {fewest} chip{'s' if fewest != 1 else ''} (weights, KV cache and activations: {need / 1e9:.4g} GB)"]
     why.append(_more_chips_sentence(scan, layout.chips))
     assumptions.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
     result = _result_dict(model, hardware, layout, ev, batch, context, replicas)
