@@ -163,6 +163,17 @@ def split_overrides(overrides):
     return model, chip
 
 
+def chip_with_overrides(hardware, overrides, memory_tier=None):
+    """(chip, memory tier left to choose) for a question with chip what-ifs: `hardware` (id, file or
+    Hardware) with `memory_tier` moved first, so that memory_* fields address the tier that holds
+    the weights, and `overrides` applied (with_overrides). Without overrides: unchanged."""
+    if not overrides:
+        return hardware, memory_tier
+    chip = hardware if isinstance(hardware, Hardware) else load_hardware(hardware)
+    chip = chip.with_tier(memory_tier) if memory_tier else chip
+    return with_overrides(chip, overrides), None
+
+
 def with_overrides(hardware, overrides):
     """The chip with fields changed for a what-if: {field: "6 TB/s"}; each value is checked for its
     dimension (OVERRIDABLE; `peak_flops.<dtype>` in FLOP/s) and must be greater than zero.

@@ -1,6 +1,6 @@
 """Measure an accelerator for `roofline calibrate`: kernels, then whole steps of a model's shape.
 
-    roofline measure --model llama-3.1-8b --out h100.jsonl       (or: python -m roofline.measure ...)
+    roofline measure --model llama-3.1-8b --out h100.jsonl
     roofline measure --model my-tiny.yaml --tiny                 (CPU check of the script)
 
 Needs PyTorch (pip install 'roofline[measure]'); the rest of roofline never imports it. Writes
@@ -329,13 +329,6 @@ def _time_pass(s, net, kind, batch, cached, query, layers, row):
            kv_bytes=2 * m.num_kv_heads * m.head_dim * 2 * layers * batch * (cached + query))
 
 
-def main(argv=None):
-    """`python -m roofline.measure ARGS`: the same command as `roofline measure ARGS`; returns 0."""
-    from .cli.measure_cmd import measure
-    return measure.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="roofline measure",
-                        standalone_mode=False)
-
-
 def run(args):
     """Measure what `args` (an Options) asks for and write it; returns 0. Needs PyTorch."""
     model = load_model(args.model)
@@ -358,5 +351,4 @@ def run(args):
 
 
 if __name__ == "__main__":
-    from .cli import main as cli_main
-    cli_main(["measure", *sys.argv[1:]])
+    sys.exit("the command is `roofline measure` (roofline measure --help lists its options)")

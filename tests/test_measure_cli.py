@@ -24,10 +24,10 @@ def test_running_without_torch_is_one_line(monkeypatch):
                                      "pip install 'roofline[measure]'")
 
 
-def test_python_m_roofline_measure_help_is_no_traceback():
+def test_python_m_roofline_measure_points_to_the_command():
     done = subprocess.run([sys.executable, "-m", "roofline.measure", "--help"], capture_output=True, text=True,
                           timeout=120)
-    assert done.returncode == 0 and "Usage: roofline measure" in done.stdout and "Traceback" not in done.stderr
+    assert "roofline measure --help" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_bad_options_are_one_line():

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from roofline.cli import cli
-from roofline.cli.output import FORMATS, field_unit, parse_count, plain, si_text
+from roofline.cli.output import FORMATS, parse_count
+from roofline.display import field_unit, plain, si_text
 from roofline.dtypes import DTYPES
 from roofline.errors import RooflineError
 from roofline.specs import near_ids, spec_paths
@@ -56,7 +57,7 @@ def test_json_numbers_are_rounded_to_12_significant_digits():
 
 
 def test_decode_table_has_units_sections_and_no_raw_exponents():
-    text = run(*DECODE, "--batch", "8", "--price", "3 USD/hour", env={"COLUMNS": "100"})
+    text = run(*DECODE, "--batch", "8", "--price", "3 USD/hour", env={"ROOFLINE_WIDTH": "100"})
     assert not RAW_EXPONENT.search(text), text
     for section in ("answer", "time", "memory", "cost", "assumptions"):
         assert re.search(rf"^{section}", text, re.M), section
@@ -107,9 +108,9 @@ def test_compute_time_is_not_printed_as_zero_when_memory_bound():
 def test_tables_wrap_to_the_terminal_width():
     for args in (["show", "h100-sxm"], ["show", "llama-3.1-8b"], ["explain", "decode", "-m", "llama-3.1-8b",
                                                                  "-c", "h100-sxm"]):
-        wide = max(len(line) for line in run(*args, env={"COLUMNS": None}).splitlines())  # piped, no COLUMNS
+        wide = max(len(line) for line in run(*args, env={"ROOFLINE_WIDTH": None}).splitlines())  # piped, no COLUMNS
         assert wide > 120  # unwrapped when piped: 300-575 characters before
-        narrow = run(*args, env={"COLUMNS": "100"}).splitlines()
+        narrow = run(*args, env={"ROOFLINE_WIDTH": "100"}).splitlines()
         long_lines = [line for line in narrow if len(line) > 100]
         # a URL or a symbolic expression can be one unbreakable word; nothing else exceeds the width
         assert all(re.search(r"\S{40,}", line) for line in long_lines), long_lines

@@ -16,7 +16,7 @@ import time
 
 import click
 
-from ..display import Section, cell, field_unit, plain, si_text  # noqa: F401  (re-exported for commands)
+from ..display import cell, field_unit, plain
 from ..dtypes import DTYPES
 from ..errors import RooflineError
 
@@ -134,11 +134,13 @@ COUNT = CountType()
 
 
 def terminal_width():
-    """Columns to wrap tables and text to: COLUMNS if set, else the terminal's; None (no wrapping)
-    when standard output is no terminal and COLUMNS is unset, so that piped tables stay whole."""
+    """Columns to wrap tables and text to: $ROOFLINE_WIDTH if set (0: never wrap), else the terminal's
+    width when standard output is a terminal (COLUMNS counts there), else None: piped output is not
+    wrapped, so that programs and pagers get whole lines."""
     import os
-    if os.environ.get("COLUMNS", "").strip().isdigit():
-        return max(40, int(os.environ["COLUMNS"]))
+    forced = os.environ.get("ROOFLINE_WIDTH", "").strip()
+    if forced.isdigit():
+        return max(40, int(forced)) if int(forced) else None
     if not _is_terminal(sys.stdout):
         return None
     return max(40, shutil.get_terminal_size((100, 24)).columns)

@@ -6,8 +6,8 @@ from .. import api, plots
 from ..sweep import sweep as run_sweep
 from . import cli
 from .analysis_cmd import parse_values
-from .output import COUNT, DTYPE, DTYPE_LIST, Progress, quiet_option
-from .run_cmd import apply_sets
+from .output import COUNT, DTYPE, Progress, quiet_option
+from .scenario_options import scenario_kwargs, scenario_options
 
 
 def _output(func):
@@ -22,41 +22,27 @@ def _mode(func):
 
 
 def _step_options(func):
-    """The question of one step: model, chip, phase, batch, length, dtypes, layout, what-if."""
+    """The question of one step: the scenario options, the phase, batch and length, the output file."""
     options = [
-        click.option("--model", "-m", required=True, help="Model id (roofline list models) or spec file."),
-        click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file."),
         click.option("--phase", type=click.Choice(["decode", "prefill"]), default="decode", show_default=True,
                      help="A decode step or a prefill."),
         click.option("--batch", "-b", type=COUNT, default=1, show_default=True,
                      help="Sequences decoded (or prompts prefilled) together."),
         click.option("--context", type=COUNT, default=1024, show_default=True,
                      help="Decode: tokens in each KV cache. Prefill: prompt length."),
-        _mode,
-        click.option("--weights-dtype", type=DTYPE, default=None, help="Storage dtype of the weights."),
-        click.option("--kv-dtype", type=DTYPE, default=None, help="Storage dtype of the KV cache."),
-        click.option("--chips", "-n", type=COUNT, default=1, show_default=True, help="Chips."),
-        click.option("--tp", type=int, default=None, help="Tensor-parallel chips per stage."),
-        click.option("--pp", type=int, default=None, help="Pipeline stages."),
-        click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
-                     help="What-if override of a model field or hardware.FIELD."),
         _output,
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return scenario_options(func)
 
 
-def _step(model, hardware, phase, batch, context, mode, weights_dtype, kv_dtype, chips, tp, pp, sets):
-    """(result, chip) of the step the options describe."""
-    from ..hardware import load_hardware
-    overrides, hardware, _ = apply_sets(hardware, sets)
-    chip = hardware if not isinstance(hardware, str) else load_hardware(hardware)
-    common = dict(batch=batch, mode=mode, weights_dtype=weights_dtype, kv_dtype=kv_dtype, overrides=overrides,
-                  chips=chips, tp=tp, pp=pp)
-    if phase == "prefill":
-        return api.prefill(model, chip, prompt=context, **common), chip
-    return api.decode(model, chip, context=context, **common), chip
+def _step(phase, batch, context, params):
+    """The Scenario of the step the options describe and its StepResult."""
+    from ..scenario import build
+    length = {"prompt": context} if phase == "prefill" else {"context": context}
+    scenario = build(phase=phase, batch=batch, **length, **scenario_kwargs(params))
+    return scenario, api.step_result(scenario)
 
 
 def _write(draw, output, size=(8, 5.5)):
@@ -75,40 +61,40 @@ def plot():
 
 @plot.command("roofline")
 @_step_options
-def plot_roofline(output, **question):
+def plot_roofline(phase, batch, context, output, **params):
     """The roofline chart of a step: each operator's intensity and achieved FLOP/s under the chip's roofs."""
     plots.require("matplotlib")
-    result, chip = _step(**question)
-    _write(lambda ax: plots.roofline_chart(result, chip, ax=ax), output)
+    plots.save_check(output)
+    scenario, result = _step(phase, batch, context, params)
+    _write(lambda ax: plots.roofline_chart(result, scenario.hardware, ax=ax), output)
 
 
 @plot.command("breakdown")
 @_step_options
-def plot_breakdown(output, **question):
+def plot_breakdown(phase, batch, context, output, **params):
     """Time of a step by operator, fixed costs and link time, with each one's share."""
     plots.require("matplotlib")
-    result, chip = _step(**question)
-    _write(lambda ax: plots.breakdown_chart(result, chip, ax=ax), output)
+    plots.save_check(output)
+    scenario, result = _step(phase, batch, context, params)
+    _write(lambda ax: plots.breakdown_chart(result, scenario.hardware, ax=ax), output)
 
 
 @plot.command("sweep")
-@click.option("--model", "-m", required=True, help="Model id or spec file.")
-@click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file.")
 @click.option("--batch", "-b", default="1:4096:x2", show_default=True,
               help="Batch sizes: a list and/or ranges, e.g. 1,8,64 or 1:1024:x2.")
 @click.option("--context", default="1024,8192", show_default=True, help="Contexts, same syntax.")
-@click.option("--weights-dtype", type=DTYPE_LIST, default=None, help="Weight dtypes, comma-separated.")
-@_mode
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="What-if override.")
 @_output
-def plot_sweep(model, hardware, batch, context, weights_dtype, mode, sets, output):
+@scenario_options(exclude=("weights_dtype",))
+@click.option("--weights-dtype", default=None, metavar="DTYPE[,DTYPE...]", help="Weight dtypes, comma-separated.")
+def plot_sweep(batch, context, output, weights_dtype, **params):
     """Aggregate decode throughput against batch, one line per context (and weights dtype)."""
     plots.require("matplotlib")
-    overrides, hardware, _ = apply_sets(hardware, sets)
-    dtypes = None if weights_dtype is None else weights_dtype.split(",")
-    grid = run_sweep(model, hardware, batch=parse_values(batch, "batch"), context=parse_values(context, "context"),
-                     weights_dtype=dtypes, mode=mode, overrides=overrides)
-    _write(lambda ax: plots.sweep_chart(grid, None if isinstance(hardware, str) else hardware, ax=ax), output)
+    plots.save_check(output)
+    options = scenario_kwargs(params)
+    dtypes = None if weights_dtype is None else [d.strip() for d in weights_dtype.split(",")]
+    grid = run_sweep(batch=parse_values(batch, "batch"), context=parse_values(context, "context"),
+                     weights_dtype=dtypes, **options)
+    _write(lambda ax: plots.sweep_chart(grid, ax=ax), output)
 
 
 @plot.command("frontier")

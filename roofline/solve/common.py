@@ -1,28 +1,20 @@
 """What every answer of the solver holds, and the steps the solvers share."""
 from dataclasses import dataclass, field
 
-from ..api import choose_mode, resolve_hardware, resolve_model
-from ..deployment import fastest
+import numpy as np
+
 from ..errors import RooflineError
-from ..parallel import candidate_layouts, make_layout
+from ..parallel import candidate_layouts
 from ..results import Record
-from ..step import ceilings
+from ..scenario import Scenario, build
 from ..units import format_si
 
-#: what each time category means when it binds
-BINDING_TEXT = {
-    "memory": "memory bandwidth (streaming weights and KV cache)",
-    "compute": "compute (FLOP/s)",
-    "overhead": "fixed costs per layer and per token (kernel launches, serial work, sampling and host path)",
-    "link latency": "link latency (per hop and per collective)",
-    "link bandwidth": "link bandwidth",
-    "capacity": "memory capacity (the weights and KV cache must fit)",
-}
+
+#: the margins that are targets: below 1 the answer misses it
+TARGETS = ("capacity", "tokens_per_s_per_user", "tokens_per_s", "usd_per_mtok")
 
 
 @dataclass
-
-
 class SolveResult(Record):
     """An answer of the solver with its binding constraint, margins and assumptions."""
     question: str
@@ -36,37 +28,64 @@ class SolveResult(Record):
     scan: list = field(default_factory=list)         # rows of (chips, layout, per-user tok/s, aggregate, bound)
     result: dict = None                              # the forward answer at the solution
 
+    def __post_init__(self):
+        missed = [k for k in TARGETS if self.margins.get(k, 1) < 1]
+        if self.feasible and missed:
+            raise RuntimeError(f"solver bug: a feasible {self.question} answer misses {', '.join(missed)}")
+
     def to_dict(self):
         out = {self.question: self.answer}
         out.update({k: v for k, v in super().to_dict().items() if k not in ("question", "answer")})
         return out
 
 
-def _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides, memory_tier, link=None):
-    model = resolve_model(model, overrides, weights_dtype, kv_dtype)
-    hardware = resolve_hardware(hardware, memory_tier)
-    if link is not None:
-        hardware.link(link_id=link)
-    mode, note = choose_mode(hardware, mode)
-    assumptions = [note] if note else []
-    assumptions.append(f"{mode} mode on {hardware.id} ({hardware.main_memory.name}: "
-                       f"{format_si(hardware.mem_capacity, 'B')} at {format_si(hardware.mem_bandwidth, 'B/s')} per chip)")
-    if hardware.calibration is not None and mode == "calibrated":
-        assumptions.append(f"calibration from {hardware.calibration.source}")
-    assumptions.append("dtypes: " + ", ".join(f"{k}={v}" for k, v in model.dtypes.items()))
-    return model, hardware, ceilings(hardware, mode), assumptions
+def question(model, hardware, options, batch=1, context=1024):
+    """The base question of a solver as a Scenario: `model` itself when it is one (then nothing else
+    may be given), else scenario.build(model, hardware, 'decode', batch, context, **options)."""
+    if isinstance(model, Scenario):
+        if hardware is not None or options:
+            raise RooflineError("a Scenario carries its own chip and options; give it alone with the target")
+        if model.phase != "decode":
+            raise RooflineError(f"the solver answers decode questions; this Scenario is a {model.phase}")
+        if np.ndim(model.batch) or np.ndim(model.length):
+            raise RooflineError("the solver answers one point, not a grid over batch or context")
+        return model
+    return build(model, hardware, "decode", batch=batch, context=context, **options)
+
+
+def assumptions(scenario):
+    """What an answer assumes: the mode (and its note), the memory, the calibration, the dtypes."""
+    hardware, model = scenario.hardware, scenario.model
+    out = list(scenario.notes)
+    out.append(f"{scenario.mode} mode on {hardware.id} ({hardware.main_memory.name}: "
+               f"{format_si(hardware.mem_capacity, 'B')} at {format_si(hardware.mem_bandwidth, 'B/s')} per chip)")
+    if scenario.calibration_source is not None:
+        out.append(f"calibration from {hardware.calibration.source}")
+    out.append("dtypes: " + ", ".join(f"{k}={v}" for k, v in model.dtypes.items()))
+    return out
+
+
+def layout_given(scenario):
+    """Whether the question fixes its layout (--tp/--pp/--ep, or a Scenario built with them) rather
+    than leaving the split of its chips to the search."""
+    return scenario.candidates == 0 and scenario.layout.chips > 1
+
+
+def families(scenario):
+    """The layouts a question may use, for any batch (micro-batches follow the batch through
+    parallel.for_batch; each is valid from its min_batch): the one the question fixes, else every
+    split of its chips (parallel.candidate_layouts, TP inside the scale-up domain)."""
+    if layout_given(scenario):
+        return [scenario.layout]
+    return candidate_layouts(scenario.model, scenario.hardware, scenario.layout.chips, None)
 
 
 def _positive_target(value, name):
     if value is None:
         return None
-    if not value > 0 or value != value:
-        raise RooflineError(f"{name} must be greater than zero, got {value!r}")
+    if not 0 < value < float("inf"):
+        raise RooflineError(f"{name} must be a finite number greater than zero, got {value!r}")
     return float(value)
-
-
-def _binding(ev):
-    return max(ev.split, key=ev.split.get)
 
 
 def _result_dict(model, hardware, layout, ev, batch, context, replicas=1):
@@ -88,11 +107,3 @@ def _bisect_int(low, high, ok):
         else:
             high = mid - 1
     return low
-
-
-def _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link):
-    """Layout from explicit tp/pp or the fastest split of `chips`."""
-    if tp is None and pp is None:
-        layouts = candidate_layouts(model, hardware, chips, batch) if chips > 1 else [make_layout(model, batch)]
-        return fastest("decode", model, hardware, batch, context, layouts, ceiling, link)[0]
-    return make_layout(model, batch, tp=tp or 1, pp=pp or 1)
