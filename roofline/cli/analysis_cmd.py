@@ -3,6 +3,7 @@ import re
 
 import click
 
+from ..dtypes import DTYPES
 from ..errors import RooflineError
 from . import cli
 from .output import COUNT, cell, echo_wrapped, emit_table, format_option, to_json
@@ -134,7 +135,8 @@ def _output_format(fmt, output):
               help="Batch sizes: a list and/or ranges, e.g. 1,8,64,512 or 1:1024:x2 or 64:512:64.")
 @click.option("--context", default="1024", show_default=True, help="Contexts, same syntax, e.g. 1024,8192.")
 @click.option("--weights-dtype", default=None, metavar="DTYPE[,DTYPE...]",
-              help="Storage dtypes of the weights to sweep, comma-separated, e.g. bf16,fp8 (default: the model's).")
+              help="Storage dtypes of the weights to sweep, comma-separated, e.g. bf16,fp8 (default: the model's); "
+                   f"each one of {', '.join(DTYPES)}.")
 @format_option(default=None, help_text="Output format: table, json, csv or markdown [table; csv or json when "
                                         "--output ends so].")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write to FILE instead of standard output.")

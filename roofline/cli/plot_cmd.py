@@ -6,7 +6,7 @@ from .. import api, plots
 from ..sweep import sweep as run_sweep
 from . import cli
 from .analysis_cmd import parse_values
-from .output import COUNT, DTYPE, Progress, quiet_option
+from .output import COUNT, DTYPE, DTYPE_LIST, Progress, quiet_option
 from .scenario_options import scenario_kwargs, scenario_options
 
 
@@ -85,7 +85,7 @@ def plot_breakdown(phase, batch, context, output, **params):
 @click.option("--context", default="1024,8192", show_default=True, help="Contexts, same syntax.")
 @_output
 @scenario_options(exclude=("weights_dtype",))
-@click.option("--weights-dtype", default=None, metavar="DTYPE[,DTYPE...]", help="Weight dtypes, comma-separated.")
+@click.option("--weights-dtype", type=DTYPE_LIST, default=None, help="Weight dtypes to sweep, comma-separated.")
 def plot_sweep(batch, context, output, weights_dtype, **params):
     """Aggregate decode throughput against batch, one line per context (and weights dtype)."""
     plots.require("matplotlib")

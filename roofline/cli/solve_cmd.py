@@ -4,7 +4,7 @@ import click
 from .. import api, solve as solver
 from ..scenario import resolve_hardware
 from . import cli
-from .output import COUNT, echo_wrapped, emit_record, emit_table, format_option, to_json
+from .output import COUNT, DTYPE, echo_wrapped, emit_record, emit_table, format_option, to_json
 from .scenario_options import scenario_kwargs, scenario_options
 
 _UNITS = {"chips": "chips", "batch": "sequences", "context": "tokens", "bandwidth": "B/s", "params": "parameters"}
@@ -108,7 +108,7 @@ def solve_bandwidth(fmt, tokens_per_s_per_user, batch, context, resource, **para
 @solve.command("params")
 @click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file.")
 @click.option("--chips", "-n", type=COUNT, default=1, show_default=True, help="Chips.")
-@click.option("--weights-dtype", default="bf16", show_default=True, help="Storage dtype of the weights.")
+@click.option("--weights-dtype", type=DTYPE, default="bf16", show_default=True, help="Storage dtype of the weights.")
 @click.option("--reserve", type=float, default=0.1, show_default=True,
               help="Share of memory kept for KV cache and activations.")
 @click.option("--memory-tier", default=None, help="Memory tier that holds the weights.")
