@@ -232,3 +232,18 @@ def _parts(r):
 
 def _adds_up(r):
     return _same(sum(_parts(r)), r.time_s)
+
+
+def sections_html(sections):
+    """Sections (display.step_sections) as one HTML table, a header row per section."""
+    rows = []
+    for section in (s for s in sections if s.rows):
+        rows.append(f"<tr><th colspan='2' style='text-align:left'>{_escape(section.title)}</th></tr>")
+        rows += [f"<tr><td>{_escape(label)}</td><td style='text-align:right'>{_escape(cell(value, unit))}</td></tr>"
+                 for label, value, unit in section.rows]
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _escape(text):
+    import html
+    return html.escape(str(text))

@@ -128,6 +128,11 @@ class StepResult(Record):
     def step_time_s(self):
         return self.time_s
 
+    def _repr_html_(self):
+        """In Jupyter: the sections of the CLI's table (answer, time, memory, layout, cost, assumptions)."""
+        from .display import sections_html, step_sections
+        return sections_html(step_sections(self))
+
     def breakdown_frame(self):
         """The operators as a pandas DataFrame: FLOPs, bytes, intensity, time, share of the step, bound."""
         table = frame(self.operators)

@@ -14,7 +14,7 @@ no calibration: its answers are ideal-mode lower bounds on time.
 from dataclasses import replace
 
 from . import api
-from .display import cell, step_sections
+from .display import sections_html, step_sections
 from .dtypes import DTYPES
 from .errors import RooflineError
 from .hardware import load_hardware, with_overrides
@@ -135,16 +135,6 @@ class WhatIf:
     def _ipython_display_(self):
         from IPython.display import display
         display(self.box())
-
-
-def sections_html(sections):
-    """Sections (display.step_sections) as one HTML table, a header row per section."""
-    rows = []
-    for section in (s for s in sections if s.rows):
-        rows.append(f"<tr><th colspan='2' style='text-align:left'>{_escape(section.title)}</th></tr>")
-        rows += [f"<tr><td>{_escape(label)}</td><td style='text-align:right'>{_escape(cell(value, unit))}</td></tr>"
-                 for label, value, unit in section.rows]
-    return "<table>" + "".join(rows) + "</table>"
 
 
 def _escape(text):

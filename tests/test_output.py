@@ -230,3 +230,14 @@ def test_piped_commands_print_no_progress():
     result = CliRunner().invoke(cli, ["validate", "-i", str(files[0]), "--format", "json"])
     assert result.exit_code == 0, result.stderr
     assert "validating" not in result.stderr and "\r" not in result.output
+
+
+def test_results_in_jupyter_have_units_and_4_digits():
+    import roofline
+    r = roofline.decode("llama-3.1-8b", "h100-sxm")
+    html = r._repr_html_()
+    assert "16.06 GB" in html and "6.711 ms" in html and "149 tok/s" in html
+    assert not RAW_EXPONENT.search(html) and not re.search(r"\d\.\d{6,}", html)  # no 16-digit floats
+    assert html.count("6.711 ms") == 1  # step time, token latency and stage time: one number, shown once
+    operator = r.operators[0]._repr_html_()
+    assert not RAW_EXPONENT.search(operator) and "B</td>" in operator.replace(" ", "")
