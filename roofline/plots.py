@@ -105,12 +105,17 @@ def roofline_chart(result, hardware=None, ax=None, dtypes=("bf16", "fp8")):
     ax.set_xlim(low, high)
     ax.set_xlabel("arithmetic intensity [FLOP/B]")
     ax.set_ylabel("achieved rate [FLOP/s]")
-    ax.set_title(title(result.model, result.hardware, result.mode, hardware,
-                       f"{result.phase}, batch {result.batch}, {'prompt' if result.phase == 'prefill' else 'context'} "
-                       f"{result.context}"), fontsize=10)
+    ax.set_title(title(result.model, result.hardware, result.mode, hardware, _step_text(result)), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=7)
     return figure
+
+
+def _step_text(result):
+    """'decode, batch 1, context 1024' (and the layout on several chips)."""
+    length = "prompt" if result.phase == "prefill" else "context"
+    layout = f", {result.chips} chips (TP={result.tp}, PP={result.pp})" if result.chips > 1 else ""
+    return f"{result.phase}, batch {result.batch}, {length} {result.context}{layout}"
 
 
 def _clusters(placed, x, y):
@@ -144,7 +149,7 @@ def breakdown_chart(result, hardware=None, ax=None):
     ax.set_xlabel("time per step [ms] (blue: memory-bound, red: compute-bound, grey: fixed)")
     ax.set_ylabel("operator")
     ax.set_title(title(result.model, result.hardware, result.mode, _hardware(result, hardware),
-                       f"{result.phase} of {result.time_s * 1e3:.4g} ms"), fontsize=10)
+                       f"{_step_text(result)}: {result.time_s * 1e3:.4g} ms"), fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     return figure
 

@@ -12,7 +12,8 @@ from ..specs import KINDS, user_data_root
 from ..step import ceilings
 from ..validate import validate as validate_rows
 from . import cli
-from .output import Progress, emit_record, emit_table, format_option, quiet_option
+from ..display import si_text
+from .output import Progress, echo_wrapped, emit_record, emit_table, format_option, quiet_option
 
 
 def _percent(value):
@@ -71,9 +72,10 @@ def _count(reasons):
 
 def _report(fit, current, doc, other, path, fmt, chip):
     ideal = ceilings(fit.hardware, "ideal")
-    rows = []
+    rows, units = [], []
     for label, models in (("fit", fit.fit_models), ("held out", fit.held_out_models)):
         for m in models:
+            units.append("s" if m.rate_numerator is None else "tok/s")
             rows.append([label, m.row.label, m.measured, m.figure(ideal) / m.measured - 1,
                          None if current is None else m.figure(current) / m.measured - 1,
                          m.figure(fit.ceiling) / m.measured - 1])
@@ -86,8 +88,8 @@ def _report(fit, current, doc, other, path, fmt, chip):
         else:
             emit_table(rows, headers, fmt)
         return
-    emit_table([[r[0], r[1], f"{r[2]:.4g}", *map(_percent, r[3:])] for r in rows],
-               ["set", "row", "measured (s or tok/s)", "ideal", "current", "fitted"], fmt)
+    emit_table([[r[0], r[1], si_text(r[2], unit), *map(_percent, r[3:])] for r, unit in zip(rows, units)],
+               ["set", "row", "measured", "ideal", "current", "fitted"], fmt)
     click.echo()
     current_name = chip.calibration.path if chip.calibration is not None else "none"
     for label, summaries in stats.items():
@@ -139,15 +141,15 @@ def validate(measurements, hardware, mode, calibration, fmt, quiet):
     if fmt == "csv":
         emit_table(rows, headers, fmt)
         return
-    emit_table([[r[0], r[1], r[2], r[3], f"{r[4]:.4g}", f"{r[5]:.4g}", _percent(r[6]), f"{r[7]:.4g}",
-                 "yes" if r[8] else "NO"] for r in rows],
+    emit_table([[r[0], r[1], r[2], r[3], si_text(r[4], r[3]), si_text(r[5], r[3]), _percent(r[6]),
+                 si_text(r[7], r[3]), "yes" if r[8] else "NO"] for r in rows],
                ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal <= time"], fmt)
     click.echo()
     emit_table([[g, n, f"{100 * med:.1f}%", f"{100 * top:.1f}%", bad] for g, n, med, top, bad in summary],
                ["rows", "count", "median |error|", "largest |error|", "ideal not a bound"], fmt)
     for c in result.not_bounds:
-        click.echo(f"ideal mode is not a lower bound on time: {c.row.label} ({c.row.where}): ideal {c.ideal:.4g} "
-                   f"{c.unit}, measured {c.measured:.4g} {c.unit}")
+        echo_wrapped(f"ideal mode is not a lower bound on time: {c.row.label} ({c.row.where}): ideal "
+                     f"{si_text(c.ideal, c.unit)}, measured {si_text(c.measured, c.unit)}", indent="  ")
     if skipped:
         click.echo()
         emit_table(skipped, ["skipped", "row", "reason"], fmt)
