@@ -37,9 +37,9 @@ def emit_answer(result, fmt):
         pairs += [(f"margin: {k}", f"{v:.3g}x") for k, v in result.margins.items()]
         emit_record(pairs, fmt)
         for line in result.why:
-            echo_wrapped(f"why: {line}", indent="     ")
+            echo_wrapped(f"why: {line}", indent="   ")
         for line in result.assumptions:
-            echo_wrapped(f"assumes: {line}", indent="         ")
+            echo_wrapped(f"assumes: {line}", indent="       ")
         if result.scan:
             click.echo()
             emit_table([[r["chips"], r["layout"], r["tokens_per_s_per_user"], r["tokens_per_s"], r["bound"]]
