@@ -15,6 +15,7 @@ from ..dtypes import DTYPES
 from ..errors import RooflineError
 from ..hardware import chip_with_overrides, split_overrides
 from ..units import to_si
+from .output import COUNT
 
 _DTYPE_LIST = ", ".join(DTYPES)
 
@@ -66,7 +67,7 @@ OPTIONS = (
            "memory_capacity, power, price, peak_flops.DTYPE, each with its unit).",
            multiple=True, metavar="FIELD=VALUE", default=(), bad="num_layers", error="expected FIELD=VALUE"),
     Option("chips", ("--chips", "-n"), "Chips to spread the model over; without --tp/--pp/--ep the fastest "
-           "layout is chosen.", type=int, default=1, bad="0", error="chips must be a whole number"),
+           "layout is chosen.", type=COUNT, default=1, bad="0", error="chips must be a whole number"),
     Option("tp", ("--tp",), "Tensor-parallel chips per pipeline stage.", type=int, bad="0",
            error="tp must be a whole number"),
     Option("pp", ("--pp",), "Pipeline stages.", type=int, bad="0", error="pp must be a whole number"),
