@@ -349,7 +349,7 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         doc["measured"] = measured
     doc["fit"] = _provenance(fit, measurements, current, hold_out)
     doc["sources"] = {
-        "datasheet": f"{fit.hardware.path} (peak_flops)",
+        "datasheet": f"{_spec_name(fit.hardware)} (peak_flops)",
         "measurements": f"{measurements.path} ({device}"
                         + (f", measured {measurements.header['date']}" if measurements.header.get("date") else "") + ")",
         "fit": f"roofline {__version__} calibrate: kernel ceilings, knee from the linear-layer sweep, least squares "
@@ -417,3 +417,13 @@ def _provenance(fit, measurements, current, hold_out):
     out["residuals"] = [{"row": m.row.label, "error": _round(e, 3)}
                         for m, e in zip(fit.fit_models, signed_errors(fit.fit_models, fit.ceiling))]
     return out
+
+
+def _spec_name(hardware):
+    """The chip spec's file as written in a calibration: hardware_specs/<id>.yaml for a shipped chip,
+    the file name otherwise (never a path of the machine that wrote it)."""
+    from pathlib import Path
+
+    from .specs import builtin_dir
+    path = Path(hardware.path)
+    return f"hardware_specs/{path.name}" if path.parent == builtin_dir("hardware") else path.name

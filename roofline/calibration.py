@@ -24,7 +24,7 @@ from .specs import FieldReader, load_yaml, read_sources, resolve, spec_paths
 from .units import to_si
 
 #: keys of a calibration file besides the parameters: who, when, from what (provenance)
-PROVENANCE_KEYS = ("hardware", "device", "date", "measurements", "measured", "fit", "sources")
+PROVENANCE_KEYS = ("hardware", "device", "origin", "date", "measurements", "measured", "fit", "transfer", "sources")
 #: the keys a per-key parameter may have on a chip, each with the datasheet figure that bounds it
 PER_KEYS = {"dtype": lambda hardware: dict(hardware.peak_flops)}
 
@@ -39,6 +39,8 @@ class Calibration:
     device: str = ""                      # device name as measured
     path: str = None
     facts: tuple = ()
+    origin: str = "fitted"                # fitted | transferred from <chip> | published | assumed efficiency
+    note: str = ""                        # one line on how a calibration not fitted here was derived
 
     def flops_for(self, dtype, peak):
         """Achievable FLOP/s of `dtype`: measured if known, else peak x measured efficiency."""
@@ -61,6 +63,9 @@ def read_calibration(path, hardware):
     if chip != hardware.id:
         reader._fail("hardware", f"this calibration is for '{chip}', not for '{hardware.id}'")
     device = reader.text("device")
+    origin = reader.text("origin", required=False, default="fitted")
+    if not (origin in ("fitted", "published", "assumed efficiency") or origin.startswith("transferred from ")):
+        reader._fail("origin", f"'{origin}' is not fitted, transferred from <chip>, published or assumed efficiency")
     for key in ("date", "measurements"):
         reader.text(key, required=False)
     _refuse_unknown_keys(reader)
@@ -71,14 +76,16 @@ def read_calibration(path, hardware):
         if measured.has("flops"):
             _read_flops(measured, "flops", hardware)
         measured.finish()
-    if reader.raw("fit", required=False) is not None and not isinstance(data["fit"], dict):
-        reader._fail("fit", "expected a mapping (the fit's provenance)")
+    for provenance in ("fit", "transfer"):
+        if reader.raw(provenance, required=False) is not None and not isinstance(data[provenance], dict):
+            reader._fail(provenance, f"expected a mapping (the {provenance}'s provenance)")
     reader.finish()
     date = data.get("date")
     flops = values["flops"]
     return Calibration(efficiency=efficiency_of(flops, hardware.peak_flops),
                        source=f"{Path(path).parent.name}/{Path(path).name} ({device}{', ' + str(date) if date else ''})", hardware=chip,
-                       device=device, path=str(path), facts=tuple(reader.facts),
+                       device=device, path=str(path), facts=tuple(reader.facts), origin=origin,
+                       note=str((data.get("transfer") or {}).get("note", "")),
                        **{k: v for k, v in values.items() if v is not None})
 
 
@@ -161,21 +168,26 @@ def default_calibration(hardware):
     return None if path is None else read_calibration(path, hardware)
 
 
-def with_calibration(hardware, calibration):
-    """`hardware` with `calibration` (a Calibration, a calibration id or a file path) in place.
+def calibration_path(calibration):
+    """Path of a calibration file or id; RooflineError naming the known ids if it is neither."""
+    try:
+        return resolve("calibration", calibration)
+    except RooflineError:
+        known = ", ".join(spec_paths("calibration")) or "none"
+        raise RooflineError(f"calibration '{calibration}' is neither a file nor a known calibration id "
+                            f"(known: {known})") from None
 
-    None leaves the chip's default calibration.
+
+def with_calibration(hardware, calibration):
+    """`hardware` with `calibration` (a Calibration, a calibration id or a file path) of that chip in place.
+
+    None leaves the chip's default calibration. roofline.transfer.with_calibration also takes
+    another chip's calibration and transfers it.
     """
     if calibration is None:
         return hardware
     if not isinstance(calibration, Calibration):
-        try:
-            path = resolve("calibration", calibration)
-        except RooflineError:
-            known = ", ".join(spec_paths("calibration")) or "none"
-            raise RooflineError(f"calibration '{calibration}' is neither a file nor a known calibration id "
-                                f"(known: {known})") from None
-        calibration = read_calibration(path, hardware)
+        calibration = read_calibration(calibration_path(calibration), hardware)
     elif calibration.hardware and calibration.hardware != hardware.id:
         raise SpecError(calibration.path or "calibration",
                         f"this calibration is for '{calibration.hardware}', not for '{hardware.id}'")

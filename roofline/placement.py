@@ -34,6 +34,40 @@ def decode_memory(model, layout, batch, context):
     return per_chip_memory(model, layout, batch, context + 1, batch)
 
 
+def most_sequences(model, hardware, layout, context, limit):
+    """The most sequences `layout` holds at `context` cached tokens, at most `limit`; None when even
+    one per attention group does not fit. Micro-batches do not change memory.
+
+    .. math:: Q(B) = W + K \\lceil B / g \\rceil + A B \\le C
+
+    Per-chip memory is affine in the sequences of an attention group (KV cache, K per sequence)
+    and in the batch (activations, A per sequence) over the fixed weights W, so the largest
+    multiple of the g attention groups that fits follows from Q at g and 2g sequences; the last
+    g - 1 candidates above it are bisected, and the answer is checked against `fits`.
+    """
+    def holds(b):
+        return fits(decode_memory(model, layout, b, context), hardware)
+
+    groups = layout.attention_groups
+    if groups > limit or not holds(groups):
+        return None
+    first = decode_memory(model, layout, groups, context)["total"]
+    step = decode_memory(model, layout, 2 * groups, context)["total"] - first
+    whole = limit if step <= 0 else groups * (1 + int((hardware.mem_capacity - first) // step))
+    low = max(groups, min(whole, limit))
+    if holds(low) and (low == limit or not holds(min(low + groups, limit))):
+        high = min(low + groups - 1, limit)
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if holds(mid) else (low, mid - 1)
+        return low
+    low, high = groups, limit          # rounding put the estimate off: bisect the whole range
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if holds(mid) else (low, mid - 1)
+    return low
+
+
 def capacity_floor(model, hardware, batch, context):
     """The chips capacity alone needs, before any layout rule: ceil(Q / C).
 
@@ -47,13 +81,16 @@ def capacity_floor(model, hardware, batch, context):
     return {"need": need, "capacity": hardware.mem_capacity, "ratio": ratio, "chips": max(1, math.ceil(ratio))}
 
 
-def capacity_text(model, hardware, batch, context, fewest, fewest_layout):
+def capacity_text(model, hardware, batch, context, fewest, fewest_layout, given=False):
     """The capacity arithmetic in words: need / capacity = ratio -> chips, and, when the layout rules
-    need more chips than that, the best layout of the first count that misses and why."""
+    need more chips than that, the best layout of the first count that misses and why (`given`:
+    the layout was asked for, not searched)."""
     floor = capacity_floor(model, hardware, batch, context)
     text = (f"capacity: {floor['need'] / 1e9:.4g} GB of weights, KV cache and activations / "
             f"{floor['capacity'] / 1e9:.4g} GB per chip = {floor['ratio']:.4g} -> {floor['chips']} "
             f"chip{'s' if floor['chips'] > 1 else ''}")
+    if given:
+        return text + f"; the layout asked for, {fewest_layout.describe()}, holds it"
     if fewest <= floor["chips"]:
         return text + f"; {fewest_layout.describe()} holds it"
     counts = f"{floor['chips']}" if fewest - 1 == floor["chips"] else f"{floor['chips']} to {fewest - 1}"
@@ -69,7 +106,8 @@ def capacity_text(model, hardware, batch, context, fewest, fewest_layout):
     else:
         detail = (f"{floor['chips']} does not split into TP groups dividing the {model.num_heads} heads and at "
                   f"most {model.num_layers} stages")
-    return text + f"; no layout of {counts} fits ({detail}); the fewest that fits is {fewest} ({fewest_layout.describe()})"
+    return (text + f"; no layout of {counts} fits ({detail}); the fewest that fits is {fewest} "
+            f"({fewest_layout.describe()})")
 
 
 def placements(model, hardware, batch, context, ceiling, max_chips, link=None):

@@ -7,6 +7,8 @@ from hypothesis import given, settings, strategies as st
 import roofline
 from roofline import solve
 from roofline.parallel import candidate_layouts
+from roofline.placement import decode_memory, fits, most_sequences
+from roofline.solve import common
 
 HARDWARE = "h100-sxm"
 
@@ -83,10 +85,48 @@ def test_solve_chips_answer_holds_and_one_chip_fewer_does_not(model_id, target, 
 def test_solve_chips_with_an_aggregate_target_meets_it(aggregate, per_user):
     answer = solve.solve_chips("llama-3.1-8b", HARDWARE, tokens_per_s_per_user=per_user, tokens_per_s=aggregate,
                                mode="ideal", max_chips=8)
-    assert answer.feasible
+    if not answer.feasible:         # more replicas than 8 chips allow
+        assert answer.binding == "tokens_per_s" and "more than --max-chips 8" in answer.why[0]
+        return
     step = _decode("llama-3.1-8b", answer.result)
     assert _meets(step, per_user)
     replicas = answer.result["replicas"]
     assert replicas * step.tokens_per_s >= aggregate
     assert (replicas - 1) * step.tokens_per_s < aggregate          # no replica more than needed
     assert answer.answer == replicas * step.chips
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 50), st.integers(0, 5000), st.floats(0.5, 3.0), st.floats(1e-4, 1.0), st.floats(0.01, 100))
+def test_search_on_step_time_finds_the_last_batch_that_meets(low, span, power, slope, target):
+    """The interpolating search (solve.common._last_meeting) returns what a scan of every integer
+    returns, for step times t = t0 + slope n^power that curve either way."""
+    high = low + span
+
+    def speed(n):
+        return 1 / (0.01 + slope * n ** power)
+
+    expected = max((n for n in range(low, high + 1) if speed(n) >= target), default=None)
+    assert common._last_meeting(low, high, speed, target) == expected
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(["deepseek-v3", "qwen3-235b-a22b", "llama-3.1-70b"]), st.sampled_from([8, 16, 32]),
+       st.integers(0, 50), st.sampled_from([512, 8192, 65536]))
+def test_most_sequences_is_the_last_batch_that_fits(model_id, chips, pick, context):
+    """placement.most_sequences (closed form from the affine memory) against bisection on fits."""
+    model, hardware = roofline.load_model(model_id), roofline.load_hardware("h200")
+    layouts = candidate_layouts(model, hardware, chips, None)
+    layout = layouts[pick % len(layouts)]
+
+    def holds(b):
+        return fits(decode_memory(model, layout, b, context), hardware)
+
+    expected = None
+    if holds(layout.min_batch):
+        low, high = layout.min_batch, 65536
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if holds(mid) else (low, mid - 1)
+        expected = low
+    assert most_sequences(model, hardware, layout, context, 65536) == expected

@@ -14,9 +14,10 @@ from ..scenario import positive_int
 from ..binding import BINDING_TEXT, binding
 from ..deployment import evaluate
 from ..errors import RooflineError
-from ..parallel import candidate_layouts, check_chips, ep_options, for_batch, tp_options
-from ..placement import capacity_floor, capacity_text, decode_memory, fits, placements
-from .common import SolveResult, _bisect_int, _positive_target, _result_dict, assumptions, layout_given, question
+from ..parallel import MAX_CHIPS, candidate_layouts, check_chips, ep_options, for_batch, tp_options
+from ..placement import capacity_floor, capacity_text, decode_memory, fits, most_sequences, placements
+from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions,
+                     layout_given, question)
 
 
 def _scan_rows(configs, batch, budgets):
@@ -57,7 +58,7 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
                             "layout of a replica), not --chips")
     max_chips = check_chips(positive_int(max_chips, "max-chips"), "max-chips")
     chosen = batch is None and aggregate is not None
-    s = question(model, hardware, options, 1 if batch is None else batch, context)
+    s = question(model, hardware, options, batch, context)
     if batch is not None:
         s = s.with_point(batch=batch)
     model, hardware, ceiling, link, context = s.model, s.hardware, s.ceiling, s.link, s.length
@@ -66,25 +67,29 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
     notes = assumptions(s)
     chip_price = s.pricing.price
     if cost_limit is not None and chip_price is None:
-        raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with --price USD/hour")
+        raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with "
+                            "--price USD/hour")
     if cost_limit is not None:
         notes.append(f"price {chip_price * 3600:.4g} USD per chip-hour")
     batch_why = None
     if chosen:
         found = choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate, fixed)
         if found is not None:
-            batch, family = found
-            batch_why = (f"batch {batch} per replica chosen by the solver: the most sequences "
-                         f"{for_batch(family, batch).describe()} holds in memory"
-                         f"{f' at {per_user:g} tokens/s per user' if per_user else ''}, which reaches "
-                         f"{aggregate:g} tokens/s with the fewest chips (--batch fixes it)")
+            batch, family, most = found
+            batch_why = (f"batch {batch} per replica chosen by the solver (--batch fixes it): with {most} sequences, "
+                         f"the most {for_batch(family, most).describe()} holds in memory"
+                         f"{f' at {per_user:g} tokens/s per user' if per_user else ''}, it reaches {aggregate:g} "
+                         f"tokens/s on the fewest chips of any layout, and {batch} is the fewest sequences per "
+                         "replica that still do (the fastest per user)")
     notes.append(f"batch {batch} sequences per replica{' (chosen)' if batch_why else ''}, {context} tokens cached each")
 
     def usd(layout, ev):
         return cost.usd_per_mtok(chip_price, layout.chips, batch / ev.cycle_time) if chip_price else None
 
     if fixed is None:
-        configs = placements(model, hardware, batch, context, ceiling, max_chips, link)
+        # with a chosen batch, the answer's layout has at most found[1].chips chips: the scan needs 4x that
+        searched = min(max_chips, 4 * found[1].chips) if batch_why else max_chips
+        configs = placements(model, hardware, batch, context, ceiling, searched, link)
     else:
         layout = for_batch(fixed, batch) if chosen else fixed
         ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
@@ -100,7 +105,7 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         if cost_limit is not None and usd(layout, ev) > cost_limit:
             priced_out += 1
             continue
-        replicas = max(1, math.ceil(aggregate / (batch * speed))) if aggregate is not None else 1
+        replicas = _replicas(aggregate, batch * speed) if aggregate is not None else 1
         key = (layout.chips * replicas, -speed, layout.pp)
         if best is None or key < best[0]:
             best = (key, layout, ev, replicas)
@@ -129,10 +134,19 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         if floor >= 1 / per_user:
             why.append(f"fixed per-layer costs and link latencies alone take {floor * 1e6:.4g} us per token, more "
                        f"than the {1e6 / per_user:.4g} us budget, and they do not shrink with more chips")
-        return SolveResult("chips", None, False, binding(fastest.split), margins={"tokens_per_s_per_user": top / per_user},
+        return SolveResult("chips", None, False, binding(fastest.split),
+                           margins={"tokens_per_s_per_user": top / per_user},
                            layout=fastest_layout.describe(), why=why, assumptions=notes, scan=scan)
     (chips, _, _), layout, ev, replicas = best
     speed = 1 / ev.cycle_time
+    if chips > max_chips:
+        many = f"more than {MAX_CHIPS:,}" if replicas > MAX_CHIPS else f"{replicas:,}"
+        return SolveResult("chips", None, False, "tokens_per_s",
+                           margins={"tokens_per_s": max_chips // layout.chips * batch * speed / aggregate},
+                           layout=layout.describe(), why=[
+                               f"{aggregate:g} tokens/s needs {many} replicas of {layout.describe()} at "
+                               f"{batch * speed:.4g} tokens/s each, more than --max-chips {max_chips}"],
+                           assumptions=notes, scan=scan)
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"]}
     if per_user is not None:
         margins["tokens_per_s_per_user"] = speed / per_user
@@ -140,7 +154,7 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         margins["tokens_per_s"] = replicas * batch * speed / aggregate
     if cost_limit is not None:
         margins["usd_per_mtok"] = cost_limit / usd(layout, ev)
-    if layout.chips == fewest and replicas == 1:
+    if fixed is None and layout.chips == fewest and replicas == 1:
         binding_name = "capacity"
     elif priced_out and cost_limit / usd(layout, ev) < 1.05:
         binding_name = "max_usd_per_mtok"
@@ -153,7 +167,7 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
            f"{speed:.4g} tokens/s per user, {replicas * batch * speed:.4g} tokens/s in aggregate"]
     if batch_why:
         why.append(batch_why)
-    why.append(capacity_text(model, hardware, batch, context, fewest, fewest_layout))
+    why.append(capacity_text(model, hardware, batch, context, fewest, fewest_layout, given=fixed is not None))
     why.append(_more_chips_sentence(scan, layout.chips))
     notes.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
     result = _result_dict(model, hardware, layout, ev, batch, context, replicas)
@@ -163,14 +177,24 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
                        assumptions=notes, scan=scan, result=result)
 
 
+def _replicas(aggregate, per_replica):
+    """Replicas that reach `aggregate` tokens/s at `per_replica` each: ceil(aggregate / per_replica),
+    at least 1, capped at MAX_CHIPS + 1 (no answer needs more; an absurd target stays finite)."""
+    return max(1, math.ceil(min(aggregate / per_replica, MAX_CHIPS + 1)))
+
+
 def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate, fixed=None,
                  max_batch=65536):
-    """(batch, layout) that reach an aggregate decode speed with the fewest chips, or None.
+    """(batch, layout, largest batch) that reach an aggregate decode speed with the fewest chips,
+    or None: the batch is the fewest sequences per replica that keep that chip count (the fastest
+    per user), the largest batch the most the layout holds within memory and the per-user target.
 
     For each layout of at most `max_chips` chips: the largest batch that fits memory and keeps the
-    per-user target (bisection; aggregate throughput B / t grows with B), then replicas =
-    ceil(aggregate / (B / t)); `fixed`, a Layout, is the only one tried. A layout is skipped when even its batch-1 speed times its largest
-    batch (an upper bound on its throughput) needs more chips than the best found.
+    per-user target (placement.most_sequences, then a search on the step time; aggregate
+    throughput B / t grows with B), then replicas = ceil(aggregate / (B / t)); `fixed`, a Layout,
+    is the only one tried. Layouts go by chip count; one is skipped when its speed at its smallest
+    batch times its largest batch (an upper bound on its throughput) needs more chips than the
+    best found, and the search stops at layouts larger than the best answer.
     """
     cache, best = {}, None
     families = [fixed] if fixed is not None else \
@@ -182,9 +206,10 @@ def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, a
         return 1 / evaluate("decode", model, hardware, b, context, layout, ceiling, link, cache).cycle_time
 
     for family in families:
+        if best is not None and family.chips > best[0][0]:
+            break                   # one replica of it alone takes more chips than the best answer
         low = family.min_batch
-        most = _bisect_int(low, max_batch, lambda b: fits(decode_memory(model, for_batch(family, b), b, context),
-                                                           hardware))
+        most = most_sequences(model, hardware, family, context, max_batch)
         if most is None:
             continue
         try:
@@ -193,14 +218,22 @@ def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, a
             continue
         if per_user is not None and fastest < per_user:
             continue
-        if best is not None and family.chips * math.ceil(aggregate / (most * fastest)) > best[0][0]:
+        if best is not None and family.chips * _replicas(aggregate, most * fastest) > best[0][0]:
             continue
-        b = most if per_user is None else _bisect_int(low, most, lambda n: speed(family, n) >= per_user)
+        b = most if per_user is None else _last_meeting(low, most, lambda n: speed(family, n), per_user)
         at = speed(family, b)
-        key = (family.chips * max(1, math.ceil(aggregate / (b * at))), -at, family.pp)
+        key = (family.chips * _replicas(aggregate, b * at), -at, family.pp)
         if best is None or key < best[0]:
             best = (key, b, family)
-    return None if best is None else (best[1], best[2])
+    if best is None:
+        return None
+    (chips, _, _), most, family = best
+    replicas = chips // family.chips
+    short = _bisect_int(family.min_batch, most, lambda n: replicas * n * speed(family, n) < aggregate)
+    fewest = family.min_batch if short is None else min(short + 1, most)
+    if replicas * fewest * speed(family, fewest) < aggregate:
+        fewest = most                   # throughput not monotone in batch here: keep the largest
+    return fewest, family, most
 
 
 def _nothing_fits(model, hardware, batch, context, max_chips, notes, fixed):

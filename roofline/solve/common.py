@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RooflineError
-from ..parallel import candidate_layouts
+from ..parallel import attention_groups, candidate_layouts
 from ..results import Record
 from ..scenario import Scenario, build
 from ..units import format_si
@@ -39,9 +39,10 @@ class SolveResult(Record):
         return out
 
 
-def question(model, hardware, options, batch=1, context=1024):
+def question(model, hardware, options, batch=None, context=1024):
     """The base question of a solver as a Scenario: `model` itself when it is one (then nothing else
-    may be given), else scenario.build(model, hardware, 'decode', batch, context, **options)."""
+    may be given), else scenario.build(model, hardware, 'decode', batch, context, **options);
+    batch None is the fewest sequences the layout asked for serves (one per attention group)."""
     if isinstance(model, Scenario):
         if hardware is not None or options:
             raise RooflineError("a Scenario carries its own chip and options; give it alone with the target")
@@ -50,6 +51,9 @@ def question(model, hardware, options, batch=1, context=1024):
         if np.ndim(model.batch) or np.ndim(model.length):
             raise RooflineError("the solver answers one point, not a grid over batch or context")
         return model
+    if batch is None:
+        tp, ep = options.get("tp") or 1, options.get("ep") or 1
+        batch = attention_groups(tp, ep) if isinstance(tp, int) and isinstance(ep, int) else 1
     return build(model, hardware, "decode", batch=batch, context=context, **options)
 
 
@@ -94,6 +98,35 @@ def _result_dict(model, hardware, layout, ev, batch, context, replicas=1):
             "batch": batch, "context": context, "time_s": ev.cycle_time,
             "tokens_per_s_per_user": 1 / ev.cycle_time, "tokens_per_s": replicas * batch / ev.cycle_time,
             "memory_per_chip_bytes": ev.per_chip_memory["total"], "time_split_s": ev.split}
+
+
+def _last_meeting(low, high, speed, target):
+    """Largest integer n in [low, high] with speed(n) >= target, for a speed that falls as n grows;
+    None if even speed(low) misses.
+
+    A search on the step time 1 / speed, which grows about linearly with the batch or the
+    context: each probe interpolates between the two that bracket the target (the Illinois
+    variant of regula falsi: an end kept twice in a row has its residual halved, so a curved step
+    time cannot stall it), so it ends in a few evaluations where bisection takes log2(high - low).
+    """
+    at_low = speed(low)
+    if at_low < target:
+        return None
+    at_high = speed(high) if high > low else at_low
+    if at_high >= target:
+        return high
+    budget = 1 / target
+    below, above, kept = 1 / at_low - budget, 1 / at_high - budget, 0     # below <= 0 < above
+    while high - low > 1:
+        probe = min(max(low + int(-below / (above - below) * (high - low)), low + 1), high - 1)
+        residual = 1 / speed(probe) - budget
+        if residual <= 0:
+            low, below = probe, residual
+            above, kept = (above / 2, 0) if kept == 1 else (above, 1)
+        else:
+            high, above = probe, residual
+            below, kept = (below / 2, 0) if kept == -1 else (below, -1)
+    return low
 
 
 def _bisect_int(low, high, ok):

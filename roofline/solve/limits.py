@@ -9,10 +9,10 @@ from ..scenario import positive_int, resolve_hardware
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..binding import BINDING_TEXT, binding
-from ..parallel import attention_groups, choose_links, for_batch
-from ..placement import best_layout, decode_memory, fits
-from .common import (SolveResult, _bisect_int, _positive_target, _result_dict, assumptions, families, layout_given,
-                     question)
+from ..parallel import choose_links, for_batch
+from ..placement import best_layout, decode_memory, fits, most_sequences
+from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions, families,
+                     layout_given, question)
 
 
 def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, max_batch=65536, **options):
@@ -29,9 +29,7 @@ def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, 
         raise RooflineError("give --tokens-per-s-per-user")
     if options.get("microbatches") is not None:
         raise RooflineError("solve batch sets the micro-batches from the batch it searches; drop --microbatches")
-    tp, ep = options.get("tp") or 1, options.get("ep") or 1
-    smallest = attention_groups(tp, ep) if isinstance(tp, int) and isinstance(ep, int) else 1   # one per group
-    s = question(model, hardware, options, smallest, context)
+    s = question(model, hardware, options, None, context)
     model, hardware, ceiling, link, context = s.model, s.hardware, s.ceiling, s.link, s.length
     chips = s.layout.chips
     cache = {}
@@ -44,12 +42,11 @@ def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, 
     layouts = families(s)
     for family in layouts:
         low = family.min_batch
-        by_memory = _bisect_int(low, max_batch, lambda b: fits(decode_memory(model, for_batch(family, b), b,
-                                                                              context), hardware))
+        by_memory = most_sequences(model, hardware, family, context, max_batch)
         if by_memory is None:
             continue
         try:
-            batch = _bisect_int(low, by_memory, lambda b: 1 / at(family, b)[1].cycle_time >= target)
+            batch = _last_meeting(low, by_memory, lambda b: 1 / at(family, b)[1].cycle_time, target)
         except RooflineError:       # no link joins the layout's chips
             continue
         if batch is not None and (best is None or batch > best[0]):
@@ -68,7 +65,7 @@ def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, 
     batch, family, by_memory = best
     layout, ev = at(family, batch)
     speed_allows = batch if batch < by_memory else \
-        _bisect_int(batch, max_batch, lambda b: 1 / at(family, b)[1].cycle_time >= target)
+        _last_meeting(batch, max_batch, lambda b: 1 / at(family, b)[1].cycle_time, target)
     binding_name = "capacity" if by_memory <= speed_allows else "tokens_per_s_per_user"
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"],
                "tokens_per_s_per_user": 1 / ev.cycle_time / target}
@@ -108,7 +105,7 @@ def solve_context(model, hardware=None, batch=1, tokens_per_s_per_user=None, max
         if by_memory is None:
             continue
         try:
-            context = _bisect_int(1, by_memory, lambda c: 1 / at(layout, c).cycle_time >= target) if target \
+            context = _last_meeting(1, by_memory, lambda c: 1 / at(layout, c).cycle_time, target) if target \
                 else by_memory
         except RooflineError:       # no link joins the layout's chips
             continue
@@ -175,7 +172,7 @@ def solve_bandwidth(model, hardware=None, tokens_per_s_per_user=None, batch=1, c
     return SolveResult("bandwidth", needed, True, "tokens_per_s_per_user",
                        margins={f"{resource}_bandwidth_vs_spec": base / needed}, layout=layout.describe(),
                        why=[f"{needed / 1e9:.4g} GB/s of {resource} bandwidth per chip ({high:.3g}x the "
-                            f"{base / 1e9:.4g} GB/s of {hardware.id}'s {'memory' if resource == 'memory' else 'link'})"],
+                            f"{base / 1e9:.4g} GB/s of {hardware.id}'s {resource})"],
                        assumptions=assumptions(s))
 
 
