@@ -79,7 +79,8 @@ class WhatIf:
         custom = with_overrides(base, {"memory_bandwidth": f"{c['bandwidth'].value} TB/s",
                                        "memory_capacity": f"{c['capacity'].value} GB",
                                        "peak_flops.bf16": f"{c['peak'].value} TFLOP/s"})
-        return replace(custom, id="custom", name=f"custom chip (from {base.name})", calibration=None)
+        return replace(custom, id="custom", name=f"custom chip (from {base.name})", calibration=None,
+                       architecture=None)
 
     def question(self):
         """The keyword arguments of api.decode / api.prefill the controls describe."""
@@ -106,7 +107,9 @@ class WhatIf:
         try:
             hardware = self.chip()
             evaluate = api.prefill if self.controls["phase"].value == "prefill" else api.decode
-            result = evaluate(self.controls["model"].value, hardware, **self.question())
+            # a made-up chip has no measurements: ideal mode, not a calibration borrowed from a sibling
+            result = evaluate(self.controls["model"].value, hardware, mode="ideal" if custom else None,
+                              **self.question())
         except RooflineError as exc:
             self.error = str(exc)
             self.message.value = f"<p style='color:#b00'>{_escape(self.error)}</p>"
