@@ -151,7 +151,8 @@ def sweep(batch, context, weights_dtype, fmt, output, **params):
     rows = grid.rows()
     data = None
     if fmt == "json":
-        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode, "notes": grid.notes,
+        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode,
+                "calibration_source": grid.calibration_source, "notes": grid.notes,
                 "points": [dict(zip(COLUMNS, row)) for row in rows]}
     if output is None:
         emit_table(rows, list(COLUMNS), fmt, data=data)
@@ -163,4 +164,6 @@ def sweep(batch, context, weights_dtype, fmt, output, **params):
             raise RooflineError(f"--output {output}: cannot write ({exc.strerror})") from None
         click.echo(f"wrote {len(rows)} points to {output}", err=True)
     if fmt != "json" or output is not None:
-        _echo_notes(grid.notes, err=True)
+        mode = f"{grid.mode} mode on {grid.hardware}" + (f" (calibration {grid.calibration_source})"
+                                                          if grid.calibration_source else "")
+        _echo_notes([mode, *grid.notes], err=True)
