@@ -12,14 +12,16 @@ JSON_SIGNIFICANT = 12  # digits in JSON and CSV
 
 #: display unit of a field, by name suffix, tried in order (first match wins)
 _FIELD_UNITS = (
-    ("tokens_per_s_per_user", "tok/s"), ("tokens_per_s", "tok/s"), ("tokens_per_kwh", "tok/kWh"),
+    ("tokens_per_s_per_user", "tok/s"), ("tokens_per_s", "tok/s"), ("tokens_per_s_per_chip", "tok/s"),
+    ("tok_s_per_user", "tok/s"), ("tok_s", "tok/s"), ("requests_per_s", "req/s"), ("tokens_per_kwh", "tok/kWh"),
     ("joules_per_token", "J/tok"), ("usd_per_mtok", "USD/Mtok"), ("usd_per_hour", "USD/h"),
     ("bytes_per_s", "B/s"), ("flops_per_s", "FLOP/s"), ("flop_per_byte", "FLOP/B"), ("bytes_per_token", "B/tok"),
-    ("_bytes", "B"), ("bytes", "B"), ("_flops", "FLOP"), ("flops", "FLOP"), ("_w", "W"), ("_s", "s"),
+    ("_bytes", "B"), ("bytes", "B"), ("_flops", "FLOP"), ("flops", "FLOP"), ("_w", "W"), ("_per_s", "/s"),
+    ("_s", "s"),
 )
 #: units whose numbers take no SI prefix (money) or take it on the number, not the unit (tokens)
 _NO_PREFIX = ("USD",)
-_PREFIX_ON_NUMBER = ("tok/",)
+_PREFIX_ON_NUMBER = ("tok/", "req/", "/")
 #: units that take a prefix themselves (16.06 GB, 6.711 ms); other units print numbers from 0.001 to
 #: 9999 as they are and larger or smaller ones with the prefix on the number (0.9996 FLOP/B, 12.5k FLOP/B)
 _PREFIXED = ("s", "B", "B/s", "W", "J", "J/tok", "FLOP", "FLOP/s", "B/tok", "Hz")
