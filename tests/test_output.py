@@ -39,8 +39,10 @@ def test_si_text_examples_of_the_issue(value, unit, text):
 
 def test_units_follow_field_names():
     assert [field_unit(n) for n in ("step_time_s", "weight_bytes", "power_w", "tokens_per_s_per_user",
-                                    "usd_per_mtok", "bandwidth_bytes_per_s", "batch")] == \
-        ["s", "B", "W", "tok/s", "USD/Mtok", "B/s", ""]
+                                    "usd_per_mtok", "bandwidth_bytes_per_s", "batch", "requests_per_s",
+                                    "interactivity_tok_s_per_user", "output_tokens_per_s_per_chip")] == \
+        ["s", "B", "W", "tok/s", "USD/Mtok", "B/s", "", "req/s", "tok/s", "tok/s"]
+    assert si_text(3.716, "req/s") == "3.716 req/s" and si_text(4280.4, "tok/s") == "4.28k tok/s"
 
 
 def test_json_numbers_are_rounded_to_12_significant_digits():
