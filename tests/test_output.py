@@ -244,3 +244,11 @@ def test_results_in_jupyter_have_units_and_4_digits():
     assert html.count("6.711 ms") == 1  # step time, token latency and stage time: one number, shown once
     operator = r.operators[0]._repr_html_()
     assert not RAW_EXPONENT.search(operator) and "B</td>" in operator.replace(" ", "")
+
+
+def test_sweep_ranges_take_counts_like_8k():
+    from roofline.cli.analysis_cmd import parse_values
+    assert parse_values("1k:4k:1k", "context") == [1000, 2000, 3000, 4000]
+    assert parse_values("1:64:x4,8Ki", "batch") == [1, 4, 16, 64, 8192]
+    data = json.loads(run("sweep", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--context", "1k,8k", "--format", "json"))
+    assert [p["context"] for p in data["points"]] == [1000, 8000]

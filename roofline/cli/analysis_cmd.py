@@ -6,30 +6,33 @@ import click
 from ..dtypes import DTYPES
 from ..errors import RooflineError
 from . import cli
-from .output import COUNT, cell, echo_wrapped, emit_table, format_option, to_json
+from .output import COUNT, cell, echo_wrapped, emit_table, format_option, parse_count, to_json
 from .scenario_options import given, scenario_kwargs, scenario_options
 
-_RANGE = re.compile(r"^(\d+):(\d+)(?::(x?)(\d+(?:\.\d+)?))?$")
+_COUNT_TEXT = r"\d+(?:\.\d+)?(?:[kKmM]i?)?"   # 1024, 8k, 8Ki (output.parse_count)
+_RANGE = re.compile(rf"^({_COUNT_TEXT}):({_COUNT_TEXT})(?::(?:x(\d+(?:\.\d+)?)|({_COUNT_TEXT})))?$")
 MAX_VALUES = 100_000
 
 
 def parse_values(text, name):
-    """Whole numbers from '1,8,64', 'A:B' (step 1), 'A:B:S' (step S) or 'A:B:xF' (times F), mixed.
+    """Whole numbers from '1,8,64', 'A:B' (step 1), 'A:B:S' (step S) or 'A:B:xF' (times F), mixed;
+    counts may be written 8k (8000) or 8Ki (8192).
 
     Ranges include B when a step lands on it. RooflineError names the item that cannot be read.
     """
     values = []
     for item in (part.strip() for part in str(text).split(",")):
-        if re.fullmatch(r"\d+", item):
-            values.append(int(item))
+        if re.fullmatch(_COUNT_TEXT, item):
+            values.append(parse_count(item, f"--{name}", minimum=None))
             continue
         match = _RANGE.match(item)
         if not match:
             raise RooflineError(f"--{name} {item!r}: expected whole numbers or ranges like 1,8,64 or 1:1024:x2 "
-                                "or 1024:8192:1024")
-        start, stop, times, step = match.groups()
-        start, stop = int(start), int(stop)
-        step = float(step) if step else 1.0
+                                "or 1024:8192:1024 (or 1k:8k:1k)")
+        start, stop, factor, step = match.groups()
+        start, stop = (parse_count(v, f"--{name}", minimum=None) for v in (start, stop))
+        times = factor is not None
+        step = float(factor) if times else parse_count(step, f"--{name}", minimum=None) if step else 1.0
         if start < 1 or stop < start or (times and step <= 1) or (not times and step != int(step)) or step < 1:
             raise RooflineError(f"--{name} {item!r}: a range A:B[:S|:xF] needs 1 <= A <= B, a whole step S >= 1 "
                                 "or a factor F > 1")
