@@ -22,6 +22,7 @@ from ..errors import RooflineError
 
 FORMATS = ("table", "json", "csv", "markdown")
 
+
 def to_json(data):
     def default(obj):
         if hasattr(obj, "tolist"):
