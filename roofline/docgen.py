@@ -6,7 +6,7 @@
 A console example is a fenced ```console block of `$ roofline ...` commands (a trailing `\\`
 continues one), each followed by its output; `$` lines of other programs are left as written.
 Every command runs in-process through the CLI, from the checkout's root, with the shipped specs
-only (no $ROOFLINE_SPECS, no user data folder).
+only (no $ROOFLINE_SPECS, no user data folder) and unwrapped tables (ROOFLINE_WIDTH=0).
 
 - An output with a line `...`, or with `...` in a line, is an excerpt: only the lines it shows are
   kept, each matched (in order, numbers masked) to the printed line it resembles most. Within a
@@ -118,7 +118,8 @@ def run(command, root=ROOT):
     if not args or args[0] != "roofline":
         return 2, [f"error: not a roofline command: {command}"]
     with tempfile.TemporaryDirectory() as empty, _working_directory(root):
-        result = CliRunner().invoke(cli, args[1:], env={"ROOFLINE_SPECS": None, "XDG_DATA_HOME": empty})
+        result = CliRunner().invoke(cli, args[1:], env={"ROOFLINE_SPECS": None, "XDG_DATA_HOME": empty,
+                                                          "ROOFLINE_WIDTH": "0"})   # tables never wrapped
     return result.exit_code, [line.rstrip() for line in result.output.rstrip("\n").split("\n")]
 
 
@@ -139,21 +140,28 @@ def _mask(text):
 
 def _key(text):
     """The first column of a `key  value` line (two or more spaces after it), else None."""
-    match = re.match(r"(\S.*?)\s{2,}\S", text)
+    match = re.match(r"(\S.*?)\s{2,}\S", text.strip())
     return match.group(1) if match else None
 
 
-def _entries(shown):
-    """The shown output as entries: (text with continuation lines joined, was wrapped), or '...'."""
-    entries = []
+def _entries(shown, printed):
+    """The shown output as entries: (text, continuation indent or None), or an elision line ('...').
+
+    An indented line of prose that the command does not print (numbers aside) continues the line
+    above it, wrapped in the doc: its indent is kept for rewrapping. An indented line it does print,
+    or a `key  value` line (a field under a heading), is a line of its own.
+    """
+    printed_masks, entries = {_mask(line) for line in printed}, []
     for line in shown:
         if line.strip() == "...":
-            entries.append("...")
-        elif line[:1].isspace() and line.strip() and entries and entries[-1] != "..." and entries[-1][0]:
-            text, _ = entries[-1]
-            entries[-1] = (f"{text} {line.strip()}", True)
+            entries.append(line.rstrip())           # an elision, kept as written (indent included)
+        elif (line[:1].isspace() and line.strip() and entries and not isinstance(entries[-1], str)
+              and entries[-1][0]
+              and _key(line) is None and _mask(line) not in printed_masks):
+            text, indent = entries[-1]
+            entries[-1] = (f"{text} {line.strip()}", indent or line[:len(line) - len(line.lstrip())])
         else:
-            entries.append((line.rstrip(), False))
+            entries.append((line.rstrip(), None))
     return entries
 
 
@@ -169,11 +177,11 @@ def render(shown, printed):
     if not is_excerpt(shown):
         return list(printed), []
     lines, problems, after = [], [], 0
-    for entry in _entries(shown):
-        if entry == "...":
-            lines.append("...")
+    for entry in _entries(shown, printed):
+        if isinstance(entry, str):
+            lines.append(entry)
             continue
-        text, wrapped = entry
+        text, indent = entry
         if not text:
             lines.append("")
             continue
@@ -183,8 +191,8 @@ def render(shown, printed):
             continue
         after = index + 1
         new = _elide(text, printed[index])[0] if _is_elided(text) else printed[index]
-        if wrapped:
-            lines.extend(textwrap.wrap(new, WIDTH, subsequent_indent="     ", break_long_words=False,
+        if indent:
+            lines.extend(textwrap.wrap(new, WIDTH, subsequent_indent=indent, break_long_words=False,
                                        break_on_hyphens=False))
         else:
             lines.append(new)
