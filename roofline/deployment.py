@@ -18,10 +18,12 @@ import math
 from dataclasses import dataclass, replace
 
 from . import dtypes
+from .collectives import (Fabric, Network, allreduce, alltoall, destination_ranks, hop_time, pipeline_cycle,
+                          residual_bytes, routed_bytes)
+from .mathops import ceil, maximum, minimum
 from .memory import footprint
 from .operators import decode_operators, prefill_operators
-from .parallel import (allreduce_time, alltoall_time, choose_links, hop_time, pipeline_cycle, residual_bytes,
-                       routed_bytes)
+from .parallel import choose_links
 from .params import count_params
 from .step import fixed_time, time_operators
 
@@ -106,38 +108,67 @@ def chip_operators(model, layout, build, b):
     """
     mla = model.attention.kind == "mla"
     groups = layout.attention_groups
-    ops = [shard(op, layout.tp, mla) for op in build(math.ceil(b / groups))]
+    ops = [shard(op, layout.tp, mla) for op in build(ceil(b / groups))]
     if groups == 1:
         return ops
     return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b)
                                                       if is_routed(op)]
 
 
-def communication(model, layout, tokens, group_tokens, tp_link, ep_link, ceiling):
+def chip_network(hardware, ceiling, link_id=None):
+    """The two-level Network of a chip's scale-up and scale-out links, with this mode's latency per
+    crossing; a forced `link_id` is the only level, joining any number of chips."""
+    def level(chip_link, domain):
+        return Fabric(chip_link.link.fabric, chip_link.bandwidth, ceiling.latency_of(chip_link), domain,
+                      chip_link.link.dimensions)
+
+    if link_id is not None:
+        return Network(up=level(hardware.link(link_id=link_id), math.inf))
+    up = next((cl for cl in hardware.links if cl.role == "scale-up"), None)
+    out = next((cl for cl in hardware.links if cl.role == "scale-out"), None)
+    return Network(up=level(up, up.domain or math.inf) if up is not None else None,
+                   out=level(out, math.inf) if out is not None else None)
+
+
+def dispatch_bytes_per_value(model):
+    """Bytes per hidden value of an MoE dispatch [B]: fp8 with one fp32 scale per 128 values where the
+    experts run in fp8 (DeepEP dispatches fp8 and combines bf16, deepseek-ai/DeepEP README), else the
+    activation dtype."""
+    if str(model.dtypes["experts"]).startswith("fp8"):
+        return 1 + 4 / 128
+    return dtypes.bytes_per_value(model.dtypes["activations"])
+
+
+def communication(model, layout, tokens, group_tokens, network, ceiling):
     """CommTiming of the tensor- and expert-parallel collectives of one micro-batch, all layers.
 
-    Dense layers all-reduce the residual stream of a group's `group_tokens` over its tp chips
-    twice (after attention, after the FFN); MoE layers with ep > 1 all-reduce after attention and
-    dispatch and combine the routed copies of the micro-batch's `tokens` all-to-all over ep chips.
+    Every layer all-reduces the residual stream of a group's `group_tokens` over its tp chips twice:
+    after attention, and after the FFN (dense), the MoE layer (ep <= tp: after the attention
+    all-reduce every rank holds every token, so the dispatch is local and the combine of the routed
+    experts and the tensor-parallel shared experts is one all-reduce) or the group's merge of its
+    combined tokens (ep > tp). With ep > tp, MoE layers also dispatch and combine the micro-batch's
+    `tokens` all-to-all over the ep chips: each token once to each distinct rank that holds one of
+    its experts (destination_ranks), those inside the scale-up domain over it, the rest over
+    scale-out. Calibrated mode adds the fitted fixed cost of one collective to each.
     """
     act = dtypes.bytes_per_value(model.dtypes["activations"])
     fixed = ceiling.collective_overhead
-    moe_layers = model.num_moe_layers if layout.ep > 1 else 0
     comms = []
     if layout.tp > 1:
         message = residual_bytes(group_tokens, model.hidden_size, act)
-        bw_part = allreduce_time(message, layout.tp, tp_link.bandwidth, 0.0)
-        lat_part = allreduce_time(0.0, layout.tp, tp_link.bandwidth, ceiling.latency_of(tp_link)) + fixed
-        comms.append(CommTiming("allreduce_attn", "layer", model.num_layers, message, lat_part, bw_part))
-        if model.num_layers - moe_layers:
-            comms.append(CommTiming("allreduce_ffn", "layer", model.num_layers - moe_layers, message, lat_part,
-                                    bw_part))
+        t = allreduce(message, layout.tp, network)
+        comms += [CommTiming("allreduce_attn", "layer", model.num_layers, message, t.latency + fixed, t.bandwidth),
+                  CommTiming("allreduce_ffn", "layer", model.num_layers, message, t.latency + fixed, t.bandwidth)]
+    moe_layers = model.num_moe_layers if layout.ep > layout.tp else 0
     if moe_layers:
-        routed = routed_bytes(tokens, model.moe.experts_per_token, model.hidden_size, act, layout.ep)
-        a2a_bw = alltoall_time(routed, layout.ep, ep_link.bandwidth, 0.0)
-        a2a_lat = alltoall_time(0.0, layout.ep, ep_link.bandwidth, ceiling.latency_of(ep_link)) + fixed
-        comms += [CommTiming("dispatch", "moe", moe_layers, routed, a2a_lat, a2a_bw),
-                  CommTiming("combine", "moe", moe_layers, routed, a2a_lat, a2a_bw)]
+        ep = layout.ep
+        remote = destination_ranks(model.moe.num_experts, model.moe.experts_per_token, ep) * (ep - 1) / ep
+        near = remote * (min(ep, network.domain) - 1) / (ep - 1)
+        for name, per_value in (("dispatch", dispatch_bytes_per_value(model)), ("combine", act)):
+            near_bytes = routed_bytes(tokens, near, model.hidden_size, per_value, ep)
+            far_bytes = routed_bytes(tokens, remote - near, model.hidden_size, per_value, ep)
+            t = alltoall(near_bytes, far_bytes, ep, network)
+            comms.append(CommTiming(name, "moe", moe_layers, near_bytes + far_bytes, t.latency + fixed, t.bandwidth))
     return comms
 
 
@@ -164,25 +195,35 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     weights = (other_layers * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp \
         + experts * moe_share / layout.expert_chips
     kv_split = 1 if model.attention.kind == "mla" else layout.tp
-    group_batch = math.ceil(batch / layout.attention_groups)
+    group_batch = ceil(batch / layout.attention_groups)
     kv = whole["kv_cache"] * share / kv_split * group_batch / batch
     act = whole["activations"] / layout.stage_chips
     return {"weights": weights, "kv_cache": kv, "activations": act, "total": weights + kv + act}
 
 
 def stage_work(layer_time, head_time, layers, stages):
-    """Work of the busiest pipeline stage per micro-batch [s], stages balanced by layer count.
+    """Work of the busiest pipeline stage per micro-batch [s]: stages hold whole layers.
 
-    .. math:: t_{stage} = \\max\\left(\\frac{t_{layers} + t_{head}}{pp}, \\; t_{head} + \\frac{t_{layers}}{L}\\right)
+    .. math:: t_{stage} = \\min_{1 \\le n_h \\le \\lceil L / pp \\rceil} \\max\\left(
+              \\left\\lceil \\frac{L - n_h}{pp - 1} \\right\\rceil \\bar t, \\; n_h \\bar t + t_{head}\\right),
+              \\qquad \\bar t = t_{layers} / L
 
-    The stage that holds the LM head takes fewer layers; it still needs at least one.
+    The stage that holds the LM head takes n_h >= 1 layers, the other pp - 1 share the rest as
+    evenly as whole layers allow, and the split is the one that makes the busiest stage least busy
+    (GLM-4.7: 92 layers over 38 stages put 3 layers on the fullest stage, not 92/38 = 2.42).
     """
     if stages == 1:
         return layer_time + head_time
-    return max((layer_time + head_time) / stages, head_time + layer_time / layers)
+    per_layer = layer_time / layers
+    best = None
+    for head_layers in range(1, math.ceil(layers / stages) + 1):
+        others = math.ceil((layers - head_layers) / (stages - 1))
+        work = maximum(others * per_layer, head_layers * per_layer + head_time)
+        best = work if best is None else minimum(best, work)
+    return best
 
 
-def _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep_link):
+def _micro_batch(phase, model, hardware, b, length, layout, ceiling, network):
     """(timed operators, collectives, layer time, head time, group tokens) of a micro-batch of `b`."""
     if phase == "decode":
         def build(sequences):
@@ -192,9 +233,9 @@ def _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep
         def build(sequences):
             return prefill_operators(model, sequences, length, hardware.peak_flops)
         tokens, per_sequence = b * length, length
-    group_tokens = math.ceil(b / layout.attention_groups) * per_sequence
+    group_tokens = ceil(b / layout.attention_groups) * per_sequence
     timed = time_operators(chip_operators(model, layout, build, b), ceiling)
-    comms = communication(model, layout, tokens, group_tokens, tp_link, ep_link, ceiling)
+    comms = communication(model, layout, tokens, group_tokens, network, ceiling)
     layer_time = sum(op.total_time for op in timed if op.group != "head") \
         + sum(c.total_time for c in comms) + model.num_layers * ceiling.layer_overhead
     head_time = sum(op.total_time for op in timed if op.group == "head")
@@ -214,7 +255,8 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     if cache is not None and key in cache:
         part = cache[key]
     else:
-        part = _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep_link)
+        part = _micro_batch(phase, model, hardware, b, length, layout, ceiling,
+                            chip_network(hardware, ceiling, link_id))
         if cache is not None:
             cache[key] = part
     timed, comms, layer_time, head_time, group_tokens = part
@@ -233,6 +275,8 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     hop_total = sum(h.total_time for h in hops)
     token_time = layer_time + head_time + ceiling.step_overhead + hop_total
     stage_time = stage_work(layer_time, head_time, model.num_layers, layout.pp) + (hops[0].time if hops else 0.0)
+    if phase == "prefill":
+        token_time = token_time + (m - 1) * stage_time
     cycle = float(pipeline_cycle(token_time, stage_time, m))
     split = {"memory": 0.0, "compute": 0.0, "overhead": float(fixed_time(ceiling, model.num_layers)),
              "link latency": 0.0, "link bandwidth": 0.0}

@@ -1,4 +1,5 @@
-"""Several chips: collective and hop times over links, and the parallel layouts a model allows.
+"""Several chips: the parallel layouts a model allows and the links they use (roofline.collectives
+prices the traffic).
 
 Tensor parallelism (TP, Megatron-LM: Shoeybi et al. 2019, arXiv 1909.08053) splits every weight
 matrix and the attention heads over `tp` chips and all-reduces the layer's output twice per layer
@@ -11,76 +12,11 @@ with ep a multiple of tp larger than it, a pipeline stage has ep chips: attentio
 FFN, shared experts, embedding and LM head) runs tensor-parallel over tp chips in ep/tp
 data-parallel attention groups, each serving its own share of the sequences, while the routed
 experts are spread over all ep chips (DeepSeek-V3 decodes with EP320 and data-parallel attention,
-prefills with EP32). Every transfer pays the link's latency and its bandwidth term.
+prefills with EP32).
 """
-import math
 from dataclasses import dataclass
 
 from .errors import RooflineError
-from .mathops import maximum
-
-
-def allreduce_time(message_bytes, chips, bandwidth, latency):
-    """All-reduce of a `message_bytes` buffer over `chips` chips [s].
-
-    .. math:: t = 2 \\lceil \\log_2 n \\rceil \\, \\alpha + \\frac{2 (n - 1)}{n} \\frac{S}{BW}
-
-    The bandwidth term is the ring optimum (each chip sends and receives 2(n-1)/n of the buffer);
-    the latency term is that of a tree or switch-reduced algorithm, which NCCL picks for the small
-    messages of decode (a reduce and a broadcast, log2 n hops each). message_bytes [B], bandwidth
-    per direction per chip [B/s], latency alpha per hop [s]. Zero for one chip.
-    """
-    if chips <= 1:
-        return 0 * message_bytes
-    return 2 * math.ceil(math.log2(chips)) * latency + 2 * (chips - 1) / chips * message_bytes / bandwidth
-
-
-def alltoall_time(bytes_per_chip, chips, bandwidth, latency):
-    """All-to-all in which each chip sends `bytes_per_chip` spread evenly over the others [s].
-
-    .. math:: t = \\alpha + \\frac{n - 1}{n} \\frac{S}{BW}
-
-    Direct sends through a switch: one hop of latency; (n-1)/n of the data leaves the chip.
-    bytes_per_chip [B] (for an MoE dispatch: routed_bytes), bandwidth per direction per chip [B/s],
-    latency alpha [s]. Zero for one chip.
-    """
-    if chips <= 1:
-        return 0 * bytes_per_chip
-    return latency + (chips - 1) / chips * bytes_per_chip / bandwidth
-
-
-def routed_bytes(tokens, experts_per_token, hidden_size, activation_bytes, chips):
-    """Bytes one chip sends in an MoE dispatch (or receives back in the combine) [B].
-
-    .. math:: S = \\frac{T \\, k \\, h \\, b_a}{n_{ep}}
-
-    Each of the T tokens of a micro-batch goes to its k routed experts; the chips share the
-    tokens evenly, so each sends 1/n_ep of the T k copies of the hidden state (DeepSeek-V3,
-    arXiv 2412.19437, Sec. 3.4: dispatch and combine of routed tokens).
-    """
-    return tokens * experts_per_token * hidden_size * activation_bytes / chips
-
-
-def hop_time(message_bytes, bandwidth, latency):
-    """Point-to-point transfer between pipeline stages: alpha + S / BW [s]."""
-    return latency + message_bytes / bandwidth
-
-
-def residual_bytes(tokens, hidden_size, activation_bytes):
-    """Bytes of the residual stream of `tokens` tokens: tokens x hidden x bytes per value [B]."""
-    return tokens * hidden_size * activation_bytes
-
-
-def pipeline_cycle(token_time, bottleneck_stage_time, microbatches):
-    """Time between two tokens of one sequence in a pipeline with `microbatches` in flight [s].
-
-    .. math:: t_{cycle} = \\max(t_{token}, \\; m \\, t_{stage,max})
-
-    A sequence's next token cannot start before its previous one has crossed every stage
-    (t_token); the busiest stage cannot serve its m micro-batches faster than m t_stage,max.
-    With m = 1 all other stages idle: per-user latency is t_token, aggregate throughput B / t_token.
-    """
-    return maximum(token_time, microbatches * bottleneck_stage_time)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@
 maximum over the step's totals, matters: the weight GEMMs of a large batch are compute-bound while
 attention stays memory-bound, and they run one after the other.
 
-Ideal mode uses datasheet peaks and no fixed costs: a lower bound on time. Calibrated mode uses
+Ideal mode uses datasheet peaks, no fixed costs and no latency between chips: a lower bound on time. Calibrated mode uses
 the chip's achievable ceilings, a smooth knee and fixed per-layer and per-step costs
 (roofline.calibration).
 """
@@ -43,7 +43,9 @@ class Ceilings:
 def ceilings(hardware, mode):
     """Ceilings of a chip in `mode` ('ideal' or 'calibrated'; calibrated needs a calibration)."""
     if mode == "ideal" or hardware.calibration is None:
-        return Ceilings("ideal", hardware.mem_bandwidth, dict(hardware.peak_flops))
+        # no latency per crossing between chips: the link specs' latencies are assumptions (software
+        # included), and ideal mode must stay a lower bound (roofline.collectives)
+        return Ceilings("ideal", hardware.mem_bandwidth, dict(hardware.peak_flops), link_latency=0.0)
     cal = hardware.calibration
     flops = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
     return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead,
