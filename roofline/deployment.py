@@ -11,7 +11,7 @@ token of one sequence is
           + t_{step} + (pp - 1) \\, t_{hop} + [pp > 1] \\, \\alpha_{return}
 
 and with m micro-batches in flight a sequence gets a token every
-max(t_token, m t_stage,max) (parallel.pipeline_cycle): more stages add hops to the per-user
+max(t_token, m t_stage,max) (collectives.pipeline_cycle): more stages add hops to the per-user
 latency while the aggregate throughput is held up by the micro-batches.
 """
 import math
