@@ -28,16 +28,6 @@ def minimum(a, b):
     return np.minimum(a, b)
 
 
-def ceil(x):
-    """The smallest whole number >= x: an int for a number, an array of floats for an array."""
-    if is_symbolic(x):
-        import sympy
-        return sympy.ceiling(x)
-    if np.ndim(x) == 0:
-        return math.ceil(x)
-    return np.ceil(x)
-
-
 def where(condition, a, b):
     """a where `condition` holds, else b (elementwise for arrays; one of the two for numbers)."""
     if is_symbolic(condition, a, b):
@@ -69,3 +59,13 @@ def smooth_max(a, b, n):
     np.power(ratio, 1 / n, out=ratio)
     ratio *= high
     return ratio
+
+
+def ceil(x):
+    """The smallest whole number >= x, for floats (an int), numpy arrays and sympy expressions."""
+    if is_symbolic(x):
+        import sympy
+        return sympy.ceiling(x)
+    if np.ndim(x):
+        return np.ceil(x)
+    return math.ceil(x)

@@ -75,8 +75,8 @@ def resolve(kind, name):
         return paths[name]
     near = difflib.get_close_matches(name, paths, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; known ids: {', '.join(paths)}"
-    listing = {"model": "models", "hardware": "hardware", "link": "links"}[kind]
-    raise RooflineError(f"unknown {kind} id '{name}'{hint} (roofline list {listing})")
+    listing = {"model": "models", "hardware": "hardware", "link": "links"}.get(kind)
+    raise RooflineError(f"unknown {kind} id '{name}'{hint}" + (f" (roofline list {listing})" if listing else ""))
 
 
 def find_any(name):
