@@ -23,7 +23,7 @@ import numpy as np
 from . import dtypes
 from .collectives import (Fabric, Network, allreduce, alltoall, destination_ranks, hop_time, pipeline_cycle,
                           residual_bytes, routed_bytes)
-from .mathops import ceil, maximum, minimum
+from .mathops import ceil, maximum
 from .memory import footprint
 from .operators import decode_operators, mtp_draft_operators, prefill_operators
 from .parallel import choose_links
@@ -104,17 +104,35 @@ def _plain(value):
     return float(value) if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
-def shard(op, tp, mla):
+#: MLA's down projections: their outputs are the latents every head shares, so engines replicate
+#: them on every tensor-parallel rank (vLLM ReplicatedLinear for the q_a and kv_a projections;
+#: DeepSeek-V3.2's indexer key likewise)
+REPLICATED_UNDER_TP = ("q_a", "kv_a", "index_k_w")
+
+
+def shard(op, tp, model):
     """The share of one operator a chip of a `tp`-wide tensor-parallel group runs.
 
     GEMMs split their weights and FLOPs (column/row parallel, vocab-parallel LM head); attention
-    splits its heads, and GQA its KV heads; MLA's latent cache is shared by all heads, so every
-    chip reads all of it. Norms, activations and the embedding lookup are replicated.
+    splits its heads: the per-head queries and outputs divide by tp, the KV cache by the KV heads
+    a rank holds (GQA: min(tp, kv_heads), each KV head replicated over tp / kv_heads ranks when tp
+    is larger; MLA: 1, the latent cache is shared by all heads and every chip reads all of it).
+    The QKV projection of a rank holds H/tp query heads and max(kv/tp, 1) KV heads; MLA's down
+    projections are replicated (REPLICATED_UNDER_TP). Norms, activations and the embedding lookup
+    are replicated.
     """
     if tp == 1 or op.kind == "elementwise":
         return op
-    if op.kind == "attention" and mla:
-        return replace(op, flops=op.flops / tp)
+    mla = model.attention.kind == "mla"
+    if mla and op.name in REPLICATED_UNDER_TP:
+        return op
+    if op.kind == "attention":
+        kv_split = 1 if mla else min(tp, model.num_kv_heads)
+        return replace(op, flops=op.flops / tp, bytes=(op.bytes - op.kv_bytes) / tp + op.kv_bytes / kv_split,
+                       kv_bytes=op.kv_bytes / kv_split)
+    if op.name == "qkv" and tp > model.num_kv_heads:
+        share = (model.num_heads / tp + 2) / (model.num_heads + 2 * model.num_kv_heads)
+        return replace(op, flops=op.flops * share, bytes=op.bytes * share, weights=op.weights * share)
     return replace(op, flops=op.flops / tp, bytes=op.bytes / tp, weights=op.weights / tp)
 
 
@@ -123,17 +141,21 @@ def is_routed(op):
     return op.name.startswith("experts_")
 
 
-def spread_experts(op, ep):
+def spread_experts(op, ep, num_experts):
     """The share of a routed-expert operator of a whole micro-batch one of `ep` expert chips runs.
 
     .. math:: F_{chip} = \\frac{F}{n_{ep}}, \\qquad
-              Q_{chip} = \\frac{N (1 - (1 - k/N)^T) \\, Q_{expert} + Q_{act}}{n_{ep}}
+              Q_{chip} = \\frac{N (1 - (1 - k/N)^T) \\, Q_{expert} + Q_{act}}{\\min(n_{ep}, N)}
 
     Each chip holds N / ep of the N experts and receives 1/ep of the T k routed tokens under
     uniform routing (DeepSeek-V3, arXiv 2412.19437, Sec. 3.4): the FLOPs, the weights of the
-    distinct experts the micro-batch touches and the routed activations all divide by ep.
+    distinct experts the micro-batch touches and the routed activations all divide by ep. With
+    more chips than experts (one expert a chip, ep - N redundant copies of hot experts: DeepSeek's
+    EP320 for 256 experts) the FLOPs still spread over ep, but a chip reads its whole expert
+    whenever it is touched: the bytes divide by N.
     """
-    return replace(op, flops=op.flops / ep, bytes=op.bytes / ep, weights=op.weights / ep)
+    spread = min(ep, num_experts)
+    return replace(op, flops=op.flops / ep, bytes=op.bytes / spread, weights=op.weights / spread)
 
 
 def chip_operators(model, layout, build, b):
@@ -143,13 +165,12 @@ def chip_operators(model, layout, build, b):
     operator for its group's ceil(b / groups) sequences, split over tp, and its 1/ep of the routed
     experts of the whole micro-batch.
     """
-    mla = model.attention.kind == "mla"
     groups = layout.attention_groups
-    ops = [shard(op, layout.tp, mla) for op in build(ceil(b / groups))]
+    ops = [shard(op, layout.tp, model) for op in build(ceil(b / groups))]
     if groups == 1:
         return ops
-    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b)
-                                                      if is_routed(op)]
+    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep, model.moe.num_experts)
+                                                      for op in build(b) if is_routed(op)]
 
 
 def chip_network(hardware, ceiling, link_id=None):
@@ -199,7 +220,8 @@ def communication(model, layout, tokens, group_tokens, network, ceiling):
     moe_layers = model.num_moe_layers if layout.ep > layout.tp else 0
     if moe_layers:
         ep = layout.ep
-        remote = destination_ranks(model.moe.num_experts, model.moe.experts_per_token, ep) * (ep - 1) / ep
+        holders = min(ep, model.moe.num_experts)     # ep > N: a token's experts sit on k distinct ranks
+        remote = destination_ranks(model.moe.num_experts, model.moe.experts_per_token, holders) * (ep - 1) / ep
         near = remote * (min(ep, network.domain) - 1) / (ep - 1)
         for name, per_value in (("dispatch", dispatch_bytes_per_value(model)), ("combine", act)):
             near_bytes = routed_bytes(tokens, near, model.hidden_size, per_value, ep)
@@ -217,7 +239,8 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     are contiguous blocks of ceil(L / pp) layers: a model whose first layers are dense, or whose MoE
     layers alternate with dense ones, does not hold ceil(L / pp) / L of all experts per stage). A chip
     keeps the KV cache of its attention group's ceil(batch / groups) sequences: GQA KV heads split
-    over tp, MLA's latent cache replicated on every chip of the group. Activations divide over the
+    over min(tp, kv_heads) (replicated beyond), MLA's latent cache replicated on every chip of the
+    group. Routed experts divide over min(max(tp, ep), N): with more chips than experts each holds one. Activations divide over the
     stage.
     """
     whole = footprint(model, batch, context, tokens_in_flight)
@@ -230,8 +253,8 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
                    for start in range(0, model.num_layers, per_stage))
     moe_share = most_moe / model.num_moe_layers if model.num_moe_layers else 0
     weights = (other_layers * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp \
-        + experts * moe_share / layout.expert_chips
-    kv_split = 1 if model.attention.kind == "mla" else layout.tp
+        + experts * moe_share / (min(layout.expert_chips, model.moe.num_experts) if model.moe else layout.expert_chips)
+    kv_split = 1 if model.attention.kind == "mla" else min(layout.tp, model.num_kv_heads)
     group_batch = ceil(batch / layout.attention_groups)
     kv = whole["kv_cache"] * share / kv_split * group_batch / batch
     act = whole["activations"] / layout.stage_chips
@@ -241,23 +264,18 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
 def stage_work(layer_time, head_time, layers, stages):
     """Work of the busiest pipeline stage per micro-batch [s]: stages hold whole layers.
 
-    .. math:: t_{stage} = \\min_{1 \\le n_h \\le \\lceil L / pp \\rceil} \\max\\left(
-              \\left\\lceil \\frac{L - n_h}{pp - 1} \\right\\rceil \\bar t, \\; n_h \\bar t + t_{head}\\right),
+    .. math:: t_{stage} = \\max\\left(\\left\\lceil \\frac{L}{pp} \\right\\rceil \\bar t, \\;
+              \\left\\lfloor \\frac{L}{pp} \\right\\rfloor \\bar t + t_{head}\\right),
               \\qquad \\bar t = t_{layers} / L
 
-    The stage that holds the LM head takes n_h >= 1 layers, the other pp - 1 share the rest as
-    evenly as whole layers allow, and the split is the one that makes the busiest stage least busy
-    (GLM-4.7: 92 layers over 38 stages put 3 layers on the fullest stage, not 92/38 = 2.42).
+    Layers are spread as evenly as whole layers allow, the L mod pp extra ones on stages before the
+    last, which holds the LM head (vLLM's get_pp_indices, vllm/distributed/utils.py). GLM-4.7's 92
+    layers over 38 stages put 3 layers on the fullest stage, not 92/38 = 2.42.
     """
     if stages == 1:
         return layer_time + head_time
     per_layer = layer_time / layers
-    best = None
-    for head_layers in range(1, math.ceil(layers / stages) + 1):
-        others = math.ceil((layers - head_layers) / (stages - 1))
-        work = maximum(others * per_layer, head_layers * per_layer + head_time)
-        best = work if best is None else minimum(best, work)
-    return best
+    return maximum(math.ceil(layers / stages) * per_layer, (layers // stages) * per_layer + head_time)
 
 
 #: phases a forward pass can be: a decode step, a prompt's prefill, a draft step of MTP modules

@@ -28,6 +28,16 @@ def minimum(a, b):
     return np.minimum(a, b)
 
 
+def floor(x):
+    """The largest whole number <= x, for floats (an int), numpy arrays and sympy expressions."""
+    if is_symbolic(x):
+        import sympy
+        return sympy.floor(x)
+    if np.ndim(x):
+        return np.floor(x)
+    return math.floor(x)
+
+
 def where(condition, a, b):
     """a where `condition` holds, else b (elementwise for arrays; one of the two for numbers)."""
     if is_symbolic(condition, a, b):

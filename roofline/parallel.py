@@ -23,9 +23,13 @@ from .errors import RooflineError
 class Layout:
     """How a model is spread over chips: `pp` stages of tp chips, or of ep chips when ep > tp.
 
-    ep = 1: routed experts are split like every other GEMM over the tp chips; ep = tp: whole
-    experts over the tensor-parallel group; ep > tp (a multiple of tp): ep / tp data-parallel
-    attention groups of tp chips each, routed experts over all ep chips of the stage.
+    ep = 1: routed experts are split like every other GEMM over the tp chips; ep dividing tp: ep
+    expert groups of tp/ep chips (MoE EP x MoE TP = TP), each expert split over its group; ep = tp:
+    whole experts over the tensor-parallel group; ep > tp (a multiple of tp): ep / tp data-parallel
+    attention groups of tp chips each, routed experts over all ep chips of the stage (with ep larger
+    than the expert count, one expert a chip and ep - N redundant copies of hot ones).
+    A tp larger than a GQA model's KV heads (a multiple of them) replicates each KV head over
+    tp / kv_heads ranks, as vLLM, SGLang and TensorRT-LLM do.
     """
     tp: int = 1
     pp: int = 1
@@ -71,19 +75,22 @@ def check_layout(model, layout, batch=None):
             raise RooflineError(f"{name} must be a whole number of at least 1, got {value!r}")
     if model.num_heads % tp:
         raise RooflineError(f"tp={tp} does not divide {model.id}'s {model.num_heads} attention heads")
-    if model.attention.kind != "mla" and tp > model.num_kv_heads:
-        raise RooflineError(f"tp={tp} is larger than {model.id}'s {model.num_kv_heads} KV heads; "
-                            f"use tp <= {model.num_kv_heads} and pipeline stages for more chips")
+    if model.attention.kind != "mla" and tp > model.num_kv_heads and tp % model.num_kv_heads:
+        raise RooflineError(f"tp={tp} is larger than {model.id}'s {model.num_kv_heads} KV heads and not a multiple "
+                            f"of them: each rank would hold part of a KV head (use a multiple of "
+                            f"{model.num_kv_heads}, which replicates each KV head over tp/{model.num_kv_heads} ranks)")
     if pp > model.num_layers:
         raise RooflineError(f"pp={pp} is larger than {model.id}'s {model.num_layers} layers")
     if ep > 1:
         if model.moe is None:
             raise RooflineError(f"ep={ep}: {model.id} has no experts")
-        if ep % tp:
-            raise RooflineError(f"ep={ep} is not a multiple of tp={tp}: use ep = 1, ep = tp (experts over the "
-                                f"tensor-parallel group) or a multiple of tp (ep/tp data-parallel attention groups)")
-        if model.moe.num_experts % ep:
-            raise RooflineError(f"ep={ep} does not divide {model.id}'s {model.moe.num_experts} experts")
+        if ep % tp and tp % ep:
+            raise RooflineError(f"ep={ep} is neither a divisor nor a multiple of tp={tp}: use a divisor of tp (expert "
+                                f"groups of tp/ep chips that split each expert, as an MoE TP x EP = TP layout does) "
+                                f"or a multiple of tp (ep/tp data-parallel attention groups)")
+        if ep <= model.moe.num_experts and model.moe.num_experts % ep:
+            raise RooflineError(f"ep={ep} does not divide {model.id}'s {model.moe.num_experts} experts (more ranks "
+                                f"than experts hold one expert each, the rest redundant copies of hot experts)")
     groups = layout.attention_groups
     if batch is not None and groups > 1 and batch < groups * layout.microbatches:
         each = "" if layout.microbatches == 1 else f" in each of the {layout.microbatches} micro-batches"

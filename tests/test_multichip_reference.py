@@ -112,17 +112,17 @@ def test_kimi_k2_on_16_h200_ep16_splits_traffic_over_nvlink_and_infiniband():
 def test_glm_47_over_19_wafers_whole_layer_stages_and_kv_room():
     """GLM-4.7 (92 layers, bf16) as a pipeline of 19 WSE-3 wafers.
 
-    Whole layers: the fullest of 19 stages runs ceil(92/19) = 5 layers, never 92/19 = 4.84 t; the LM
-    head's stage takes fewer when the head is heavy: with a head worth 1.5 layers, 18 x 5 + 2 gives
-    max(5, 2 + 1.5) = 5; with one worth 4, 6 (18 stages of 5 leave the head stage 2: 2 + 4; or 17
-    of 6). At 38 stages the fullest runs 3 layers, where the fractional count gave 2.42 (-19%).
+    Whole layers, spread as vLLM does (get_pp_indices: the 92 mod 19 = 16 extra layers on stages
+    before the last, which holds the LM head): the fullest stage runs 5 layers, never 92/19 = 4.84,
+    and the head's stage 4 plus the head: max(5 t, 4 t + t_head). At 38 stages the fullest runs 3
+    layers (2 on the head's), where the fractional count gave 2.42 (-19%).
     KV cache: 92 layers x 8 KV heads x 128 x 2 (K and V) x 2 B = 376,832 B a token (the issue's
     376 KB); a stage of 5 layers keeps 5/92 of it: 20,480 B a token on the fullest wafer.
     """
     assert stage_work(92.0, 0.0, 92, 38) == 3.0
     assert stage_work(92.0, 0.5, 92, 19) == 5.0
-    assert stage_work(92.0, 1.5, 92, 19) == 5.0
-    assert stage_work(92.0, 4.0, 92, 19) == 6.0
+    assert stage_work(92.0, 1.5, 92, 19) == 5.5
+    assert stage_work(80.0, 1.0, 80, 4) == 21.0            # 80 = 4 x 20: the head's stage runs 20 + 1
     assert stage_work(92.0, 1.5, 92, 1) == 93.5
     assert 376832 == 92 * 8 * 128 * 2 * 2
     r = roofline.decode("glm-4.7", "wse-3", batch=19, context=4096, pp=19, mode="ideal")
@@ -184,3 +184,31 @@ def test_ideal_is_a_lower_bound_on_calibrated_for_every_layout(case, batch, cont
         calibrated = roofline.prefill(model, chip, prompt=min(context, 8192), batch=batch, mode="calibrated", **layout)
     assert ideal.time_s <= calibrated.time_s * (1 + 1e-9)
     assert ideal.token_latency_s <= calibrated.token_latency_s * (1 + 1e-9)
+
+
+def test_chunked_attention_counts_the_pairs_of_each_chunk():
+    """Llama 4 Maverick: 3 of 4 layers attend inside 8192-token chunks. A 32,768-token prompt is 4
+    full chunks: 4 x 8192 x 8193 / 2 = 134.2M pairs a chunked layer, where a window sliding across
+    chunks counts 32768 x 32769 / 2 - 24576 x 24577 / 2 = 234.9M (1.75x). In decode the new token
+    at position c + 1 reads (c mod 8192) + 1 cached tokens: at c = 8192, one."""
+    from roofline.operators import chunked_pairs, causal_pairs, chunk_position
+    assert chunked_pairs(32768, 8192) == 4 * 8192 * 8193 / 2
+    assert causal_pairs(32768, 8192) / chunked_pairs(32768, 8192) == pytest.approx(1.75, rel=1e-3)
+    assert chunk_position(8192 + 1, 8192) == 1 and chunk_position(8191 + 1, 8192) == 8192
+    model = load_model("llama-4-maverick")
+    from roofline.operators import decode_operators, prefill_operators
+    peaks = load_hardware("h200").peak_flops
+    local = [op for op in prefill_operators(model, 1, 32768, peaks) if op.kind == "attention" and "local" in op.group]
+    flops_per_pair = 4 * model.num_heads * model.head_dim
+    assert local[0].flops == pytest.approx(4 * 8192 * 8193 / 2 * flops_per_pair, rel=1e-9)
+    short = [op for op in decode_operators(model, 1, 8192, peaks) if op.kind == "attention" and "local" in op.group]
+    assert short[0].flops == pytest.approx(1 * flops_per_pair, rel=1e-9)
+
+
+def test_fp8_mla_cache_of_deepseek_v32_is_656_bytes_a_token():
+    """FlashMLA's fp8 cache: 512 latent values at 1 B + 4 fp32 scales (one per 128) + 64 RoPE values
+    at 2 B = 656 B per token per layer; the lightning indexer adds 128 fp8 + a 4 B scale = 132."""
+    from roofline.memory import index_bytes_per_token_layer, kv_bytes_per_token_layer
+    model = load_model("deepseek-v3.2")
+    assert kv_bytes_per_token_layer(model) - index_bytes_per_token_layer(model) == 512 + 4 * 4 + 64 * 2 == 656
+    assert index_bytes_per_token_layer(model) == 132

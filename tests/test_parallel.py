@@ -60,7 +60,7 @@ def test_mla_latent_cache_is_replicated_over_tensor_parallel_chips():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--tp", "16"], "larger than llama-3.1-70b's 8 KV heads"),
+    (["--tp", "12"], "does not divide llama-3.1-70b's 64 attention heads"),
     (["--pp", "100"], "larger than llama-3.1-70b's 80 layers"),
     (["--chips", "2.5"], "not a valid integer"),
     (["--chips", "8", "--link", "ib-xdr"], "has no link 'ib-xdr'"),
@@ -74,6 +74,43 @@ def test_bad_layouts_exit_2_with_one_line(args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_tp_not_a_multiple_of_the_kv_heads_exits_2():
+    """GLM-4.7: 96 query heads, 8 KV heads; tp=12 divides the heads but would cut a KV head in parts."""
+    result = CliRunner().invoke(cli, ["decode", "--model", "glm-4.7", "--hardware", "h200", "--tp", "12"])
+    assert result.exit_code == 2
+    assert "not a multiple of them" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_tp_wider_than_the_kv_heads_replicates_them():
+    """Qwen3-235B (64 query heads, 4 KV heads) at TP8, as the serving rows run it: each KV head is held by
+    2 ranks, so a rank keeps 1/4 of the cache, not 1/8; its QKV projection holds 64/8 = 8 query heads
+    and one KV head: (8 + 2) / (64 + 8) of the weights, not 1/8. Ideal, batch 16, context 4096."""
+    args = dict(batch=16, context=4096, mode="ideal")
+    eight = roofline.decode("qwen3-235b-a22b", "h100-sxm", tp=8, **args)
+    four = roofline.decode("qwen3-235b-a22b", "h100-sxm", tp=4, **args)
+    assert eight.kv_cache_bytes == pytest.approx(four.kv_cache_bytes)
+    rows8, rows4 = ({r.name: r for r in x.operators} for x in (eight, four))
+    assert rows8["qkv"].bytes == pytest.approx(rows4["qkv"].bytes * (8 + 2) / (16 + 2), rel=0.02)
+    assert rows8["attention"].bytes == pytest.approx(rows4["attention"].bytes, rel=0.02)
+
+
+def test_moe_tp_times_moe_ep_layout_and_redundant_experts():
+    """MoE TP 2 x MoE EP 2 inside TP 4 (gpt-oss-120b serving rows): each expert split over 2 of the 4
+    chips; per-chip routed bytes and memory equal the ep = tp layout's under uniform routing, with the
+    same two all-reduces a layer. DeepSeek-V3 at EP 320 over 256 experts (TP 1): one expert a chip, 64
+    redundant copies; a chip holds 1/256 of the routed weights, not 1/320."""
+    args = dict(batch=8, context=1024, mode="ideal")
+    split = roofline.decode("gpt-oss-120b", "h100-sxm", tp=4, ep=2, **args)
+    whole = roofline.decode("gpt-oss-120b", "h100-sxm", tp=4, ep=4, **args)
+    assert split.time_s == pytest.approx(whole.time_s, rel=1e-9)
+    assert split.weight_bytes == pytest.approx(whole.weight_bytes, rel=1e-9)
+    wide = roofline.decode("deepseek-v3", "h200", batch=320, context=1024, mode="ideal", tp=1, ep=320)
+    routed = DS_MOE_LAYERS * DS_EXPERTS * 3 * DS_HIDDEN * DS_EXPERT_INTER
+    assert wide.chips == 320
+    assert wide.weight_bytes == pytest.approx(routed / 256 + (DS_TOTAL_PARAMS - routed), rel=0.01)
 
 
 def test_chip_without_links_cannot_be_chained():
@@ -155,8 +192,8 @@ def test_deepseek_prefill_unit_is_expressible():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--tp", "8", "--ep", "12", "--batch", "8"], "ep=12 is not a multiple of tp=8"),
-    (["--tp", "8", "--ep", "4"], "ep=4 is not a multiple of tp=8"),
+    (["--tp", "8", "--ep", "12", "--batch", "8"], "ep=12 is neither a divisor nor a multiple of tp=8"),
+    (["--tp", "8", "--ep", "3"], "ep=3 is neither a divisor nor a multiple of tp=8"),
     (["--tp", "8", "--ep", "24", "--batch", "8"], "ep=24 does not divide deepseek-v3's 256 experts"),
     (["--tp", "8", "--ep", "64", "--batch", "4"], "batch must be at least 8, got 4"),
     (["--tp", "8", "--ep", "64", "--pp", "2", "--batch", "8", "--microbatches", "2"], "batch must be at least 16"),
