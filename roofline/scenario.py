@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import cost
-from .calibration import with_calibration
+from .transfer import with_calibration
 from .deployment import PHASES, evaluate as evaluate_layout, fastest, forward_pass
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
@@ -84,7 +84,9 @@ def choose_mode(hardware, mode):
     if hardware.calibration is None:
         return "ideal", (f"{hardware.id} has no calibration: ideal mode (datasheet peaks, no fixed costs), "
                          "a lower bound on time")
-    return "calibrated", None
+    cal = hardware.calibration
+    said = (cal.path is None and cal.origin != "fitted") or cal.origin == "assumed efficiency"
+    return "calibrated", (cal.note if said else None)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""`roofline calibrate`, `roofline validate` and `roofline measure`: from measurements to calibrated mode."""
+"""`roofline calibrate` and `roofline validate`: from measurements (roofline measure) to calibrated mode."""
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from .. import calibrate as calibration_fit
-from ..calibration import write_calibration
+from .. import transfer as transfer_lib
+from ..calibration import read_calibration, write_calibration
 from ..errors import RooflineError
 from ..hardware import load_hardware
 from ..measurements import read_measurements, row_filter
@@ -12,7 +14,8 @@ from ..specs import KINDS, user_data_root
 from ..step import ceilings
 from ..validate import validate as validate_rows
 from . import cli
-from .output import emit_record, emit_table, format_option
+from ..display import si_text
+from .output import Progress, echo_wrapped, emit_record, emit_table, format_option, quiet_option
 
 
 def _percent(value):
@@ -25,9 +28,9 @@ def _summary_text(stats):
     return f"median {100 * stats['median']:.1f}%, largest {100 * stats['max']:.1f}% over {stats['rows']} rows"
 
 
-@cli.command()
-@click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id (roofline list hardware) or spec file.")
-@click.option("--measurements", "-i", required=True, help="JSON lines from roofline measure, or a CSV of published figures.")
+@cli.group(invoke_without_command=True)
+@click.option("--hardware", "--chip", "-c", "hardware", default=None, help="Chip id (roofline list hardware) or spec file.")
+@click.option("--measurements", "-i", default=None, help="JSON lines from roofline measure, or a CSV of published figures.")
 @click.option("--output", "-o", default=None,
               help="Calibration file to write (default: the chip's calibration in the user data directory, "
                    "which later queries on the chip then use).")
@@ -40,11 +43,19 @@ def _summary_text(stats):
 @click.option("--max-iterations", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Iteration limit of the least-squares fit.")
 @format_option
-def calibrate(hardware, measurements, output, force, hold_out, note, max_iterations, fmt):
+@quiet_option
+@click.pass_context
+def calibrate(ctx, hardware, measurements, output, force, hold_out, note, max_iterations, fmt, quiet):
     """Fit calibrated mode (bandwidth, FLOP/s, knee, fixed costs) to measurements and write it.
 
     Prints the error before (ideal mode and the chip's current calibration) and after the fit.
+    `roofline calibrate transfer` carries a calibration to another chip instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if hardware is None or measurements is None:
+        raise RooflineError("roofline calibrate needs --hardware and --measurements (or the subcommand "
+                            "'transfer': roofline calibrate transfer --from CHIP --to CHIP)")
     chip = load_hardware(hardware)
     filters = [row_filter(text) for text in hold_out]
     data = read_measurements(measurements)
@@ -52,7 +63,9 @@ def calibrate(hardware, measurements, output, force, hold_out, note, max_iterati
     if path.exists() and not force:
         raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
     steps, kernels, held_models, other = calibration_fit.prepare(data, chip, filters)
-    fit = calibration_fit.calibrate(steps, kernels, chip, held_models, max_iterations=max_iterations)
+    with Progress("fitting: residual evaluations", quiet=quiet) as progress:
+        fit = calibration_fit.calibrate(steps, kernels, chip, held_models, max_iterations=max_iterations,
+                                        progress=progress.advance)
     current = ceilings(chip, "calibrated") if chip.calibration is not None else None
     doc, comment = calibration_fit.document(fit, data, current, hold_out, note=note)
     write_calibration(path, doc, comment, chip, force=force)
@@ -68,9 +81,10 @@ def _count(reasons):
 
 def _report(fit, current, doc, other, path, fmt, chip):
     ideal = ceilings(fit.hardware, "ideal")
-    rows = []
+    rows, units = [], []
     for label, models in (("fit", fit.fit_models), ("held out", fit.held_out_models)):
         for m in models:
+            units.append("s" if m.rate_numerator is None else "tok/s")
             rows.append([label, m.row.label, m.measured, m.figure(ideal) / m.measured - 1,
                          None if current is None else m.figure(current) / m.measured - 1,
                          m.figure(fit.ceiling) / m.measured - 1])
@@ -83,8 +97,8 @@ def _report(fit, current, doc, other, path, fmt, chip):
         else:
             emit_table(rows, headers, fmt)
         return
-    emit_table([[r[0], r[1], f"{r[2]:.4g}", *map(_percent, r[3:])] for r in rows],
-               ["set", "row", "measured (s or tok/s)", "ideal", "current", "fitted"], fmt)
+    emit_table([[r[0], r[1], si_text(r[2], unit), *map(_percent, r[3:])] for r, unit in zip(rows, units)],
+               ["set", "row", "measured", "ideal", "current", "fitted"], fmt)
     click.echo()
     current_name = chip.calibration.path if chip.calibration is not None else "none"
     for label, summaries in stats.items():
@@ -105,6 +119,69 @@ def _report(fit, current, doc, other, path, fmt, chip):
     click.echo(f"wrote {path}")
 
 
+@calibrate.command("transfer")
+@click.option("--from", "source", default=None, help="Chip whose calibration is carried (e.g. h100-sxm).")
+@click.option("--to", "target", default=None, help="Chip to calibrate (e.g. h200).")
+@click.option("--calibration", default=None,
+              help="Calibration file or id to start from (default: the --from chip's own calibration).")
+@click.option("--output", "-o", default=None,
+              help="File to write (default: the target's calibration in the user data directory).")
+@click.option("--all", "every", is_flag=True,
+              help="Write the calibration of every chip planned in hardware_specs/published/microbenchmarks.yaml "
+                   "(transfer, published or assumed) into --output-dir.")
+@click.option("--output-dir", default=None, help="Directory for --all (default: the user data directory's).")
+@click.option("--published", default=None,
+              help="Published microbenchmarks and plans (default: hardware_specs/published/microbenchmarks.yaml).")
+@click.option("--force", is_flag=True, help="Replace existing files.")
+def transfer_command(source, target, calibration, output, every, output_dir, published, force):
+    """Carry a calibration to a chip of the same kind and software stack and write it.
+
+    Scales the achieved bandwidth and FLOP/s by the ratio of the chips' peaks (or of their published
+    microbenchmarks of one suite, and a TDP limit within one microarchitecture) and keeps the knee
+    and fixed costs; the file records every derivation (roofline/transfer.py).
+    """
+    figures = transfer_lib.load_published(published)
+    if every:
+        if source or target or calibration or output:
+            raise RooflineError("--all writes every planned chip; it takes only --output-dir and --force")
+        directory = Path(output_dir) if output_dir else user_data_root() / KINDS["calibration"]
+        for chip, path in transfer_lib.regenerate(directory, figures, force=force):
+            click.echo(f"wrote {_shown(path)}")
+        return
+    if not source or not target:
+        raise RooflineError("roofline calibrate transfer needs --from CHIP and --to CHIP (or --all)")
+    source_chip, target_chip = load_hardware(source), load_hardware(target)
+    transfer_lib.check_related(source_chip, target_chip)
+    if calibration is not None:
+        from ..specs import resolve
+        try:
+            path = resolve("calibration", calibration)
+        except RooflineError:
+            raise RooflineError(f"--calibration '{calibration}' is neither a file nor a known calibration id") from None
+        source_chip = replace(source_chip, calibration=read_calibration(path, source_chip))
+    if source_chip.calibration is None:
+        raise RooflineError(f"{source_chip.id} has no calibration to transfer; fit one with roofline calibrate")
+    path = Path(output) if output else user_data_root() / KINDS["calibration"] / f"{target_chip.id}.yaml"
+    if path.exists() and not force:
+        raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
+    result = transfer_lib.transferred(source_chip.calibration, source_chip, target_chip, figures)
+    date = None
+    if source_chip.calibration.path:
+        from ..specs import load_yaml
+        date = load_yaml(source_chip.calibration.path).get("date")
+    written = transfer_lib.write_transferred(result, source_chip, target_chip, path, force=force, date=date)
+    click.echo(result.calibration.note)
+    click.echo(f"wrote {_shown(written)}")
+
+
+def _shown(path):
+    """`path` relative to the working directory where it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 @cli.command()
 @click.option("--measurements", "-i", required=True, help="JSON lines from roofline measure, or a CSV of published figures.")
 @click.option("--hardware", "--chip", "-c", "hardware", default=None,
@@ -113,11 +190,20 @@ def _report(fit, current, doc, other, path, fmt, chip):
               help="Mode of the predictions (calibrated falls back to ideal on a chip without calibration).")
 @click.option("--calibration", default=None, help="Calibration file or id replacing the chip's default.")
 @format_option
-def validate(measurements, hardware, mode, calibration, fmt):
+@quiet_option
+def validate(measurements, hardware, mode, calibration, fmt, quiet):
     """Predicted against measured for every row of a measurement file, with error statistics."""
     if calibration is not None and hardware is None:
         raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
-    result = validate_rows(read_measurements(measurements), hardware, mode, calibration)
+    from ..serving.benchmarks import is_serving_csv
+    if is_serving_csv(measurements):
+        if hardware is not None:
+            raise RooflineError("a serving CSV names each row's system; --hardware and --calibration do not apply")
+        from .serve_cmd import validate_serving
+        return validate_serving(measurements, mode, fmt)
+    data = read_measurements(measurements)
+    with Progress("validating rows", total=len(data.rows), quiet=quiet) as progress:
+        result = validate_rows(data, hardware, mode, calibration, progress=progress.advance)
     headers = ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal_is_bound"]
     rows = [[c.row.label, c.hardware, c.mode, c.unit, c.measured, c.predicted, c.error, c.ideal, c.ideal_is_bound]
             for c in result.rows]
@@ -133,31 +219,15 @@ def validate(measurements, hardware, mode, calibration, fmt):
     if fmt == "csv":
         emit_table(rows, headers, fmt)
         return
-    emit_table([[r[0], r[1], r[2], r[3], f"{r[4]:.4g}", f"{r[5]:.4g}", _percent(r[6]), f"{r[7]:.4g}",
-                 "yes" if r[8] else "NO"] for r in rows],
+    emit_table([[r[0], r[1], r[2], r[3], si_text(r[4], r[3]), si_text(r[5], r[3]), _percent(r[6]),
+                 si_text(r[7], r[3]), "yes" if r[8] else "NO"] for r in rows],
                ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal <= time"], fmt)
     click.echo()
     emit_table([[g, n, f"{100 * med:.1f}%", f"{100 * top:.1f}%", bad] for g, n, med, top, bad in summary],
                ["rows", "count", "median |error|", "largest |error|", "ideal not a bound"], fmt)
     for c in result.not_bounds:
-        click.echo(f"ideal mode is not a lower bound on time: {c.row.label} ({c.row.where}): ideal {c.ideal:.4g} "
-                   f"{c.unit}, measured {c.measured:.4g} {c.unit}")
+        echo_wrapped(f"ideal mode is not a lower bound on time: {c.row.label} ({c.row.where}): ideal "
+                     f"{si_text(c.ideal, c.unit)}, measured {si_text(c.measured, c.unit)}", indent="  ")
     if skipped:
         click.echo()
         emit_table(skipped, ["skipped", "row", "reason"], fmt)
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def measure(ctx):
-    """Measure this machine's accelerator (needs PyTorch: pip install 'roofline[measure]').
-
-    Takes the options of python -m roofline.measure (--model ID, --tiny, --out FILE, --budget-s S,
-    --layers N, ...); python -m roofline.measure --help lists them.
-    """
-    try:
-        import torch  # noqa: F401  (only to say clearly when it is missing)
-    except ImportError:
-        raise RooflineError("roofline measure needs PyTorch; install it with pip install 'roofline[measure]'") from None
-    from .. import measure as measure_module
-    measure_module.main(ctx.args)
