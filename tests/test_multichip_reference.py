@@ -212,3 +212,14 @@ def test_fp8_mla_cache_of_deepseek_v32_is_656_bytes_a_token():
     model = load_model("deepseek-v3.2")
     assert kv_bytes_per_token_layer(model) - index_bytes_per_token_layer(model) == 512 + 4 * 4 + 64 * 2 == 656
     assert index_bytes_per_token_layer(model) == 132
+
+
+def test_tp_group_wider_than_a_domain_without_scale_out_exits_2():
+    """Gaudi 3 joins 8 cards over its RoCE mesh and lists no scale-out link: a 16-wide TP group has no
+    link to cross, one line and exit status 2."""
+    from click.testing import CliRunner
+    from roofline.cli import cli
+    result = CliRunner().invoke(cli, ["decode", "--model", "llama-3.1-405b", "--hardware", "gaudi3", "--tp", "16"])
+    assert result.exit_code == 2
+    assert "no link that joins 16 chips" in result.output
+    assert len(result.output.strip().splitlines()) == 1
