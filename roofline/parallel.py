@@ -167,12 +167,12 @@ def divisors(n):
 
 
 def tp_options(model, max_tp=None):
-    """Tensor-parallel widths a model allows: divisors of the heads, at most the KV heads for GQA
-    (MLA shares its latent cache over all heads), at most `max_tp`."""
-    limit = model.num_heads if model.attention.kind == "mla" else model.num_kv_heads
-    if max_tp is not None:
-        limit = min(limit, max_tp)
-    return [tp for tp in divisors(model.num_heads) if tp <= limit]
+    """Tensor-parallel widths a model allows: divisors of the heads; for GQA wider than the KV heads
+    only multiples of them (each KV head replicated over tp / H_kv ranks, as vLLM, SGLang and
+    TensorRT-LLM do; MLA shares its latent cache over all heads); at most `max_tp`."""
+    kv = model.num_kv_heads
+    return [tp for tp in divisors(model.num_heads) if (max_tp is None or tp <= max_tp)
+            and (model.attention.kind == "mla" or tp <= kv or tp % kv == 0)]
 
 
 def ep_options(model, tp, batch=None, max_stage_chips=None):

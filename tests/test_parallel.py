@@ -311,14 +311,14 @@ def test_a_large_prime_chip_count_answers_at_once_that_it_cannot_be_split():
 
 def test_layout_note_says_when_a_larger_batch_unlocks_a_faster_layout():
     """Issue 13's case: qwen3-235b-a22b on 16 B200s, context 128. Batch 2 cannot fill the 4 attention
-    groups of TP4/EP16, so it runs TP4/EP8/PP2 (3.023 ms), slower than batch 4 on TP4/EP16 (2.834 ms);
-    the output says the layout depends on the batch and names the faster one."""
+    groups of TP4/EP16 (it ran TP4/EP8/PP2, 3.023 ms, slower than batch 4's 2.834 ms). Since tensor
+    parallelism may exceed the 4 KV heads (heads replicated, issue 14), batch 2 has a layout as fast
+    as batch 4's: the step time no longer falls with batch here; where it still does, the smaller
+    batch's output says its layout depends on the batch."""
     two = roofline.decode("qwen3-235b-a22b", "b200", batch=2, context=128, chips=16, mode="ideal")
     four = roofline.decode("qwen3-235b-a22b", "b200", batch=4, context=128, chips=16, mode="ideal")
-    assert four.time_s < two.time_s
-    note = next(n for n in two.notes if n.startswith("layout depends on batch"))
-    assert "TP=4, EP=16" in note and "at least 4 sequences" in note
-    assert not any(n.startswith("layout depends on batch") for n in four.notes)
+    noted = any(n.startswith("layout depends on batch") for n in two.notes)
+    assert four.time_s >= two.time_s or noted
 
 
 @settings(max_examples=10, deadline=None)
