@@ -39,7 +39,7 @@ directory, which override it); `--calibration FILE` (API: ``calibration=``) pick
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import RooflineError, SpecError
+from .errors import RooflineError, SpecError, excerpt
 from .specs import FieldReader, load_yaml, read_sources, resolve, spec_paths
 
 
@@ -146,7 +146,7 @@ def with_calibration(hardware, calibration):
             path = resolve("calibration", calibration)
         except RooflineError:
             known = ", ".join(spec_paths("calibration")) or "none"
-            raise RooflineError(f"calibration '{calibration}' is neither a file nor a known calibration id "
+            raise RooflineError(f"calibration {excerpt(calibration)} is neither a file nor a known calibration id "
                                 f"(known: {known})") from None
         calibration = read_calibration(path, hardware)
     elif calibration.hardware and calibration.hardware != hardware.id:

@@ -13,9 +13,13 @@ from pathlib import Path
 
 import yaml
 
-from .errors import RooflineError
+from .errors import RooflineError, excerpt
 from .hf_import import COMPUTED, read_config, spec_from_config
 from .specs import builtin_dir, user_data_root
+
+
+#: the longest model id (it becomes a file name; file systems allow 255 bytes)
+MAX_ID = 100
 
 
 def default_id(config_path):
@@ -62,7 +66,7 @@ def output_path(model_id, output=None):
     if output.is_dir():
         return output / f"{model_id}.yaml"
     if output.suffix not in (".yaml", ".yml"):
-        raise RooflineError(f"--output {output}: expected a .yaml file or an existing folder")
+        raise RooflineError(f"--output {excerpt(str(output))}: expected a .yaml file or an existing folder")
     if output.stem != model_id:
         raise RooflineError(f"--output {output}: the file name must be the model id, {model_id}.yaml "
                             "(or pass --id to match it)")
@@ -79,13 +83,19 @@ def write_spec(text, target, force=False):
     target = Path(target)
     if target.exists() and not force:
         raise RooflineError(f"{target}: already exists; pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".roofline-import-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".roofline-import-", dir=target.parent))
+    except OSError as exc:
+        raise RooflineError(f"{target}: cannot write there ({exc.strerror or exc.__class__.__name__}); "
+                            "expected a writable folder (check --output and XDG_DATA_HOME)") from None
     try:
         draft = scratch / target.name
         draft.write_text(text, encoding="utf-8")
         model = load_model(str(draft))
         os.replace(draft, target)
+    except OSError as exc:
+        raise RooflineError(f"{target}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return model
@@ -96,12 +106,15 @@ def import_config(config_path, model_id=None, output=None, force=False, name=Non
     from .models import model_from_data
     from .params import count_params
 
+    if output is not None and not str(output).strip():
+        raise RooflineError("--output '': expected a .yaml file or an existing folder")
     config_path = Path(config_path)
     data = read_config(config_path)
     if model_id is None:
         model_id = Path(output).stem if output and Path(output).suffix in (".yaml", ".yml") else default_id(config_path)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model_id or ""):
-        raise RooflineError(f"--id {model_id!r}: expected letters, digits, '.', '_' or '-' (it becomes the file name)")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_ID - 1), model_id or ""):
+        raise RooflineError(f"--id {excerpt(model_id)}: expected up to {MAX_ID} letters, digits, '.', '_' or '-' "
+                            "(it becomes the file name)")
     target = output_path(model_id, output)
     if target.exists() and not force:
         raise RooflineError(f"{target}: already exists; pass --force to overwrite it")

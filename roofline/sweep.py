@@ -15,6 +15,7 @@ import numpy as np
 
 from .api import choose_mode, resolve_hardware, resolve_model
 from .errors import RooflineError
+from .models import MAX_BATCH, MAX_CONTEXT
 from .memory import footprint
 from .operators import decode_operators
 from .step import bound_times, ceilings, pass_time, step_bound, time_operators
@@ -46,9 +47,16 @@ class SweepResult(dict):
         return pd.DataFrame({c: self[c] for c in COLUMNS})
 
 
-def whole_numbers(values, name):
-    """`values` as a 1-D int64 array of whole numbers >= 1, or RooflineError naming `name`."""
-    array = np.atleast_1d(np.asarray(values))
+def whole_numbers(values, name, maximum=None):
+    """`values` as a 1-D int64 array of whole numbers from 1 to `maximum` (default: the limit of
+    `name`, MAX_BATCH or MAX_CONTEXT), or RooflineError naming `name` and the limit."""
+    maximum = maximum or (MAX_CONTEXT if "context" in name else MAX_BATCH)
+    try:
+        array = np.atleast_1d(np.asarray(values))
+    except (OverflowError, ValueError):
+        raise RooflineError(f"{name} must be whole numbers from 1 to {maximum:,}") from None
+    if array.dtype.kind in "iuf" and array.size and np.any(array > maximum):
+        raise RooflineError(f"{name} {array.max():.6g} is more than the limit of {maximum:,}")
     if array.ndim != 1 or array.size == 0:
         raise RooflineError(f"{name} must be one or more whole numbers of at least 1, got {values!r}")
     if array.dtype.kind not in "iuf" or not np.all(np.isfinite(array)) or np.any(array < 1) \

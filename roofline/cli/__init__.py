@@ -1,18 +1,33 @@
 """The `roofline` command: parses, calls the library, prints. No formula lives here.
 
 Bad input (RooflineError, click usage errors) prints one line, `error: ...`, and exits with 2.
+
+Nothing else reaches the user as a traceback: an unexpected exception is one line, `internal
+error: ...`, with exit status 2 (a last resort; each cause is fixed where it arises), and numpy's
+floating-point warnings are not printed next to the answer or the error line.
 """
 import sys
+import warnings
 
 import click
 
 from ..errors import RooflineError
+
+#: the longest error line printed [characters]; messages quote short excerpts of bad values, this
+#: bounds whatever slips through
+MAX_MESSAGE = 1000
+
+
+def _one_line(message):
+    text = " ".join(str(message).split("\n"))
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " ..."
 
 
 class RooflineGroup(click.Group):
     """A click group whose errors are one line on stderr with exit status 2, never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
         try:
             status = super().main(args=args, prog_name=prog_name or "roofline", complete_var=complete_var,
                                   standalone_mode=False, **extra)
@@ -22,11 +37,18 @@ class RooflineGroup(click.Group):
             click.echo("error: aborted", err=True)
             sys.exit(1)
         except click.ClickException as exc:
-            message = exc.format_message().replace("\n", " ")
-            click.echo(f"error: {message}", err=True)
+            click.echo(f"error: {_one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code if exc.exit_code != 1 else 2)
         except RooflineError as exc:
-            click.echo(f"error: {str(exc).replace(chr(10), ' ')}", err=True)
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            sys.exit(2)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except RecursionError:
+            click.echo("internal error: input nested too deeply", err=True)
+            sys.exit(2)
+        except Exception as exc:  # noqa: BLE001  (the contract: never a traceback)
+            click.echo(f"internal error: {exc.__class__.__name__}: {_one_line(exc)[:300]}", err=True)
             sys.exit(2)
         sys.exit(status if isinstance(status, int) else 0)
 

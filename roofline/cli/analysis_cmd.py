@@ -3,7 +3,7 @@ import re
 
 import click
 
-from ..errors import RooflineError
+from ..errors import RooflineError, excerpt
 from . import cli
 from .output import cell, emit_table, to_json
 from .run_cmd import parse_sets
@@ -15,30 +15,43 @@ MAX_VALUES = 100_000
 def parse_values(text, name):
     """Whole numbers from '1,8,64', 'A:B' (step 1), 'A:B:S' (step S) or 'A:B:xF' (times F), mixed.
 
-    Ranges include B when a step lands on it. RooflineError names the item that cannot be read.
+    Ranges include B when a step lands on it; repeats are dropped, first order kept. Work is linear
+    in the values produced, which are at most MAX_VALUES (counted before a range is expanded).
+    RooflineError names the item that cannot be read.
     """
     values = []
     for item in (part.strip() for part in str(text).split(",")):
+        if len(item) > 60:
+            raise RooflineError(f"--{name} {excerpt(item)}: too long; expected whole numbers or ranges")
         if re.fullmatch(r"\d+", item):
             values.append(int(item))
-            continue
-        match = _RANGE.match(item)
-        if not match:
-            raise RooflineError(f"--{name} {item!r}: expected whole numbers or ranges like 1,8,64 or 1:1024:x2 "
-                                "or 1024:8192:1024")
-        start, stop, times, step = match.groups()
-        start, stop = int(start), int(stop)
-        step = float(step) if step else 1.0
-        if start < 1 or stop < start or (times and step <= 1) or (not times and step != int(step)) or step < 1:
-            raise RooflineError(f"--{name} {item!r}: a range A:B[:S|:xF] needs 1 <= A <= B, a whole step S >= 1 "
-                                "or a factor F > 1")
-        value = start
-        while value <= stop:
-            if len(values) >= MAX_VALUES:
-                raise RooflineError(f"--{name} {text!r}: more than {MAX_VALUES} values; use a coarser step")
-            values.append(int(round(value)))
-            value = value * step if times else value + int(step)
-    return sorted(set(values), key=values.index)
+        else:
+            values.extend(_range_values(item, name))
+        if len(values) > MAX_VALUES:
+            raise RooflineError(f"--{name} {excerpt(text)}: more than {MAX_VALUES:,} values; use a coarser step")
+    return list(dict.fromkeys(values))
+
+
+def _range_values(item, name):
+    match = _RANGE.match(item)
+    if not match:
+        raise RooflineError(f"--{name} {excerpt(item)}: expected whole numbers or ranges like 1,8,64 or 1:1024:x2 "
+                            "or 1024:8192:1024")
+    start, stop, times, step = match.groups()
+    start, stop = int(start), int(stop)
+    step = float(step) if step else 1.0
+    if start < 1 or stop < start or (times and step <= 1) or (not times and step != int(step)) or step < 1:
+        raise RooflineError(f"--{name} {item!r}: a range A:B[:S|:xF] needs 1 <= A <= B, a whole step S >= 1 "
+                            "or a factor F > 1")
+    if not times:
+        if (stop - start) // int(step) + 1 > MAX_VALUES:
+            raise RooflineError(f"--{name} {item!r}: more than {MAX_VALUES:,} values; use a coarser step")
+        return list(range(start, stop + 1, int(step)))
+    values, value = [], float(start)
+    while value <= stop and len(values) <= MAX_VALUES:
+        values.append(int(round(value)))
+        value *= step
+    return values
 
 
 def _echo_notes(notes, err=False):

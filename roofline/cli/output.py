@@ -24,13 +24,35 @@ def _plain(value):
 
 
 def to_json(data):
-    def default(obj):
-        if hasattr(obj, "tolist"):
-            return obj.tolist()
-        if hasattr(obj, "to_dict"):
-            return obj.to_dict()
-        return str(obj)
-    return json.dumps(data, indent=2, default=default, allow_nan=True)
+    """`data` as JSON text that is valid JSON: a value that is not a finite number (inf, NaN) is written
+    as null, and a note on standard error names where and what it was."""
+    replaced = []
+    text = json.dumps(_finite_only(data, "", replaced), indent=2, allow_nan=False)
+    for where, value in replaced[:3]:
+        click.echo(f"note: {where or 'the value'} is {value} (not a finite number); written as null", err=True)
+    if len(replaced) > 3:
+        click.echo(f"note: {len(replaced) - 3} more values that are not finite numbers written as null", err=True)
+    return text
+
+
+def _finite_only(obj, where, replaced):
+    """A JSON-ready copy of `obj` (numpy values as Python ones) with non-finite floats as None."""
+    if hasattr(obj, "tolist"):
+        obj = obj.tolist()
+    elif hasattr(obj, "to_dict"):
+        obj = obj.to_dict()
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        replaced.append((where, obj))
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _finite_only(v, f"{where}.{k}" if where else str(k), replaced) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_only(v, f"{where}[{i}]", replaced) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
 
 
 def cell(value):

@@ -57,11 +57,17 @@ def _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides, memory_tie
     return model, hardware, ceilings(hardware, mode), assumptions
 
 
+#: the largest target a solver accepts (tokens/s, tokens, seconds, chips): far past any deployment
+MAX_TARGET = 1e15
+
+
 def _positive_target(value, name):
     if value is None:
         return None
     if not value > 0 or value != value:
         raise RooflineError(f"{name} must be greater than zero, got {value!r}")
+    if not value < MAX_TARGET:
+        raise RooflineError(f"{name} {value!r} is beyond the limit of {MAX_TARGET:g}; expected a finite target")
     return float(value)
 
 
