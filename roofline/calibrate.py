@@ -31,7 +31,6 @@ from .errors import RooflineError
 from .fit import Parameter, least_squares
 from .measurements import KERNEL_KINDS, Skipped, device_matches
 from .predict import placeable, row_model
-from .dtypes import compute_class, matmul_dtype
 from .step import Ceilings, ceilings, dequant_time
 
 #: dtypes that run on the same tensor-core path and share one fitted efficiency
@@ -116,7 +115,8 @@ def kernel_fit(models, hardware):
 
 def _groups(step_models):
     """Compute dtypes the step rows' operators use, grouped so tied dtypes share one parameter."""
-    used = sorted({op.dtype for m in step_models for _, ops, _ in m.passes for op in ops if op.kind != "elementwise"})
+    used = sorted({op.dtype for m in step_models for _, forward in m.passes for op in forward.operators
+                   if op.kind != "elementwise"})
     groups = []
     for dtype in used:
         tie = next((t for t in TIED_DTYPES if dtype in t), (dtype,))
@@ -143,7 +143,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
     parameters.append(Parameter("layer_overhead", 2e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
-    layouts = [m.deployment[2] for m in step_models if m.deployment is not None]
+    layouts = [layout for m in step_models for layout in m.layouts]
     if any(layout.pp > 1 for layout in layouts):
         parameters.append(Parameter("link_latency", 2e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
     if any(layout.tp > 1 for layout in layouts):
@@ -152,8 +152,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         parameters.append(Parameter("attention_efficiency", 0.7, 0.1, 1.0))
     if "fp32" in peaks and any(_dequantizes(m) for m in step_models):
         parameters.append(Parameter("dequant_ops", 2.0, 0.0, MAX_DEQUANT_OPS, log=False))
-    layer_counts = sorted({ops_layers for m in step_models for _, _, ops_layers in m.passes}
-                          | {m.deployment[0].num_layers for m in step_models if m.deployment is not None})
+    layer_counts = sorted({forward.layers for m in step_models for _, forward in m.passes})
     if layer_counts[-1] >= LAYER_SPREAD * layer_counts[0]:
         parameters.append(Parameter("step_overhead", 1e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
     else:
@@ -200,12 +199,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
 
 def _dequantizes(row_model):
     """Whether a row runs weight-only quantized GEMMs (weights dequantized before the matmul)."""
-    if row_model.deployment is not None:
-        model = row_model.deployment[0]
-        peaks = row_model.deployment[1].peak_flops
-        return compute_class(model.dtypes["weights"]) != matmul_dtype(model.dtypes["weights"],
-                                                                     model.dtypes["activations"], peaks)
-    return any(op.dequantized for _, operators, _ in row_model.passes for op in operators)
+    return any(op.dequantized for _, forward in row_model.passes for op in forward.operators)
 
 
 def _drop_undetermined(parameters, residuals, held):

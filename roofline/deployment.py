@@ -16,10 +16,14 @@ latency while the aggregate throughput is held up by the micro-batches.
 """
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
 
 from . import dtypes
+from .mathops import ceil, maximum
 from .memory import footprint
-from .operators import decode_operators, prefill_operators
+from .operators import decode_operators, mtp_draft_operators, prefill_operators
 from .parallel import (allreduce_time, alltoall_time, choose_links, hop_time, pipeline_cycle, residual_bytes,
                        routed_bytes)
 from .params import count_params
@@ -51,18 +55,52 @@ class CommTiming:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Timing of one phase of a deployment: per-token latency, pipeline cycle, and their parts."""
+    """Timing of one phase of a deployment: per-token latency, pipeline cycle, and their parts.
+
+    Times are floats, numpy arrays (batch and context as arrays: a sweep) or sympy expressions
+    (explain). `split` and `per_chip_memory` are computed when first asked for.
+    """
     timed: list             # OperatorTiming of one micro-batch on one chip, over all layers
     comms: list             # CommTiming over all layers and stage hops
-    token_time: float       # [s] one micro-batch through every stage
-    cycle_time: float       # [s] between two steps of one sequence
-    stage_time: float       # [s] busiest stage, per micro-batch
-    microbatch: int         # sequences per micro-batch
-    split: dict             # [s] of token_time by what bounds it
-    per_chip_memory: dict   # [B] weights, kv_cache, activations, total on the fullest chip
+    token_time: object      # [s] one micro-batch through every stage
+    cycle_time: object      # [s] between two steps of one sequence
+    stage_time: object      # [s] busiest stage, per micro-batch
+    microbatch: object      # sequences per micro-batch
+    forward: object         # the ForwardPass evaluated
+    ceiling: object         # the Ceilings it was evaluated under
     tp_link: object = None
     pp_link: object = None
     ep_link: object = None
+
+    @cached_property
+    def split(self):
+        """[s] of token_time by what bounds it: memory, compute, overhead, link latency, link
+        bandwidth (elementwise for arrays: each operator's verdict per point)."""
+        f = self.forward
+        split = {"memory": 0.0, "compute": 0.0, "overhead": fixed_time(self.ceiling, f.layers),
+                 "link latency": 0.0, "link bandwidth": 0.0}
+        for op in self.timed:
+            is_compute = np.asarray(op.compute_time > op.memory_time)
+            total = op.total_time
+            split["compute"] = split["compute"] + np.where(is_compute, total, 0.0)
+            split["memory"] = split["memory"] + np.where(is_compute, 0.0, total)
+        for c in self.comms:
+            split["link latency"] = split["link latency"] + c.count * c.latency_time
+            split["link bandwidth"] = split["link bandwidth"] + c.count * c.bandwidth_time
+        return {k: _plain(v) for k, v in split.items()}
+
+    @cached_property
+    def per_chip_memory(self):
+        """[B] weights, kv_cache, activations, total on the fullest chip (deployment.per_chip_memory)."""
+        f = self.forward
+        if f.phase == "prefill":
+            return per_chip_memory(f.model, f.layout, f.batch, f.length, self.microbatch * f.length)
+        return per_chip_memory(f.model, f.layout, f.batch, f.length + f.query_tokens, f.batch * f.query_tokens)
+
+
+def _plain(value):
+    """A 0-d array as a float; arrays and numbers as they are."""
+    return float(value) if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 def shard(op, tp, mla):
@@ -106,7 +144,7 @@ def chip_operators(model, layout, build, b):
     """
     mla = model.attention.kind == "mla"
     groups = layout.attention_groups
-    ops = [shard(op, layout.tp, mla) for op in build(math.ceil(b / groups))]
+    ops = [shard(op, layout.tp, mla) for op in build(ceil(b / groups))]
     if groups == 1:
         return ops
     return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b)
@@ -164,7 +202,7 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     weights = (other_layers * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp \
         + experts * moe_share / layout.expert_chips
     kv_split = 1 if model.attention.kind == "mla" else layout.tp
-    group_batch = math.ceil(batch / layout.attention_groups)
+    group_batch = ceil(batch / layout.attention_groups)
     kv = whole["kv_cache"] * share / kv_split * group_batch / batch
     act = whole["activations"] / layout.stage_chips
     return {"weights": weights, "kv_cache": kv, "activations": act, "total": weights + kv + act}
@@ -179,71 +217,119 @@ def stage_work(layer_time, head_time, layers, stages):
     """
     if stages == 1:
         return layer_time + head_time
-    return max((layer_time + head_time) / stages, head_time + layer_time / layers)
+    return maximum((layer_time + head_time) / stages, head_time + layer_time / layers)
 
 
-def _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep_link):
-    """(timed operators, collectives, layer time, head time, group tokens) of a micro-batch of `b`."""
-    if phase == "decode":
-        def build(sequences):
-            return decode_operators(model, sequences, length, hardware.peak_flops)
-        tokens, per_sequence = b, 1
-    else:
-        def build(sequences):
-            return prefill_operators(model, sequences, length, hardware.peak_flops)
-        tokens, per_sequence = b * length, length
-    group_tokens = math.ceil(b / layout.attention_groups) * per_sequence
-    timed = time_operators(chip_operators(model, layout, build, b), ceiling)
-    comms = communication(model, layout, tokens, group_tokens, tp_link, ep_link, ceiling)
-    layer_time = sum(op.total_time for op in timed if op.group != "head") \
-        + sum(c.total_time for c in comms) + model.num_layers * ceiling.layer_overhead
-    head_time = sum(op.total_time for op in timed if op.group == "head")
-    return timed, comms, float(layer_time), float(head_time), group_tokens
+#: phases a forward pass can be: a decode step, a prompt's prefill, a draft step of MTP modules
+PHASES = ("decode", "prefill", "mtp")
 
 
-def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None):
-    """Evaluation of a decode step (`length` = cached tokens) or a prefill (`length` = prompt).
+@dataclass(frozen=True)
+class ForwardPass:
+    """One phase of a deployment before any ceiling: what one chip runs for one micro-batch.
 
-    `cache` (a dict) memoises the per-micro-batch part across layouts that share tp, ep, the links
-    and the micro-batch size, which is all a solver's sweep over pipeline depths changes.
+    Building the operators is the costly part of an evaluation and does not depend on the
+    ceilings, so a fit builds each measured row's ForwardPass once and evaluates it under many.
+    `batch` and `length` (decode: cached tokens; prefill: prompt tokens) may be numbers, numpy
+    arrays (broadcast against each other: a grid) or sympy symbols; `layers` is the layer count
+    that fixed per-layer costs multiply (explain sets it to a symbol).
     """
-    m = layout.microbatches
-    b = math.ceil(batch / m)
-    tp_link, pp_link, ep_link = choose_links(hardware, layout, link_id)
-    key = (phase, b, length, layout.tp, layout.ep, tp_link, ep_link)
-    if cache is not None and key in cache:
-        part = cache[key]
-    else:
-        part = _micro_batch(phase, model, hardware, b, length, layout, ceiling, tp_link, ep_link)
-        if cache is not None:
-            cache[key] = part
-    timed, comms, layer_time, head_time, group_tokens = part
+    phase: str
+    model: object
+    hardware: object
+    batch: object
+    length: object
+    layout: object
+    operators: tuple        # roofline.operators.Operator of one micro-batch on one chip
+    layers: object
+    microbatch: object      # sequences per micro-batch
+    tokens: object          # tokens of a micro-batch (the routed ones go all-to-all)
+    group_tokens: object    # tokens of one attention group (all-reduced over tp, sent between stages)
+    links: tuple            # (tp_link, pp_link, ep_link), ChipLink or None
+    query_tokens: int = 1   # new tokens per sequence in a decode step (speculative verification)
+
+    def evaluate(self, ceiling):
+        """The Evaluation of this pass under `ceiling` (roofline.step.Ceilings).
+
+        .. math:: t_{token} = \\sum_{op} n_{op} t_{op} + t_{comm} + L t_{layer} + t_{step}
+                  + (pp - 1) t_{hop} + [pp > 1] \\alpha, \\qquad
+                  t_{cycle} = \\max(t_{token}, m \\, t_{stage,max})
+        """
+        model, layout = self.model, self.layout
+        tp_link, pp_link, ep_link = self.links
+        timed = time_operators(self.operators, ceiling)
+        comms = communication(model, layout, self.tokens, self.group_tokens, tp_link, ep_link, ceiling)
+        layer_time = self.layers * ceiling.layer_overhead
+        head_time = 0
+        for op in timed:
+            if op.group == "head":
+                head_time = head_time + op.total_time
+            else:
+                layer_time = layer_time + op.total_time
+        for c in comms:
+            layer_time = layer_time + c.total_time
+        hops = []
+        if layout.pp > 1:
+            act = dtypes.bytes_per_value(model.dtypes["activations"])
+            latency = ceiling.latency_of(pp_link)
+            message = residual_bytes(self.group_tokens, model.hidden_size, act)
+            hops = [CommTiming("stage_hop", "pipeline", layout.pp - 1, message, latency,
+                               hop_time(message, pp_link.bandwidth, 0.0)),
+                    CommTiming("return_to_first_stage", "pipeline", 1, 0.0, latency, 0.0)]
+        token_time = layer_time + head_time + ceiling.step_overhead
+        for hop in hops:
+            token_time = token_time + hop.total_time
+        if layout.pp == 1:
+            stage_time = cycle = token_time
+        else:
+            stage_time = stage_work(layer_time, head_time, self.layers, layout.pp) + hops[0].time
+            cycle = pipeline_cycle(token_time, stage_time, layout.microbatches)
+        return Evaluation(timed=timed, comms=comms + hops, token_time=_plain(token_time), cycle_time=_plain(cycle),
+                          stage_time=_plain(stage_time), microbatch=self.microbatch, forward=self, ceiling=ceiling,
+                          tp_link=tp_link, pp_link=pp_link, ep_link=ep_link)
+
+
+def _builder(phase, model, length, peaks, query_tokens):
+    """sequences -> the operators of `phase` for that many sequences (roofline.operators)."""
     if phase == "decode":
-        memory = per_chip_memory(model, layout, batch, length + 1, batch)
-    else:
-        memory = per_chip_memory(model, layout, batch, length, b * length)
-    hops = []
-    if layout.pp > 1:
-        act = dtypes.bytes_per_value(model.dtypes["activations"])
-        latency = ceiling.latency_of(pp_link)
-        message = residual_bytes(group_tokens, model.hidden_size, act)
-        hops = [CommTiming("stage_hop", "pipeline", layout.pp - 1, message, latency,
-                           hop_time(message, pp_link.bandwidth, 0.0)),
-                CommTiming("return_to_first_stage", "pipeline", 1, 0.0, latency, 0.0)]
-    hop_total = sum(h.total_time for h in hops)
-    token_time = layer_time + head_time + ceiling.step_overhead + hop_total
-    stage_time = stage_work(layer_time, head_time, model.num_layers, layout.pp) + (hops[0].time if hops else 0.0)
-    cycle = float(pipeline_cycle(token_time, stage_time, m))
-    split = {"memory": 0.0, "compute": 0.0, "overhead": float(fixed_time(ceiling, model.num_layers)),
-             "link latency": 0.0, "link bandwidth": 0.0}
-    for op in timed:
-        split["compute" if op.compute_time > op.memory_time else "memory"] += float(op.total_time)
-    for c in comms + hops:
-        split["link latency"] += float(c.count * c.latency_time)
-        split["link bandwidth"] += float(c.count * c.bandwidth_time)
-    return Evaluation(timed=timed, comms=comms + hops, token_time=float(token_time), cycle_time=cycle,
-                      stage_time=float(stage_time), microbatch=b, split=split, per_chip_memory=memory,
-                      tp_link=tp_link, pp_link=pp_link, ep_link=ep_link)
+        return lambda sequences: decode_operators(model, sequences, length, peaks, query_tokens=query_tokens)
+    if phase == "prefill":
+        return lambda sequences: prefill_operators(model, sequences, length, peaks)
+    if phase == "mtp":
+        return lambda sequences: mtp_draft_operators(model, sequences, length, peaks)
+    raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+
+
+def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1):
+    """The ForwardPass of a decode step (`length` = cached tokens), a prefill (`length` = prompt
+    tokens) or an MTP draft step (`model` = the MTP module, roofline.operators.mtp_model) of
+    `batch` sequences on `layout` (roofline.parallel.Layout); `link_id` forces the link."""
+    b = ceil(batch / layout.microbatches)
+    links = choose_links(hardware, layout, link_id)
+    per_sequence = length if phase == "prefill" else query_tokens
+    build = _builder(phase, model, length, hardware.peak_flops, query_tokens)
+    return ForwardPass(phase=phase, model=model, hardware=hardware, batch=batch, length=length, layout=layout,
+                       operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
+                       microbatch=b, tokens=b * per_sequence,
+                       group_tokens=ceil(b / layout.attention_groups) * per_sequence, links=links,
+                       query_tokens=query_tokens)
+
+
+def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1):
+    """Evaluation of a decode step (`length` = cached tokens) or a prefill (`length` = prompt): the
+    one computation of a step time (roofline.scenario.evaluate is its entry for a Scenario).
+
+    `cache` (a dict) memoises the ForwardPass across calls with the same inputs (a solver's search).
+    """
+    key = None
+    if cache is not None and np.ndim(batch) == 0 and np.ndim(length) == 0:
+        key = (phase, batch, length, layout, link_id, query_tokens)
+        if key in cache:
+            return cache[key].evaluate(ceiling)
+    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens)
+    if key is not None:
+        cache[key] = forward
+    return forward.evaluate(ceiling)
 
 
 def fastest(phase, model, hardware, batch, length, layouts, ceiling, link_id=None):

@@ -1,9 +1,10 @@
 """Where a step time comes from: its formula in symbols (sympy) and with the numbers substituted.
 
-The symbolic form is not a second copy of the model: it is what operators.decode_operators /
-prefill_operators and step.time_operators / pass_time return when batch, context, bandwidth,
-peaks, layer counts, fixed costs and bytes per value are sympy symbols. Substituting the numbers
-of a model and chip into it gives api.decode(...).time_s (tests/test_explain.py).
+The symbolic form is not a second copy of the model: it is what the one step-time path
+(roofline.deployment.ForwardPass.evaluate, which api.decode uses) returns when batch, context,
+bandwidth, peaks, layer counts, fixed costs and bytes per value are sympy symbols, on the same
+scenario (model, chip, layout, mode). Substituting the numbers gives api.decode(...).time_s
+(tests/test_explain.py), on one chip or several.
 
 .. math:: t_{step} = \\sum_{op} n_{op} \\, \\mathrm{smax}_n\\!\\left(\\frac{F_{op}}{P_{dtype}},
           \\frac{Q_{op}}{BW}\\right) + L \\, t_{layer} + t_0
@@ -17,12 +18,15 @@ from dataclasses import dataclass, field, replace
 
 import sympy
 
-from . import api
+from .api import step_result
+from .deployment import forward_pass
 from .dtypes import SizedDtype, bytes_per_value
+from .hardware import Hardware, MemoryTier
 from .models import Model
-from .operators import decode_operators, prefill_operators
+from .parallel import Layout
 from .results import Record
-from .step import Ceilings, ceilings, pass_time, time_operators
+from .scenario import build
+from .step import Ceilings
 
 #: every symbol explain uses: meaning and unit (the glossary printed with the formula)
 GLOSSARY = {
@@ -167,25 +171,28 @@ def _evaluate(expr, values):
     return float(sympy.sympify(expr).xreplace(numbers).evalf(30))
 
 
-def _build(phase, model, ceiling, batch_symbol, length_symbol, peaks, generic=False):
-    """Symbolic operators, traffic terms and step time of `phase` for `model` under `ceiling`."""
+def _build(phase, model, hardware, layout, ceiling, batch_symbol, length_symbol, link=None, generic=False):
+    """Symbolic operators, traffic terms and step time of `phase` for `model` on `layout` under `ceiling`,
+    through the one step-time path (deployment.ForwardPass.evaluate) with symbols for its inputs."""
     sized, sizes, values = _sizes(model, generic)
     sym_ceiling, ceiling_values = _ceiling_symbols(ceiling, generic)
+    # collective costs stay numbers: explain's symbols are those of one chip's step
+    sym_ceiling = replace(sym_ceiling, collective_overhead=ceiling.collective_overhead,
+                          link_latency=ceiling.link_latency)
     values.update(ceiling_values)
-    builder = decode_operators if phase == "decode" else prefill_operators
-    built = builder(sized, batch_symbol, length_symbol, peaks)
-    layer_symbols = _layer_symbols(built)
+    built = forward_pass(phase, sized, hardware, batch_symbol, length_symbol, layout, link)
+    layer_symbols = _layer_symbols(built.operators)
     total_layers = sympy.Symbol("L", positive=True)
     values[total_layers] = model.num_layers
     operators = []
-    for op in built:
+    for op in built.operators:
         if op.group in layer_symbols:
             symbol, count = layer_symbols[op.group]
             values[symbol] = count
             op = replace(op, count=symbol)
         operators.append(op)
-    timed = time_operators(operators, sym_ceiling)
-    step = pass_time(timed, sym_ceiling, total_layers)
+    ev = replace(built, operators=tuple(operators), layers=total_layers).evaluate(sym_ceiling)
+    step = ev.cycle_time if phase == "decode" else ev.token_time
     traffic = {k: 0 for k in TRAFFIC}
     compute = 0
     for op in operators:
@@ -197,8 +204,10 @@ def _build(phase, model, ceiling, batch_symbol, length_symbol, peaks, generic=Fa
              "activations": traffic["activations"] / sym_ceiling.bandwidth,
              "compute": compute,
              "fixed costs": total_layers * sym_ceiling.layer_overhead + sym_ceiling.step_overhead}
+    if ev.comms:
+        terms["links"] = sum(c.total_time for c in ev.comms)
     terms = {name: sympy.factor_terms(sympy.expand(expr)) for name, expr in terms.items()}
-    return operators, timed, step, terms, values
+    return operators, ev.timed, step, terms, values
 
 
 def _symbol_rows(values, point):
@@ -217,29 +226,23 @@ def _symbol_order(name):
     return (order.index(head) if head in order else len(order), name)
 
 
-def explain(phase, model, hardware, batch=1, length=1024, mode=None, weights_dtype=None, kv_dtype=None,
-            activations_dtype=None, overrides=None, memory_tier=None):
+def explain(phase, model, hardware, batch=1, length=1024, **options):
     """The step-time formula of a decode step (`length` = context) or prefill (`length` = prompt).
 
-    Returns an Explanation: each operator's F and Q in the symbols B and C (or T), the terms by
-    traffic, the step time as one expression in B, C, BW, P_dtype, n, L, t_layer, t_0 and bytes
-    per value, the value of every symbol, and the expression evaluated: equal to api.decode's
-    (or api.prefill's) time_s.
+    `options` are roofline.scenario.build's (mode, dtypes, overrides, chips, tp, pp, ep, link,
+    calibration, ...). Returns an Explanation: each operator's F and Q in the symbols B and C
+    (or T), the terms by traffic, the step time as one expression in B, C, BW, P_dtype, n, L,
+    t_layer, t_0 and bytes per value, the value of every symbol, and the expression evaluated:
+    equal to api.decode's (or api.prefill's) time_s.
     """
-    run = api.decode if phase == "decode" else api.prefill
-    kwargs = dict(mode=mode, weights_dtype=weights_dtype, kv_dtype=kv_dtype, activations_dtype=activations_dtype,
-                  overrides=overrides, memory_tier=memory_tier)
-    if phase == "decode":
-        result = run(model, hardware, batch=batch, context=length, **kwargs)
-    else:
-        result = run(model, hardware, prompt=length, batch=batch, **kwargs)
-    model = api.resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
-    hardware = api.resolve_hardware(hardware, memory_tier)
-    ceiling = ceilings(hardware, result.mode)
-    batch_symbol = sympy.Symbol("B", positive=True)
-    length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True)
-    operators, timed, step, terms, values = _build(
-        phase, model, ceiling, batch_symbol, length_symbol, hardware.peak_flops)
+    length_key = "context" if phase == "decode" else "prompt"
+    scenario = build(model, hardware, phase, batch=batch, **{length_key: length}, **options)
+    result = step_result(scenario)
+    ceiling = scenario.ceiling
+    batch_symbol = sympy.Symbol("B", positive=True, integer=True)
+    length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True, integer=True)
+    operators, timed, step, terms, values = _build(phase, scenario.model, scenario.hardware, scenario.layout,
+                                                   ceiling, batch_symbol, length_symbol, scenario.link)
     point = {batch_symbol: batch, length_symbol: length}
     values = {**point, **values}
     rows = []
@@ -256,8 +259,9 @@ def explain(phase, model, hardware, batch=1, length=1024, mode=None, weights_dty
                   {"symbol": str(length_symbol), "value": length, "unit": "tokens",
                    "meaning": GLOSSARY[str(length_symbol)][0]}]
     return Explanation(
-        phase=phase, model=model.id, hardware=hardware.id, mode=ceiling.mode, formula=_formula(ceiling.mode),
-        step_expression=str(step), step_latex=_latex(step), operators=rows, terms=term_rows,
+        phase=phase, model=scenario.model.id, hardware=scenario.hardware.id, mode=ceiling.mode,
+        formula=_formula(ceiling.mode), step_expression=str(step), step_latex=_latex(step), operators=rows,
+        terms=term_rows,
         symbols=_symbol_rows({k: v for k, v in values.items() if k not in point and k in step.free_symbols},
                              point_rows),
         time_s=_evaluate(step, values), notes=list(result.notes))
@@ -281,10 +285,12 @@ def general(phase):
                   vocab_size=V, tie_embeddings=False, max_context=0,
                   dtypes={"weights": "bf16", "experts": "bf16", "kv_cache": "bf16", "activations": "bf16"})
     generic_ceiling = Ceilings("calibrated", 1.0, {"bf16": 1.0}, 1.0, 1.0, 1.0)
-    batch_symbol = sympy.Symbol("B", positive=True)
-    length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True)
-    operators, timed, step, terms, _ = _build(phase, model, generic_ceiling, batch_symbol, length_symbol,
-                                              {"bf16": 1.0}, generic=True)
+    any_chip = Hardware(id="any", name="any chip", vendor="", kind="gpu",
+                        memory=(MemoryTier("memory", "hbm", 1.0, 1.0),), peak_flops={"bf16": 1.0})
+    batch_symbol = sympy.Symbol("B", positive=True, integer=True)
+    length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True, integer=True)
+    operators, timed, step, terms, _ = _build(phase, model, any_chip, Layout(), generic_ceiling, batch_symbol,
+                                              length_symbol, generic=True)
     rows = [OperatorTerm(op.name, op.group, str(op.count), "P", str(op.flops), str(op.bytes), str(t.time))
             for op, t in zip(operators, timed)]
     used = {str(s) for s in sympy.sympify(step).free_symbols} | {"t_step", "F_op", "Q_op", "n_op", "P_<dtype>"}

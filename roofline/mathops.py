@@ -3,6 +3,8 @@
 The formulas of roofline are written once; these three are the only operations whose spelling
 differs between numpy (np.maximum) and sympy (sympy.Max), so they dispatch on their arguments.
 """
+import math
+
 import numpy as np
 
 
@@ -46,3 +48,13 @@ def smooth_max(a, b, n):
     np.power(ratio, 1 / n, out=ratio)
     ratio *= high
     return ratio
+
+
+def ceil(x):
+    """The smallest whole number >= x, for floats (an int), numpy arrays and sympy expressions."""
+    if is_symbolic(x):
+        import sympy
+        return sympy.ceiling(x)
+    if np.ndim(x):
+        return np.ceil(x)
+    return math.ceil(x)

@@ -18,6 +18,7 @@ Elementwise work (fused residual-add + RMSNorm, SwiGLU) is memory traffic only.
 from dataclasses import dataclass, replace
 
 from . import dtypes
+from .errors import RooflineError
 from .mathops import maximum, minimum
 from .memory import cached_tokens, index_bytes_per_token_layer, kv_bytes_per_token_layer
 
@@ -258,3 +259,30 @@ def flops_per_token(model, context=0):
     for op in ops:
         total = total + op.count * op.flops
     return total
+
+
+def mtp_model(model):
+    """The model's multi-token-prediction module(s) as a Model of `mtp_layers` layers.
+
+    DeepSeek-V3 (arXiv:2412.19437, Sec. 2.2) appends a full decoder layer (MoE, like its main
+    layers) per prediction depth; embedding and output head are shared with the main model.
+    """
+    if not model.mtp_layers:
+        raise RooflineError(f"{model.id} has no multi-token-prediction layers (mtp_layers = 0); "
+                            "give a draft model id instead of 'mtp'")
+    moe = replace(model.moe, first_dense_layers=0, layer_step=1) if model.moe is not None else None
+    return replace(model, num_layers=model.mtp_layers, mtp_layers=0, moe=moe)
+
+
+def mtp_draft_operators(mtp, batch, context, peaks):
+    """Operators of one draft step of the MTP module(s) `mtp` (mtp_model of the main model): for each
+    depth, RMSNorm of the hidden state and of the next token's embedding, their concatenation
+    projected 2h -> h, one decoder layer; then the shared final norm and LM head (DeepSeek-V3,
+    arXiv:2412.19437, Sec. 2.2, eq. 21-23)."""
+    h = mtp.hidden_size
+    w = dtypes.bytes_per_value(mtp.dtypes["weights"])
+    a = dtypes.bytes_per_value(mtp.dtypes["activations"])
+    matmul = dtypes.matmul_dtype(mtp.dtypes["weights"], mtp.dtypes["activations"], peaks)
+    extra = [elementwise("mtp_norms", 2 * 2 * batch * h * a, matmul, mtp.num_layers, "mtp"),
+             gemm("mtp_eh_proj", batch, 2 * h, h, w, a, matmul, mtp.num_layers, "mtp")]
+    return extra + decode_operators(mtp, batch, context, peaks)

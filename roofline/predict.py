@@ -1,66 +1,52 @@
 """What the roofline predicts for a measured row, under any set of ceilings.
 
-Each measured row becomes a `RowModel`: the forward passes it ran (operators from
-roofline.operators, with how many times each pass ran) and how the measured figure follows from
-their time. The prediction is then the same sum of per-operator rooflines as roofline.api:
+Each measured row becomes a `RowModel`: the forward passes it ran (roofline.deployment.ForwardPass,
+the one step-time path of roofline.api, on one chip or several), with how many times each ran,
+and how the measured figure follows from their time:
 
-.. math:: t = \\sum_{p} w_p \\left( \\sum_{op \\in p} n_{op} t_{op} + L_p t_{layer} + t_{step} \\right)
+.. math:: t = \\sum_{p} w_p \\, t_p
 
-- kernel rows (copy, read_reduce, matmul, linear): one operator, no fixed costs.
-- decode_step, prefill: one pass.
+- kernel rows (copy, read_reduce, matmul, linear): one operator timed alone, no fixed costs of a
+  step (a GEMM kernel pays its own launch and tail, `kernel_overhead`).
+- decode_step, prefill: one pass (a decode step's time is its cycle time; a prefill's the time of
+  its tokens through every stage).
 - published generation rows: the prefill of the prompt and (output - 1) decode steps at the mean
   context, prompt + output / 2 (the step time is close to linear in context); the figure is
   output / t per user (batch x that in aggregate). With no stated output length, one decode step
   at the prompt length.
 
-Building the operators once and timing them under many ceilings is what lets a fit evaluate the
+Building the passes once and evaluating them under many ceilings is what lets a fit evaluate the
 model thousands of times.
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from . import dtypes
+from .deployment import forward_pass
 from .errors import RooflineError
 from .models import load_model, with_dtypes
-from .operators import decode_operators, elementwise, gemm, prefill_operators
-from .deployment import evaluate
-from .step import pass_time, time_operators
+from .operators import elementwise, gemm
+from .parallel import make_layout
+from .step import time_operators
 
 
 @dataclass(frozen=True)
 class RowModel:
-    """A measured row as forward passes: ((weight, operators, layers), ...), and how its figure
-    follows from their time: seconds (`rate_numerator` None) or rate_numerator / seconds."""
+    """A measured row as forward passes ((weight, ForwardPass), ...) or one kernel operator, and how
+    its figure follows from their time: seconds (`rate_numerator` None) or rate_numerator / seconds."""
     row: object
-    passes: tuple
-    fixed_costs: bool = True
+    passes: tuple = ()
+    kernel: object = None         # the Operator of a kernel row
     rate_numerator: float = None
-    deployment: tuple = None      # (model, hardware, layout) of a multi-chip decode row
 
     def time(self, ceiling):
         """Predicted time of the row under `ceiling` (roofline.step.Ceilings) [s]."""
-        if self.deployment is not None:
-            return self._deployment_time(ceiling)
+        if self.kernel is not None:
+            overhead = ceiling.kernel_overhead if self.row.kind in ("matmul", "linear") else 0.0
+            return overhead + float(time_operators([self.kernel], ceiling)[0].time)
         total = 0.0
-        if not self.fixed_costs:
-            # a kernel timed on its own: no layer or step costs, its own launch and tail if a GEMM
-            total = ceiling.kernel_overhead if self.row.kind in ("matmul", "linear") else 0.0
-            ceiling = replace(ceiling, layer_overhead=0.0, step_overhead=0.0)
-        for weight, operators, layers in self.passes:
-            total += weight * float(pass_time(time_operators(operators, ceiling), ceiling, layers))
-        return total
-
-    def _deployment_time(self, ceiling):
-        """A multi-chip row: one decode step, or (with an output length) the prefill of the prompts
-        and output - 1 decode steps at the mean context, like the single-chip rows."""
-        model, hardware, layout = self.deployment
-        row = self.row
-        if row.output is None:
-            return evaluate("decode", model, hardware, row.batch, row.context, layout, ceiling).cycle_time
-        total = evaluate("prefill", model, hardware, row.batch, row.context, layout, ceiling).token_time
-        if row.output > 1:
-            mean_context = int(row.context + row.output / 2)
-            step = evaluate("decode", model, hardware, row.batch, mean_context, layout, ceiling).cycle_time
-            total += (row.output - 1) * step
+        for weight, forward in self.passes:
+            ev = forward.evaluate(ceiling)
+            total += weight * float(ev.cycle_time if forward.phase == "decode" else ev.token_time)
         return total
 
     def figure(self, ceiling):
@@ -77,36 +63,39 @@ class RowModel:
         """The measured figure as a time [s] (rate rows: rate_numerator / rate)."""
         return self.row.seconds if self.rate_numerator is None else self.rate_numerator / self.row.rate
 
+    @property
+    def layouts(self):
+        """The layouts of the row's passes (one chip: Layout())."""
+        return [forward.layout for _, forward in self.passes]
+
 
 def row_model(row, hardware):
     """The RowModel of a Measurement on chip `hardware` (its peaks pick each GEMM's dtype)."""
     peaks = hardware.peak_flops
     if row.kind in ("copy", "read_reduce"):
-        return RowModel(row, ((1, [elementwise(row.kind, row.shape[0], "bf16", 1, "kernel")], 0),), False)
+        return RowModel(row, kernel=elementwise(row.kind, row.shape[0], "bf16", 1, "kernel"))
     if row.kind in ("matmul", "linear"):
         if row.dtype not in peaks:
             raise RooflineError(f"{row.where}: {hardware.id} has no {row.dtype} peak to predict this {row.kind} by")
         m, k, n = row.shape
         size = dtypes.bytes_per_value(row.dtype)
-        return RowModel(row, ((1, [gemm(row.kind, m, k, n, size, size, row.dtype, 1, "kernel")], 0),), False)
+        return RowModel(row, kernel=gemm(row.kind, m, k, n, size, size, row.dtype, 1, "kernel"))
     model = _model(row)
-    layers = model.num_layers
+    layout = _layout(row, model, hardware) if row.chips != 1 else make_layout(model, row.batch)
+
+    def step(phase, length):
+        return forward_pass(phase, model, hardware, row.batch, length, layout)
+
     if row.kind == "decode_step":
-        return RowModel(row, ((1, decode_operators(model, row.batch, row.context, peaks), layers),))
+        return RowModel(row, ((1, step("decode", row.context)),))
     if row.kind == "prefill":
-        return RowModel(row, ((1, prefill_operators(model, row.batch, row.context, peaks), layers),))
+        return RowModel(row, ((1, step("prefill", row.context)),))
     scale = row.batch if row.metric == "aggregate_output_tokens_per_s" else 1
-    if row.chips != 1:
-        numerator = scale if row.output is None else scale * row.output
-        return RowModel(row, (), rate_numerator=numerator,
-                        deployment=(model, hardware, _layout(row, model, hardware)))
     if row.output is None:
-        return RowModel(row, ((1, decode_operators(model, row.batch, row.context, peaks), layers),),
-                        rate_numerator=scale)
-    passes = [(1, prefill_operators(model, row.batch, row.context, peaks), layers)]
+        return RowModel(row, ((1, step("decode", row.context)),), rate_numerator=scale)
+    passes = [(1, step("prefill", row.context))]
     if row.output > 1:
-        mean_context = row.context + row.output / 2
-        passes.append((row.output - 1, decode_operators(model, row.batch, mean_context, peaks), layers))
+        passes.append((row.output - 1, step("decode", row.context + row.output / 2)))
     return RowModel(row, tuple(passes), rate_numerator=scale * row.output)
 
 
@@ -114,7 +103,6 @@ def _layout(row, model, hardware):
     """The layout of a multi-chip row: as published (TP/PP), the fastest split of the published
     chip count, or, where the count is not published, the fewest chips that hold the model
     (solve.fewest_chips_layout). Chosen once, in ideal mode, so a fit does not move it."""
-    from .parallel import make_layout
     from .solve import fewest_chips_layout, fastest_layout
     try:
         if row.tp or row.pp:

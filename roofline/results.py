@@ -107,6 +107,7 @@ class StepResult(Record):
     stage_time_s: float = None          # busiest stage, per micro-batch
     tp_link: str = None
     pp_link: str = None
+    calibration_source: str = None      # fitted | transferred from <chip> | published; None in ideal mode
     usd_per_mtok: float = None          # [USD per 1e6 tokens], all chips; None: no price for the chip
     joules_per_token: float = None      # [J/token], all chips; None: no power for the chip
     tokens_per_kwh: float = None        # [token/kWh]

@@ -26,14 +26,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import api, cost, dtypes
-from .calibration import with_calibration
+from . import dtypes
+from .api import step_result
+from .deployment import evaluate as evaluate_layout, per_chip_memory
 from .errors import RooflineError
 from .mathops import is_symbolic
-from .memory import footprint, kv_cache_bytes, weight_bytes
-from .operators import decode_operators, elementwise, gemm
+from .memory import kv_cache_bytes, weight_bytes
+from .operators import mtp_model
+from .parallel import Layout, check_layout
 from .results import Record
-from .step import ceilings, pass_time, time_operators
+from .scenario import build, evaluate, positive_int, resolve_model
 
 MTP = "mtp"
 
@@ -113,33 +115,6 @@ def acceptance_for_speedup(target, draft_tokens, draft_ratio, verify_ratio=1.0):
     return (low + high) / 2
 
 
-def mtp_model(model):
-    """The model's multi-token-prediction module(s) as a Model of `mtp_layers` layers.
-
-    DeepSeek-V3 (arXiv:2412.19437, Sec. 2.2) appends a full decoder layer (MoE, like its main
-    layers) per prediction depth; embedding and output head are shared with the main model.
-    """
-    if not model.mtp_layers:
-        raise RooflineError(f"{model.id} has no multi-token-prediction layers (mtp_layers = 0); "
-                            "give a draft model id instead of 'mtp'")
-    moe = replace(model.moe, first_dense_layers=0, layer_step=1) if model.moe is not None else None
-    return replace(model, num_layers=model.mtp_layers, mtp_layers=0, moe=moe)
-
-
-def mtp_operators(model, batch, context, peaks):
-    """Operators of one draft step of the MTP module(s): for each depth, RMSNorm of the hidden state
-    and of the next token's embedding, their concatenation projected 2h -> h, one decoder layer;
-    then the shared final norm and LM head (DeepSeek-V3, arXiv:2412.19437, Sec. 2.2, eq. 21-23)."""
-    mtp = mtp_model(model)
-    h = model.hidden_size
-    w = dtypes.bytes_per_value(model.dtypes["weights"])
-    a = dtypes.bytes_per_value(model.dtypes["activations"])
-    matmul = dtypes.matmul_dtype(model.dtypes["weights"], model.dtypes["activations"], peaks)
-    extra = [elementwise("mtp_norms", 2 * 2 * batch * h * a, matmul, mtp.num_layers, "mtp"),
-             gemm("mtp_eh_proj", batch, 2 * h, h, w, a, matmul, mtp.num_layers, "mtp")]
-    return extra + decode_operators(mtp, batch, context, peaks)
-
-
 def mtp_weight_bytes(model):
     """Bytes of the MTP module(s) alone [B]: their decoder layers, projections and norms, without
     the embedding and LM head they share with the main model."""
@@ -199,57 +174,75 @@ def check_acceptance(acceptance):
     return value
 
 
-def decode(model, hardware, draft, draft_tokens, acceptance, batch=1, context=1024, mode=None, weights_dtype=None,
-           draft_weights_dtype=None, kv_dtype=None, activations_dtype=None, overrides=None, memory_tier=None,
-           price=None, power=None, pue=1, calibration=None):
-    """Speculative decoding of `model` on one chip, drafting with `draft` (a model id or Model, or "mtp").
+def _draft_layout(draft_model, layout, batch):
+    """The layout a draft runs on beside the model: the model's tensor-parallel width (and its expert
+    parallelism, for MTP modules that share the model's experts) in one stage where the draft
+    allows it, else one chip."""
+    ep = layout.ep if draft_model.moe is not None and draft_model.moe.num_experts % layout.ep == 0 else 1
+    for candidate in (Layout(layout.tp, 1, ep, 1), Layout(layout.tp, 1, 1, 1), Layout()):
+        try:
+            return check_layout(draft_model, candidate, batch)
+        except RooflineError:
+            continue
+    return Layout()
+
+
+def decode(model, hardware, draft, draft_tokens, acceptance, batch=1, context=1024, draft_weights_dtype=None,
+           **options):
+    """Speculative decoding of `model`, drafting with `draft` (a model id or Model, or "mtp").
 
     draft_tokens k (for "mtp" default: the model's MTP depth, mtp_layers), acceptance a in [0, 1].
-    The draft model runs at `draft_weights_dtype` (default: `weights_dtype`, else its own native
-    dtype) and shares the chip, its memory and its time with the model. Returns a
-    SpeculativeResult: tokens per round, the speed-up per user, tokens/s with speculation and the
-    cost and energy per token; `base` holds the plain decode step.
+    `options` are roofline.scenario.build's (chips, tp, pp, ep, mode, calibration, dtypes, price,
+    ...): the model runs on that layout; the draft runs beside it (_draft_layout) and shares its
+    chips, memory and time. The draft model runs at `draft_weights_dtype` (default: the
+    `weights_dtype` option, else its own native dtype). Returns a SpeculativeResult: tokens per
+    round, the speed-up per user, tokens/s with speculation and the cost and energy per token;
+    `base` holds the plain decode step.
     """
     a = check_acceptance(acceptance)
-    base = api.decode(model, hardware, batch=batch, context=context, mode=mode, weights_dtype=weights_dtype,
-                      kv_dtype=kv_dtype, activations_dtype=activations_dtype, overrides=overrides,
-                      memory_tier=memory_tier, price=price, power=power, pue=pue, calibration=calibration)
-    target = api.resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype)
+    base_scenario = build(model, hardware, "decode", batch=batch, context=context, **options)
+    base = step_result(base_scenario)
+    target, chip, layout = base_scenario.model, base_scenario.hardware, base_scenario.layout
     is_mtp = isinstance(draft, str) and draft == MTP
     if draft_tokens is None and is_mtp:
         draft_tokens = mtp_model(target).num_layers
-    k = api.positive_int(draft_tokens, "draft tokens")
-    chip = with_calibration(api.resolve_hardware(hardware, memory_tier), calibration)
-    ceiling = ceilings(chip, base.mode)
+    k = positive_int(draft_tokens, "draft tokens")
+    ceiling = base_scenario.ceiling
     notes = list(base.notes)
 
-    verify_ops = decode_operators(target, batch, context, chip.peak_flops, query_tokens=k + 1)
-    verify_time = float(pass_time(time_operators(verify_ops, ceiling), ceiling, target.num_layers))
-    memory = footprint(target, batch, context + k + 1, tokens_in_flight=batch * (k + 1))["total"]
+    verify = evaluate(replace(base_scenario, query_tokens=k + 1))
+    verify_time = float(verify.cycle_time)
+    memory = verify.per_chip_memory["total"]
 
     if is_mtp:
-        draft_id = MTP
-        mtp = mtp_model(target)
-        ops = mtp_operators(target, batch, context, chip.peak_flops)
-        draft_time = float(pass_time(time_operators(ops, ceiling), ceiling, mtp.num_layers))
-        memory += mtp_weight_bytes(target) + kv_cache_bytes(mtp, batch, context + k)
+        draft_id, drafter = MTP, mtp_model(target)
+        draft_layout = _draft_layout(drafter, layout, batch)
+        draft_time = float(evaluate_layout("mtp", drafter, chip, batch, context, draft_layout, ceiling,
+                                           base_scenario.link).cycle_time)
+        memory += (mtp_weight_bytes(target) + kv_cache_bytes(drafter, batch, context + k)) / draft_layout.stage_chips
     else:
-        drafter = api.resolve_model(draft, None, draft_weights_dtype or weights_dtype, kv_dtype, activations_dtype)
+        drafter = resolve_model(draft, None, draft_weights_dtype or options.get("weights_dtype"),
+                                options.get("kv_dtype"), options.get("activations_dtype"))
         draft_id = drafter.id
-        draft_time = api.decode(drafter, chip, batch=batch, context=context, mode=base.mode).time_s
-        memory += weight_bytes(drafter) + kv_cache_bytes(drafter, batch, context + k)
+        draft_layout = _draft_layout(drafter, layout, batch)
+        draft_time = float(evaluate_layout("decode", drafter, chip, batch, context, draft_layout, ceiling,
+                                           base_scenario.link).cycle_time)
+        draft_memory = per_chip_memory(drafter, draft_layout, batch, context + k, batch)
+        memory += draft_memory["weights"] + draft_memory["kv_cache"]
         if drafter.vocab_size != target.vocab_size:
             notes.append(f"draft {drafter.id} has a vocabulary of {drafter.vocab_size}, {target.id} of "
                          f"{target.vocab_size}: speculative decoding needs a shared tokenizer")
+    if layout.chips > 1:
+        notes.append(f"the draft runs on {draft_layout.describe()} beside the model's {layout.describe()}")
 
     tokens = expected_tokens_per_step(a, k)
     t_round = round_time(draft_time, verify_time, k)
     per_user = tokens / t_round
     fits = memory <= chip.mem_capacity
     if not fits:
-        notes.append(f"with speculation: needs {memory / 1e9:.1f} GB, {chip.id} has {chip.mem_capacity / 1e9:.1f} GB")
-    pricing = cost.pricing(chip, price, power, pue)
-    economics, _ = pricing.fields(batch * per_user)
+        notes.append(f"with speculation: needs {memory / 1e9:.1f} GB per chip, {chip.id} has "
+                     f"{chip.mem_capacity / 1e9:.1f} GB")
+    economics, _ = base_scenario.pricing.fields(batch * per_user, chips=layout.chips)
     return SpeculativeResult(
         model=target.id, hardware=chip.id, draft=draft_id, mode=base.mode, batch=base.batch, context=base.context,
         draft_tokens=k, acceptance=a, tokens_per_step=tokens, step_time_s=base.time_s,

@@ -137,32 +137,3 @@ def time_operators(operators, ceiling):
 def fixed_time(ceiling, num_layers):
     """Fixed costs of one forward pass: L t_layer + t_step [s]."""
     return num_layers * ceiling.layer_overhead + ceiling.step_overhead
-
-
-def pass_time(timed, ceiling, num_layers):
-    """Time of a forward pass: sum of operator times plus fixed costs [s]."""
-    total = fixed_time(ceiling, num_layers)
-    for op in timed:
-        total = total + op.count * op.time
-    return total
-
-
-def bound_times(timed, ceiling, num_layers):
-    """{'memory', 'compute', 'overhead'}: time spent in memory-bound and compute-bound operators
-    and in fixed costs [s]; floats or numpy arrays (each operator's verdict taken elementwise)."""
-    memory = compute = 0.0
-    for op in timed:
-        total = op.count * op.time
-        is_compute = np.asarray(op.compute_time > op.memory_time)
-        compute = compute + np.where(is_compute, total, 0.0)
-        memory = memory + np.where(is_compute, 0.0, total)
-    return {"memory": memory, "compute": compute, "overhead": fixed_time(ceiling, num_layers)}
-
-
-BOUNDS = ("memory", "compute", "overhead")
-
-
-def step_bound(split):
-    """The label of the largest of a bound_times split ('memory' first on ties); arrays give arrays."""
-    stacked = np.stack(np.broadcast_arrays(*(np.asarray(split[key], dtype=float) for key in BOUNDS)))
-    return np.asarray(BOUNDS)[np.argmax(stacked, axis=0)]

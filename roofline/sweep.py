@@ -4,21 +4,20 @@
     >>> grid = sweep("llama-3.1-8b", "h100-sxm", batch=[1, 8, 64, 512], context=[1024, 8192])
     >>> grid["step_time_s"], grid.to_frame()
 
-The grid goes through the same functions as api.decode (operators.decode_operators,
-step.time_operators, step.pass_time, memory.footprint) with batch as a column (B, 1) and context
-as a row (1, C) of a numpy array: the weight GEMMs, which do not depend on context, are
-evaluated once per batch size, and only attention and the KV cache once per grid point. Each
-weights dtype changes the operators' dtypes (and so the peak that bounds them): it is one such
-evaluation per dtype.
+The grid is a Scenario whose batch is a column (B, 1) and context a row (1, C) of a numpy array,
+evaluated by the same path as api.decode (roofline.scenario.evaluate): the weight GEMMs, which
+do not depend on context, are evaluated once per batch size, and only attention and the KV cache
+once per grid point. Each weights dtype changes the operators' dtypes (and so the peak that
+bounds them): it is one such evaluation per dtype. On several chips the layout is given
+(tp, pp, ep); with `chips` alone it is chosen per point, as api.decode would choose it.
 """
+from dataclasses import replace
+
 import numpy as np
 
-from .api import choose_mode, resolve_hardware, resolve_model
+from .binding import binding
 from .errors import RooflineError
-from .models import MAX_BATCH, MAX_CONTEXT
-from .memory import footprint
-from .operators import decode_operators
-from .step import bound_times, ceilings, pass_time, step_bound, time_operators
+from .scenario import build, evaluate, whole_numbers
 
 #: the largest grid one call evaluates (about 300 B of memory per point while it runs)
 MAX_POINTS = 20_000_000
@@ -47,77 +46,67 @@ class SweepResult(dict):
         return pd.DataFrame({c: self[c] for c in COLUMNS})
 
 
-def whole_numbers(values, name, maximum=None):
-    """`values` as a 1-D int64 array of whole numbers from 1 to `maximum` (default: the limit of
-    `name`, MAX_BATCH or MAX_CONTEXT), or RooflineError naming `name` and the limit."""
-    maximum = maximum or (MAX_CONTEXT if "context" in name else MAX_BATCH)
-    try:
-        array = np.atleast_1d(np.asarray(values))
-    except (OverflowError, ValueError):
-        raise RooflineError(f"{name} must be whole numbers from 1 to {maximum:,}") from None
-    if array.dtype.kind in "iuf" and array.size and np.any(array > maximum):
-        raise RooflineError(f"{name} {array.max():.6g} is more than the limit of {maximum:,}")
-    if array.ndim != 1 or array.size == 0:
-        raise RooflineError(f"{name} must be one or more whole numbers of at least 1, got {values!r}")
-    if array.dtype.kind not in "iuf" or not np.all(np.isfinite(array)) or np.any(array < 1) \
-            or np.any(array != np.floor(array)):
-        bad = next((v for v in array.tolist() if not (isinstance(v, (int, float)) and v >= 1 and v == int(v))),
-                   values)
-        raise RooflineError(f"{name} must be whole numbers of at least 1, got {bad!r}")
-    return array.astype(np.int64)
-
-
-def decode_grid(model, hardware, mode, batch, context):
-    """Step time, bound, KV-cache bytes and fit of one model on one chip over batch x context.
-
-    `batch` has shape (B, 1) and `context` (1, C); returns {name: array of shape (B, C)}.
-    """
-    ceiling = ceilings(hardware, mode)
-    operators = decode_operators(model, batch, context, hardware.peak_flops)
-    timed = time_operators(operators, ceiling)
-    step = pass_time(timed, ceiling, model.num_layers)
-    memory = footprint(model, batch, context + 1)
-    shape = np.broadcast_shapes(np.shape(batch), np.shape(context))
-    return {"step_time_s": np.broadcast_to(step, shape),
-            "bound": np.broadcast_to(step_bound(bound_times(timed, ceiling, model.num_layers)), shape),
+def decode_grid(scenario):
+    """Step time, bound, KV-cache bytes per chip and fit of a scenario whose batch has shape (B, 1)
+    and context (1, C): {name: array of shape (B, C)}."""
+    ev = evaluate(scenario)
+    memory = ev.per_chip_memory
+    shape = np.broadcast_shapes(np.shape(scenario.batch), np.shape(scenario.length))
+    return {"step_time_s": np.broadcast_to(ev.cycle_time, shape),
+            "bound": np.broadcast_to(binding(ev.split), shape),
             "kv_cache_bytes": np.broadcast_to(memory["kv_cache"], shape),
-            "fits": np.broadcast_to(memory["total"] <= hardware.mem_capacity, shape)}
+            "fits": np.broadcast_to(memory["total"] <= scenario.hardware.mem_capacity, shape)}
 
 
-def sweep(model, hardware, batch, context, weights_dtype=None, mode=None, kv_dtype=None, activations_dtype=None,
-          overrides=None, memory_tier=None):
+def _dtype_grid(model, hardware, batch, context, options):
+    """(columns of one weights dtype over batch x context, the scenario of its first batch size)."""
+    auto = options.get("chips", 1) not in (None, 1) and all(options.get(k) is None for k in ("tp", "pp", "ep"))
+    if not auto:
+        scenario = build(model, hardware, "decode", batch=batch, context=context, **options)
+        return decode_grid(_as_grid(scenario)), scenario
+    scenarios = [build(model, hardware, "decode", batch=b, context=c, **options)
+                 for b in batch.tolist() for c in context.tolist()]
+    points = [decode_grid(_as_grid(s)) for s in scenarios]
+    return {key: np.concatenate([p[key] for p in points]).reshape(batch.size, context.size)
+            for key in points[0]}, scenarios[0]
+
+
+def _as_grid(scenario):
+    """The scenario with batch as a column (B, 1) and context as a row (1, C)."""
+    return replace(scenario, batch=np.atleast_1d(scenario.batch).astype(float)[:, None],
+                   length=np.atleast_1d(scenario.length).astype(float)[None, :])
+
+
+def sweep(model, hardware, batch, context, weights_dtype=None, **options):
     """Decode steps over every (weights dtype, batch, context) of the grid; a SweepResult.
 
     batch, context: whole numbers >= 1 (scalars or sequences). weights_dtype: a dtype name, a list
-    of them, or None (the model's). Each point equals api.decode at the same inputs.
-    Columns: batch, context, dtype, step_time_s, tokens_per_s_per_user = 1 / t_step,
-    tokens_per_s = batch / t_step, bound, kv_cache_bytes, fits.
+    of them, or None (the model's). `options` are roofline.scenario.build's (mode, kv_dtype,
+    chips, tp, pp, ep, calibration, overrides, ...). Each point equals api.decode at the same
+    inputs. Columns: batch, context, dtype, step_time_s, tokens_per_s_per_user = 1 / t_step,
+    tokens_per_s = batch / t_step, bound, kv_cache_bytes (per chip), fits.
     """
-    batch = whole_numbers(batch, "batch")
-    context = whole_numbers(context, "context")
+    batch = np.atleast_1d(whole_numbers(batch, "batch"))
+    context = np.atleast_1d(whole_numbers(context, "context"))
     dtypes = [weights_dtype] if weights_dtype is None or isinstance(weights_dtype, str) else list(weights_dtype)
     if not dtypes:
         raise RooflineError("weights_dtype: expected at least one dtype")
     points = batch.size * context.size * len(dtypes)
     if points > MAX_POINTS:
         raise RooflineError(f"a grid of {points:,} points exceeds the limit of {MAX_POINTS:,}; split it")
-    hardware = resolve_hardware(hardware, memory_tier)
-    mode, note = choose_mode(hardware, mode)
-    models = [resolve_model(model, overrides, d, kv_dtype, activations_dtype) for d in dtypes]
-    b = batch.astype(float)[:, None]
-    c = context.astype(float)[None, :]
-    parts = [decode_grid(m, hardware, mode, b, c) for m in models]
+    parts, scenarios = [], []
+    for dtype in dtypes:
+        columns, first = _dtype_grid(model, hardware, batch, context, {**options, "weights_dtype": dtype})
+        parts.append(columns)
+        scenarios.append(first)
     columns = {key: np.concatenate([p[key].ravel() for p in parts]) for key in parts[0]}
     points = batch.size * context.size
-    columns["batch"] = np.tile(np.repeat(batch, context.size), len(models))
-    columns["context"] = np.tile(context, batch.size * len(models))
-    columns["dtype"] = np.repeat(np.array([m.dtypes["weights"] for m in models]), points)
+    columns["batch"] = np.tile(np.repeat(batch, context.size), len(dtypes))
+    columns["context"] = np.tile(context, batch.size * len(dtypes))
+    columns["dtype"] = np.repeat(np.array([s.model.dtypes["weights"] for s in scenarios]), points)
     step = columns["step_time_s"]
     columns["tokens_per_s_per_user"] = 1 / step
     columns["tokens_per_s"] = columns["batch"] / step
-    notes = [note] if note else []
-    top = models[0].max_context
-    if context.max() + 1 > top:
-        notes.append(f"warning: context {context.max()} exceeds {models[0].id}'s maximum of {top} tokens; "
-                     "answered as if the model allowed it")
-    return SweepResult({c: columns[c] for c in COLUMNS}, models[0].id, hardware.id, mode, notes)
+    first = scenarios[0]
+    return SweepResult({c: columns[c] for c in COLUMNS}, first.model.id, first.hardware.id, first.mode,
+                       list(first.notes))

@@ -217,8 +217,15 @@ def test_cli_bad_speculative_options(args, message):
     assert "Traceback" not in result.output
 
 
-def test_cli_speculative_is_single_chip():
-    result = CliRunner().invoke(cli, ["decode", "-m", "llama-3.1-70b", "-c", "h100-sxm", "--chips", "2",
-                                      "--speculative", "llama-3.1-8b", "--draft-tokens", "4", "--acceptance", "0.8"])
-    assert result.exit_code == 2
-    assert "--speculative models one chip" in result.output
+def test_speculative_on_several_chips():
+    """DeepSeek-V3 with MTP on 8 x H200 (issue 9): the verifier runs on the model's layout and the MTP
+    module beside it; the speed-up stays under the Theorem 3.8 ceiling E / (1 + c), as on one chip."""
+    r = spec.decode("deepseek-v3", "h200", "mtp", None, 0.85, batch=16, context=4096, chips=8)
+    assert r.base.chips == 8 and r.draft_tokens == 1
+    assert 1 < r.speedup <= spec.walltime_improvement(0.85, 1, r.draft_cost_ratio) + 1e-9
+    result = CliRunner().invoke(cli, ["decode", "-m", "deepseek-v3", "-c", "h200", "--chips", "8",
+                                      "--speculative", "mtp", "--acceptance", "0.85", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+    data = json.loads(result.output)
+    assert data["chips"] == 8 and data["speedup"] > 1

@@ -5,8 +5,8 @@ import click
 
 from ..errors import RooflineError, excerpt
 from . import cli
-from .output import cell, emit_table, to_json
-from .run_cmd import parse_sets
+from .output import FORMATS, cell, emit_table, to_json
+from .scenario_options import given, scenario_kwargs, scenario_options
 
 _RANGE = re.compile(r"^(\d+):(\d+)(?::(x?)(\d+(?:\.\d+)?))?$")
 MAX_VALUES = 100_000
@@ -61,19 +61,13 @@ def _echo_notes(notes, err=False):
 
 @cli.command()
 @click.argument("phase", type=click.Choice(["decode", "prefill"]))
-@click.option("--model", "-m", default=None, help="Model id or spec file (omit with --hardware for the general formula).")
-@click.option("--hardware", "--chip", "-c", "hardware", default=None, help="Chip id or spec file.")
+@scenario_options
 @click.option("--batch", "-b", type=int, default=None, help="Sequences (decode) or prompts (prefill) together [1].")
 @click.option("--context", type=int, default=None, help="Decode: tokens already in each KV cache [1024].")
 @click.option("--prompt", "-p", type=int, default=None, help="Prefill: prompt length in tokens [1024].")
-@click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
-              help="ideal or calibrated (default: calibrated where the chip has a calibration).")
-@click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts).")
-@click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
-def explain(phase, model, hardware, batch, context, prompt, mode, weights_dtype, kv_dtype, sets, fmt):
+def explain(phase, batch, context, prompt, fmt, **params):
     """Show the step-time formula in symbols (sympy) and with the numbers of a model and chip.
 
     Without --model and --hardware: the general formula of a dense GQA transformer and a glossary.
@@ -83,21 +77,19 @@ def explain(phase, model, hardware, batch, context, prompt, mode, weights_dtype,
         raise RooflineError("--prompt is for `explain prefill`; a decode step takes --context")
     if phase == "prefill" and context is not None:
         raise RooflineError("--context is for `explain decode`; a prefill takes --prompt")
-    if (model is None) != (hardware is None):
+    if (params["model"] is None) != (params["hardware"] is None):
         raise RooflineError("explain needs both --model and --hardware, or neither for the general formula")
-    if model is None:
-        given = [name for name, value in (("--batch", batch), ("--context", context), ("--prompt", prompt),
-                                          ("--mode", mode), ("--weights-dtype", weights_dtype),
-                                          ("--kv-dtype", kv_dtype), ("--set", sets)) if value]
-        if given:
-            raise RooflineError(f"{', '.join(given)}: {'needs' if len(given) == 1 else 'need'} --model and "
+    if params["model"] is None:
+        named = [flag for flag, value in (("--batch", batch), ("--context", context), ("--prompt", prompt))
+                 if value is not None] + given(params)
+        if named:
+            raise RooflineError(f"{', '.join(named)}: {'needs' if len(named) == 1 else 'need'} --model and "
                                 "--hardware (the general formula has no numbers)")
         _emit_explanation(explaining.general(phase), fmt)
         return
-    length = (context if phase == "decode" else prompt) or 1024
-    result = explaining.explain(phase, model, hardware, batch=1 if batch is None else batch, length=length,
-                                mode=mode, weights_dtype=weights_dtype, kv_dtype=kv_dtype,
-                                overrides=parse_sets(sets))
+    length = context if phase == "decode" else prompt
+    result = explaining.explain(phase, batch=1 if batch is None else batch, length=1024 if length is None else length,
+                                **scenario_kwargs(params))
     _emit_explanation(result, fmt)
 
 
@@ -105,6 +97,12 @@ def _emit_explanation(e, fmt):
     if fmt == "json":
         click.echo(to_json(e.to_dict()))
         return
+    if fmt == "csv":
+        emit_table([[o.name, o.group, o.layers, o.dtype, o.flops, o.bytes, o.flops_value, o.bytes_value, o.time_s,
+                     o.bound] for o in e.operators],
+                   ["operator", "group", "n_op", "dtype", "F_op", "Q_op", "flops", "bytes", "time_s", "bound"], "csv")
+        return
+    table = "markdown" if fmt == "markdown" else "table"
     numbers = e.time_s is not None
     what = "decode step" if e.phase == "decode" else "prefill"
     if numbers:
@@ -121,15 +119,15 @@ def _emit_explanation(e, fmt):
     if numbers:
         headers += ["F_op", "Q_op", "n_op·t_op [ms]", "bound"]
         rows = [r + [o.flops_value, o.bytes_value, o.time_s * 1e3, o.bound] for r, o in zip(rows, e.operators)]
-    emit_table(rows, headers, "table")
+    emit_table(rows, headers, table)
     click.echo("\nTerms (each operator takes the larger of its compute and memory time, so t_step lies between "
                "max(memory, compute) + fixed and memory + compute + fixed):")
     emit_table([[t["term"], t["expression"]] + ([t["value_s"] * 1e3] if numbers else []) for t in e.terms],
-               ["term", "expression"] + (["value [ms]"] if numbers else []), "table")
+               ["term", "expression"] + (["value [ms]"] if numbers else []), table)
     click.echo(f"\nStep time in symbols:\n  t_step = {e.step_expression}\n")
     headers = ["symbol"] + (["value"] if numbers else []) + ["unit", "meaning"]
     emit_table([[s["symbol"]] + ([cell(s["value"])] if numbers else []) + [s["unit"], s["meaning"]]
-                for s in e.symbols], headers, "table")
+                for s in e.symbols], headers, table)
     if numbers:
         click.echo(f"\nt_step = {e.time_s * 1e3:.6g} ms with the values above")
         _echo_notes(e.notes)
@@ -144,25 +142,22 @@ def _output_format(fmt, output):
 
 
 @cli.command()
-@click.option("--model", "-m", required=True, help="Model id or spec file.")
-@click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file.")
+@scenario_options(exclude=("weights_dtype",))
 @click.option("--batch", "-b", default="1", show_default=True,
               help="Batch sizes: a list and/or ranges, e.g. 1,8,64,512 or 1:1024:x2 or 64:512:64.")
 @click.option("--context", default="1024", show_default=True, help="Contexts, same syntax, e.g. 1024,8192.")
-@click.option("--weights-dtype", default=None, help="Weight dtypes, comma-separated, e.g. bf16,fp8 (default: the model's).")
-@click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
-@click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
-              help="ideal or calibrated (default: calibrated where the chip has a calibration).")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default=None,
+@click.option("--weights-dtype", default=None, metavar="DTYPE[,DTYPE...]",
+              help="Storage dtypes of the weights to sweep, comma-separated, e.g. bf16,fp8 (default: the model's).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format [table; csv or json when --output ends so].")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
-def sweep(model, hardware, batch, context, weights_dtype, kv_dtype, mode, sets, fmt, output):
-    """Decode over a grid of batch sizes x contexts (x weight dtypes) in one vectorised evaluation."""
+def sweep(batch, context, weights_dtype, fmt, output, **params):
+    """Decode over a grid of batch sizes x contexts (x weight dtypes) in one vectorised evaluation,
+    on one chip or a given layout of several."""
     from ..sweep import COLUMNS, sweep as run_sweep
     dtypes = None if weights_dtype is None else [d.strip() for d in weights_dtype.split(",")]
-    grid = run_sweep(model, hardware, batch=parse_values(batch, "batch"), context=parse_values(context, "context"),
-                     weights_dtype=dtypes, mode=mode, kv_dtype=kv_dtype, overrides=parse_sets(sets))
+    grid = run_sweep(batch=parse_values(batch, "batch"), context=parse_values(context, "context"),
+                     weights_dtype=dtypes, **scenario_kwargs(params))
     fmt = _output_format(fmt, output)
     rows = grid.rows()
     data = None

@@ -1,35 +1,7 @@
-"""Options shared by commands that report cost and speculative decoding: parsed here, computed in
-roofline.cost and roofline.speculative."""
+"""Options of speculative decoding: parsed here, computed in roofline.speculative."""
 import click
 
 from ..errors import RooflineError
-from ..units import to_si
-
-
-def cost_options(func):
-    """--price, --power, --pue: override the chip's price and power, add a facility overhead."""
-    options = [
-        click.option("--price", default=None, metavar="USD/HOUR",
-                     help="Rental price per chip, e.g. '2.5 USD/hour' (default: the chip spec's)."),
-        click.option("--power", default=None, metavar="W",
-                     help="Power per chip, e.g. '700 W' (default: the chip spec's TDP)."),
-        click.option("--pue", default="1", show_default=True, metavar="FACTOR",
-                     help="Facility overhead (PUE, >= 1) multiplying the chips' power."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def cost_request(price, power, pue):
-    """The cost options as keyword arguments for the API, each checked with its unit here so that
-    an error names the option."""
-    if price is not None:
-        to_si(price, "price", "--price")
-    if power is not None:
-        to_si(power, "power", "--power")
-    to_si(pue, "number", "--pue")
-    return {"price": price, "power": power, "pue": pue}
 
 
 def speculative_options(func):

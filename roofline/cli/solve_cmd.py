@@ -2,10 +2,11 @@
 import click
 
 from .. import api, solve as solver
+from ..scenario import resolve_hardware
 from . import cli
 from .output import emit_record, emit_table, format_option, to_json
 from ..units import to_si
-from .run_cmd import parse_sets
+from .scenario_options import parse_sets
 
 _UNITS = {"chips": "chips", "batch": "sequences", "context": "tokens", "bandwidth": "B/s", "params": "parameters"}
 
@@ -158,7 +159,7 @@ def solve_params(hardware, chips, weights_dtype, reserve, memory_tier, fmt):
 def compare(hardwares, model, batch, context, chips, mode, weights_dtype, kv_dtype, fmt):
     """The same decode question on several chips, side by side (one mode for all)."""
     if mode is None:
-        chips_specs = [api.resolve_hardware(hw) for hw in hardwares]
+        chips_specs = [resolve_hardware(hw) for hw in hardwares]
         mode = "calibrated" if all(h.calibration is not None for h in chips_specs) else "ideal"
     results = [api.decode(model, hw, batch=batch, context=context, chips=chips, mode=mode,
                           weights_dtype=weights_dtype, kv_dtype=kv_dtype) for hw in hardwares]

@@ -10,7 +10,7 @@ replica count; aggregate throughput is replicas x batch / cycle time.
 import math
 
 from .. import cost
-from ..api import positive_int
+from ..scenario import positive_int
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..memory import footprint

@@ -1,7 +1,7 @@
 """What every answer of the solver holds, and the steps the solvers share."""
 from dataclasses import dataclass, field
 
-from ..api import choose_mode, resolve_hardware, resolve_model
+from ..scenario import choose_mode, resolve_hardware, resolve_model
 from ..deployment import fastest
 from ..errors import RooflineError
 from ..parallel import candidate_layouts, make_layout

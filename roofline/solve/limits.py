@@ -5,7 +5,7 @@ import math
 from dataclasses import replace
 
 from .. import dtypes
-from ..api import positive_int, resolve_hardware
+from ..scenario import positive_int, resolve_hardware
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..parallel import choose_links
