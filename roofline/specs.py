@@ -4,7 +4,6 @@ Every spec file is a YAML mapping. A `FieldReader` walks it, converting each num
 magnitude (units.to_si), remembering its provenance (a `Fact`), and collecting the first problem
 as a SpecError that names the file, the field and what was expected. Unknown keys are errors.
 """
-import difflib
 import json
 import math
 import os
@@ -65,6 +64,16 @@ def spec_paths(kind):
     return dict(sorted(found.items()))
 
 
+def _spec_path(kind, spec_id):
+    """The path spec_paths(kind) gives `spec_id`, found by looking for <id>.yaml in each directory
+    (last that has it wins) instead of listing them all; None if none has it."""
+    for directory in reversed([builtin_dir(kind), *user_dirs(kind)]):
+        path = directory / f"{spec_id}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
 def resolve(kind, name):
     """Path of the spec `name` (an id, or a path to a .yaml file); unknown ids suggest the nearest."""
     name = str(name)
@@ -75,9 +84,14 @@ def resolve(kind, name):
         if not path.is_file():
             raise RooflineError(f"{kind} spec file {excerpt(name)} does not exist")
         return path
+    path = _spec_path(kind, name) if re.fullmatch(r"[\w.+-]+", name) else None
+    if path is not None:
+        return path
     paths = spec_paths(kind)
     if name in paths:
         return paths[name]
+    import difflib  # only for a suggestion (20 ms of start-up otherwise)
+
     near = difflib.get_close_matches(name, paths, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; known ids: {', '.join(paths)}"
     listing = {"model": " (roofline list models)", "hardware": " (roofline list hardware)",
@@ -103,6 +117,8 @@ def find_any(name):
         if name in paths:
             return kind, paths[name]
         known.update({spec_id: kind for spec_id in paths})
+    import difflib
+
     near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(near)}?" if near else "see roofline list models|hardware|links"
     raise RooflineError(f"unknown spec id '{name}' (no model, chip or link has it); {hint}")
@@ -223,7 +239,8 @@ def parse_yaml(text, where="YAML"):
         node = loader.get_single_node()
         if node is None:
             return None
-        _expanded_size(node, MAX_SPEC_NODES)
+        if "*" in text:           # an alias is written *name: only then can the document expand
+            _expanded_size(node, MAX_SPEC_NODES)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -426,6 +443,8 @@ class FieldReader:
         """Raise on keys nobody read (typos, fields this version does not know)."""
         unknown = [str(k)[:60] for k in self.data if k not in self.seen]
         if unknown:
+            import difflib
+
             self._fail(unknown[0], "unknown field" + (
                 f"; did you mean '{near[0]}'?" if (near := difflib.get_close_matches(
                     unknown[0], [str(k) for k in self.seen], n=1)) else ""))
