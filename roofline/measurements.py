@@ -25,7 +25,7 @@ from pathlib import Path
 from . import dtypes as dtype_table
 from .errors import RooflineError, SpecError, excerpt
 from .models import LIMITS, MAX_BATCH, MAX_CONTEXT, WIDTH_LIMIT
-from .specs import parse_json, read_text, spec_paths
+from .specs import is_file, parse_json, read_text, spec_paths
 
 KERNEL_KINDS = ("copy", "read_reduce", "matmul", "linear")
 STEP_KINDS = ("decode_step", "prefill")
@@ -126,8 +126,8 @@ class MeasurementFile:
 def read_measurements(path):
     """Rows of a measurement file (JSON lines or CSV); RooflineError naming the line on bad input."""
     path = Path(path)
-    if not path.is_file():
-        raise RooflineError(f"measurement file {path} does not exist")
+    if not is_file(path):
+        raise RooflineError(f"measurement file {excerpt(str(path))} does not exist")
     text = read_text(path, "a measurement file", MAX_FILE_BYTES)
     if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):
         return _read_csv(path, text)

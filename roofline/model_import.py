@@ -63,7 +63,11 @@ def output_path(model_id, output=None):
     if output is None:
         return user_data_root() / "model_specs" / f"{model_id}.yaml"
     output = Path(output)
-    if output.is_dir():
+    try:
+        is_folder = output.is_dir()
+    except OSError as exc:
+        raise RooflineError(f"--output {excerpt(str(output))}: {exc.strerror}") from None
+    if is_folder:
         return output / f"{model_id}.yaml"
     if output.suffix not in (".yaml", ".yml"):
         raise RooflineError(f"--output {excerpt(str(output))}: expected a .yaml file or an existing folder")

@@ -64,12 +64,20 @@ def spec_paths(kind):
     return dict(sorted(found.items()))
 
 
+def is_file(path):
+    """Path.is_file, False also for a name the file system refuses (too long, bad bytes)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _spec_path(kind, spec_id):
     """The path spec_paths(kind) gives `spec_id`, found by looking for <id>.yaml in each directory
     (last that has it wins) instead of listing them all; None if none has it."""
     for directory in reversed([builtin_dir(kind), *user_dirs(kind)]):
         path = directory / f"{spec_id}.yaml"
-        if path.is_file():
+        if is_file(path):
             return path
     return None
 
@@ -81,7 +89,7 @@ def resolve(kind, name):
         raise RooflineError(f"empty {kind} id; expected an id or a .yaml spec file")
     if name.endswith((".yaml", ".yml")) or os.sep in name:
         path = Path(name)
-        if not path.is_file():
+        if not is_file(path):
             raise RooflineError(f"{kind} spec file {excerpt(name)} does not exist")
         return path
     path = _spec_path(kind, name) if re.fullmatch(r"[\w.+-]+", name) else None
