@@ -436,3 +436,27 @@ def test_unexpected_exception_is_one_internal_error_line(monkeypatch):
 def test_numpy_warnings_do_not_reach_stderr():
     result = run("sweep", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--batch", "1", "--context", "1")
     assert result.exit_code == 0 and "Warning" not in result.stderr
+
+
+def test_sweep_csv_is_written_in_chunks_equal_to_one_table(tmp_path, monkeypatch):
+    """A grid written CHUNK rows at a time reads back as the rows of the whole grid, in order."""
+    import csv
+    from roofline.cli import analysis_cmd
+    from roofline.sweep import COLUMNS, sweep
+    monkeypatch.setattr(analysis_cmd, "CHUNK", 4)
+    result = run("sweep", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--batch", "1:5", "--context", "1,1024",
+                 "--output", tmp_path / "grid.csv")
+    assert result.exit_code == 0
+    rows = list(csv.reader((tmp_path / "grid.csv").open()))
+    grid = sweep("llama-3.1-8b", "h100-sxm", batch=[1, 2, 3, 4, 5], context=[1, 1024])
+    assert rows[0] == list(COLUMNS)
+    assert rows[1:] == [[str(v) for v in row] for row in grid.rows()]
+    assert files_under(tmp_path) == [tmp_path / "grid.csv"]
+
+
+def test_sweep_output_that_cannot_be_written_leaves_nothing(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_line_error(run("sweep", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--output", blocker / "grid.csv"),
+                   "cannot write")
+    assert files_under(tmp_path) == [blocker]

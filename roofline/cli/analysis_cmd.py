@@ -133,6 +133,55 @@ def _emit_explanation(e, fmt):
         _echo_notes(e.notes)
 
 
+#: grid points turned into rows at a time when a sweep is written as CSV
+CHUNK = 100_000
+
+
+def _emit_grid(grid, fmt, handle):
+    """Print a sweep's grid; CSV in chunks of CHUNK rows, so a grid of millions of points never
+    becomes one list of Python rows."""
+    from ..sweep import COLUMNS
+    if fmt == "csv":
+        import csv
+        import io
+        for start in range(0, len(grid), CHUNK):
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            if start == 0:
+                writer.writerow(COLUMNS)
+            writer.writerows(zip(*(grid[c][start:start + CHUNK].tolist() for c in COLUMNS)))
+            click.echo(buffer.getvalue(), nl=False, file=handle)
+        return
+    rows = grid.rows()
+    data = None
+    if fmt == "json":
+        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode, "notes": grid.notes,
+                "points": [dict(zip(COLUMNS, row)) for row in rows]}
+    emit_table(rows, list(COLUMNS), fmt, data=data, file=handle)
+
+
+def _write_atomically(output, write):
+    """Call write(handle) on a scratch file beside `output`, then rename it to `output`: on any
+    error nothing is left behind."""
+    import os
+    import tempfile
+    from pathlib import Path
+    target = Path(output)
+    try:
+        descriptor, scratch = tempfile.mkstemp(prefix=".roofline-", suffix=".part", dir=target.parent or ".")
+    except OSError as exc:
+        raise RooflineError(f"--output {excerpt(str(output))}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            write(handle)
+        os.replace(scratch, target)
+    except OSError as exc:
+        raise RooflineError(f"--output {excerpt(str(output))}: cannot write ({exc.strerror})") from None
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+
+
 def _output_format(fmt, output):
     if fmt is not None:
         return fmt
@@ -159,19 +208,10 @@ def sweep(batch, context, weights_dtype, fmt, output, **params):
     grid = run_sweep(batch=parse_values(batch, "batch"), context=parse_values(context, "context"),
                      weights_dtype=dtypes, **scenario_kwargs(params))
     fmt = _output_format(fmt, output)
-    rows = grid.rows()
-    data = None
-    if fmt == "json":
-        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode, "notes": grid.notes,
-                "points": [dict(zip(COLUMNS, row)) for row in rows]}
     if output is None:
-        emit_table(rows, list(COLUMNS), fmt, data=data)
+        _emit_grid(grid, fmt, None)
     else:
-        try:
-            with open(output, "w", encoding="utf-8") as handle:
-                emit_table(rows, list(COLUMNS), fmt, data=data, file=handle)
-        except OSError as exc:
-            raise RooflineError(f"--output {output}: cannot write ({exc.strerror})") from None
-        click.echo(f"wrote {len(rows)} points to {output}", err=True)
+        _write_atomically(output, lambda handle: _emit_grid(grid, fmt, handle))
+        click.echo(f"wrote {len(grid)} points to {output}", err=True)
     if fmt != "json" or output is not None:
         _echo_notes(grid.notes, err=True)
