@@ -47,6 +47,8 @@ MAX_FILE_BYTES = 50_000_000
 MIN_SECONDS, MAX_SECONDS = 1e-9, 1e6
 #: the most bytes a copy or read row may move [B] (1 PB)
 MAX_BYTES = 1e15
+#: the longest cell of a CSV of published figures [characters]
+MAX_CELL = 2000
 #: the most chips a published row may state
 MAX_CHIPS = 1_000_000
 #: a published per-user speed without a stated prompt length is taken at this context [tokens]
@@ -208,7 +210,8 @@ def _jsonl_row(data, where, header):
 def _model_name(text):
     """(model id, layers) of a measured model name: 'llama-3.1-70b[20 layers]' (a shape run with
     fewer of its layers, as measure_decode.py names it) -> ('llama-3.1-70b', 20); else (text, None)."""
-    match = re.fullmatch(r"\s*(.+?)\s*\[\s*(\d+)\s*layers?\s*\]\s*", text)
+    match = re.fullmatch(r"(.+?)\s*\[\s*(\d{1,9})\s*layers?\s*\]", text.strip()) \
+        if len(text) <= 200 and text.rstrip().endswith("]") else None
     return (match.group(1), int(match.group(2))) if match else (text, None)
 
 
@@ -231,6 +234,14 @@ def _whole(value, name, where, maximum=WIDTH_LIMIT):
 
 # --------------------------------------------------------------------------- published CSV
 def _read_csv(path, text):
+    try:
+        return _read_csv_rows(path, text)
+    except csv.Error as exc:
+        raise RooflineError(f"{path}: not a readable CSV ({exc}); expected a CSV of published figures or "
+                            "JSON lines") from None
+
+
+def _read_csv_rows(path, text):
     reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
     columns = {}
@@ -246,6 +257,9 @@ def _read_csv(path, text):
     for number, raw in enumerate(reader, 2):
         where = f"{path} line {number}"
         cell = {name: (raw.get(col) or "").strip() if col else "" for name, col in columns.items()}
+        long = next((name for name, text in cell.items() if not isinstance(text, str) or len(text) > MAX_CELL), None)
+        if long is not None:
+            raise RooflineError(f"{where}: the {long} cell is longer than {MAX_CELL:,} characters or not one cell")
         row_or_reason = _csv_row(cell, where)
         if isinstance(row_or_reason, Measurement):
             rows.append(row_or_reason)
@@ -406,7 +420,7 @@ def row_filter(text):
 
 
 def _condition(part, text):
-    match = re.fullmatch(r"\s*([a-z_]+)\s*(<=|>=|!=|=|<|>)\s*(\S.*?)\s*", part)
+    match = re.fullmatch(r"([a-z_]+)\s*(<=|>=|!=|=|<|>)\s*(\S.*)", part.strip()) if len(part) <= 200 else None
     if not match or match.group(1) not in FILTER_FIELDS:
         raise RooflineError(f"row filter {excerpt(text)}: expected FIELD OP VALUE such as batch>=128 or model=llama-2-13b "
                             f"(conditions joined by commas all hold); fields: {', '.join(FILTER_FIELDS)}; "

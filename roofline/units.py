@@ -103,10 +103,13 @@ def to_si(value, dimension, where="value"):
         raise RooflineError(f"{where}: {value!r} has no unit; expected a {dimension} such as '{_example(dimension)}'")
     if not isinstance(value, str):
         return _finite(_pint_to(value, target, dimension, where), where)
+    if len(value) > 200:
+        raise RooflineError(f"{where}: {excerpt(value)} is too long to be a quantity; expected one number and "
+                            f"one unit, such as '{_example(dimension)}'")
     if _PLAIN_NUMBER.fullmatch(value):
         raise RooflineError(f"{where}: {excerpt(value)} has no unit; expected a {dimension} such as "
                             f"'{_example(dimension)}'")
-    match = _QUANTITY.fullmatch(value) if len(value) <= 200 else None
+    match = _QUANTITY.fullmatch(value)
     if match is None:
         comma = "; decimals take a point, not a comma" if "," in value else ""
         raise RooflineError(f"{where}: cannot read {excerpt(value)} as a quantity; expected one number and one "

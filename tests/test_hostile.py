@@ -228,7 +228,7 @@ def _published(tmp_path, **cells):
 
 @pytest.mark.parametrize("cells, needle", [({"output_len": "0"}, "output_len"),
                                            ({"input_len": "100000000000000"}, "limits"),
-                                           ({"input_len": "9" * 5000}, "limits"),
+                                           ({"input_len": "9" * 5000}, "longer than 2,000"),
                                            ({"value": "nan"}, "greater than zero")])
 def test_hostile_published_rows(tmp_path, cells, needle):
     one_line_error(run("validate", "-i", _published(tmp_path, **cells)), needle)
@@ -460,3 +460,23 @@ def test_sweep_output_that_cannot_be_written_leaves_nothing(tmp_path):
     one_line_error(run("sweep", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--output", blocker / "grid.csv"),
                    "cannot write")
     assert files_under(tmp_path) == [blocker]
+
+
+@pytest.mark.parametrize("read", [
+    lambda text: to_si(text, "power", "--power"),
+    lambda text: __import__("roofline.measurements", fromlist=["row_filter"]).row_filter(f"model=a{text}"),
+])
+def test_long_text_is_refused_in_linear_time(read):
+    """Patterns that backtrack (a run of digits or blanks then a stray character) once took
+    quadratic time: 16k blanks in a row filter took 4 s. Long text is refused before any pattern."""
+    for text in ("1" * 100_000 + "x W", " " * 100_000 + "x"):
+        start = time.perf_counter()
+        with pytest.raises(RooflineError):
+            read(text)
+        assert time.perf_counter() - start < 1
+
+
+@pytest.mark.parametrize("cell", ["(" * 5000, "x" * 200_000, "llama\x00"])
+def test_hostile_csv_cells(tmp_path, cell):
+    result = run("validate", "-i", _published(tmp_path, notes="", parallelism=cell))
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and "internal" not in result.stderr
