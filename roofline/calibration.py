@@ -183,17 +183,22 @@ def write_calibration(path, document, comment, hardware, force=False):
         raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
     if path.exists() and not path.is_file():
         raise RooflineError(f"{path} is not a file")
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(f"# {line}\n" for line in comment.splitlines())
     for key, value in document.items():
         text += yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=None if isinstance(value, (dict, list)) and key != "sources" else False,
                                width=10000, allow_unicode=True)
-    handle, temporary = tempfile.mkstemp(prefix=".calibration-", suffix=".yaml", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".calibration-", suffix=".yaml", dir=path.parent)
+    except OSError as exc:
+        raise RooflineError(f"{path}: cannot write there ({exc.strerror or exc.__class__.__name__})") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         read_calibration(temporary, hardware)
         os.replace(temporary, path)
+    except OSError as exc:
+        raise RooflineError(f"{path}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

@@ -153,8 +153,11 @@ class WrittenFloat(float):
     def __str__(self):
         return self.text
 
-    def __reduce__(self):
+    def __reduce__(self):          # copy and pickle: a float subclass with a field of its own
         return WrittenFloat, (float(self), self.text)
+
+
+yaml.SafeDumper.add_representer(WrittenFloat, yaml.SafeDumper.represent_float)
 
 
 class SpecLoader(_BASE_LOADER):

@@ -480,3 +480,11 @@ def test_long_text_is_refused_in_linear_time(read):
 def test_hostile_csv_cells(tmp_path, cell):
     result = run("validate", "-i", _published(tmp_path, notes="", parallelism=cell))
     assert result.exit_code == 2 and result.stderr.startswith("error: ") and "internal" not in result.stderr
+
+
+def test_calibration_output_whose_parent_is_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rows = ROOT / "data" / "validation" / "h100" / "llama-3.1-8b_and_kernels.jsonl"
+    one_line_error(run("calibrate", "-c", "h100-sxm", "-i", rows, "--output", blocker / "cal.yaml"), "cannot write")
+    assert files_under(tmp_path) == [blocker]
