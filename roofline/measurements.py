@@ -198,8 +198,9 @@ def _jsonl_row(data, where, header):
     if not isinstance(data["model"], str):
         raise RooflineError(f"{where}: model must be a model id, got {excerpt(data['model'])}")
     model, layers = _model_name(data["model"])
-    if data.get("layers") is not None:
-        layers = _whole(data["layers"], "layers", where, LIMITS["num_layers"])
+    if data.get("layers") is not None or layers is not None:
+        layers = _whole(data["layers"] if data.get("layers") is not None else layers, "layers", where,
+                        LIMITS["num_layers"])
     batch = _whole(data.get("batch", 1), "batch", where, MAX_BATCH)
     context = _whole(data["ctx"] if kind == "decode_step" else data["prompt"],
                      "ctx" if kind == "decode_step" else "prompt", where, MAX_CONTEXT)

@@ -77,6 +77,15 @@ def output_path(model_id, output=None):
     return output
 
 
+def _exists(path):
+    """Path.exists, with a path the file system refuses (a name too long) as a one-line error."""
+    try:
+        return Path(path).exists()
+    except OSError as exc:
+        raise RooflineError(f"{excerpt(str(path))}: cannot write there ({exc.strerror}); "
+                            "check --output and XDG_DATA_HOME") from None
+
+
 def write_spec(text, target, force=False):
     """Write `text` to `target` atomically (temp file + rename) after checking that it loads.
 
@@ -85,7 +94,7 @@ def write_spec(text, target, force=False):
     from .models import load_model
 
     target = Path(target)
-    if target.exists() and not force:
+    if _exists(target) and not force:
         raise RooflineError(f"{target}: already exists; pass --force to overwrite it")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +129,7 @@ def import_config(config_path, model_id=None, output=None, force=False, name=Non
         raise RooflineError(f"--id {excerpt(model_id)}: expected up to {MAX_ID} letters, digits, '.', '_' or '-' "
                             "(it becomes the file name)")
     target = output_path(model_id, output)
-    if target.exists() and not force:
+    if _exists(target) and not force:
         raise RooflineError(f"{target}: already exists; pass --force to overwrite it")
     if output is None and (builtin_dir("model") / f"{model_id}.yaml").is_file() and not force:
         raise RooflineError(f"--id {model_id}: a shipped model has this id and the import would override it; "

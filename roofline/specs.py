@@ -58,9 +58,12 @@ def spec_paths(kind):
     """{id: path} of every spec of `kind`; user directories override shipped files of the same id."""
     found = {}
     for directory in [builtin_dir(kind), *user_dirs(kind)]:
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.yaml")):
-                found[path.stem] = path
+        try:                # a folder that cannot be listed (too long a name, no permission) adds none
+            paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+        except OSError:
+            paths = []
+        for path in paths:
+            found[path.stem] = path
     return dict(sorted(found.items()))
 
 

@@ -71,10 +71,12 @@ def _files(root):
     return sorted((str(p.relative_to(root)), p.stat().st_size) for p in Path(root).rglob("*") if p.is_file())
 
 
-def check_contract(args, folder, kind):
-    """Run `roofline ARGS` in `folder` (its cwd and user data home) and assert the contract."""
+def check_contract(args, folder, kind, env=None):
+    """Run `roofline ARGS` in `folder` (its cwd and user data home; `env` replaces variables) and
+    assert the contract."""
     before = _files(folder)
-    env = {"XDG_DATA_HOME": str(Path(folder) / "data"), "ROOFLINE_SPECS": None, "XDG_CACHE_HOME": str(folder)}
+    env = {"XDG_DATA_HOME": str(Path(folder) / "data"), "ROOFLINE_SPECS": None, "XDG_CACHE_HOME": str(folder),
+           **(env or {})}
     start = time.perf_counter()
     with contextlib.chdir(folder), _time_limit(SECONDS):
         result = CliRunner().invoke(cli, args, env=env)
@@ -175,11 +177,17 @@ def command_lines(draw):
     return [a.replace("\x00", "") for a in args]
 
 
+#: values of the environment variables roofline reads: a folder name too long, a file, nothing
+ENVIRONMENTS = st.sampled_from([{}, {}, {}, {"ROOFLINE_SPECS": "a" * 5000}, {"ROOFLINE_SPECS": "/etc/hostname"},
+                                {"ROOFLINE_SPECS": ""}, {"XDG_DATA_HOME": "/" + "a" * 5000},
+                                {"XDG_DATA_HOME": "/etc/hostname"}, {"ROOFLINE_SPECS": "::::"}])
+
+
 @FUZZ
-@given(command_lines())
-def test_command_lines(args):
+@given(command_lines(), ENVIRONMENTS)
+def test_command_lines(args, env):
     with tempfile.TemporaryDirectory() as folder:
-        check_contract(args, folder, "cli")
+        check_contract(args, folder, "cli", env)
 
 
 # ----------------------------------------------------------------------------- spec files
@@ -275,8 +283,8 @@ def config_files(draw):
 
 
 @FUZZ
-@given(config_files(), st.sampled_from(["folder", "file", "none", "empty"]))
-def test_config_files(raw, output):
+@given(config_files(), st.sampled_from(["folder", "file", "none", "empty"]), ENVIRONMENTS)
+def test_config_files(raw, output, env):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "in" / "config.json"
         path.parent.mkdir()
@@ -285,7 +293,7 @@ def test_config_files(raw, output):
         args = ["model", "import", str(path), "--id", "fuzzed", "--format", "json"]
         args += {"folder": ["--output", str(Path(folder) / "out")], "empty": ["--output", ""],
                  "file": ["--output", str(Path(folder) / "out" / "fuzzed.yaml")], "none": []}[output]
-        check_contract(args, folder, "config")
+        check_contract(args, folder, "config", env)
 
 
 # ----------------------------------------------------------------------------- measurement files

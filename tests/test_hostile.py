@@ -488,3 +488,15 @@ def test_calibration_output_whose_parent_is_a_file(tmp_path):
     rows = ROOT / "data" / "validation" / "h100" / "llama-3.1-8b_and_kernels.jsonl"
     one_line_error(run("calibrate", "-c", "h100-sxm", "-i", rows, "--output", blocker / "cal.yaml"), "cannot write")
     assert files_under(tmp_path) == [blocker]
+
+
+@pytest.mark.parametrize("variable, value", [("ROOFLINE_SPECS", "a" * 5000), ("XDG_DATA_HOME", "/" + "a" * 5000),
+                                             ("ROOFLINE_SPECS", "/etc/hostname")])
+def test_hostile_environment_still_answers(variable, value):
+    result = run(*DECODE, "--format", "json", env={variable: value})
+    assert result.exit_code == 0 and json.loads(result.stdout)["step_time_s"] > 0
+
+
+def test_import_into_a_data_home_too_long_to_exist(tmp_path):
+    one_line_error(run("model", "import", CONFIGS / "llama-3.1-8b.json", "--id", "my-llama",
+                       env={"XDG_DATA_HOME": "/" + "a" * 5000}), "cannot write there")
