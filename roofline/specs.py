@@ -390,6 +390,9 @@ class FieldReader:
                 source_key = self.default_source
         else:
             value, source_key = entry, self.default_source
+        if isinstance(value, (list, dict)):
+            self._fail(key, f"expected one {dimension if dimension != 'count' else 'whole number'}, got a "
+                            f"{type(value).__name__}: {excerpt(value)}")
         if source_key is None:
             self._fail(key, f"{excerpt(value)} has no source; write {{value: {excerpt(value)}, source: <key of sources>}}")
         if str(source_key) not in self.sources:
