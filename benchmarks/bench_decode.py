@@ -7,7 +7,8 @@
    batch x context (one model, one chip), in ideal and calibrated mode: the whole call, output
    columns included. Median of 5.
 3. sweep_points: the same for 2^20 unrelated (batch, context) points, where no operator can be
-   shared between points (decode_grid on two 1-D arrays). Median of 5.
+   shared between points (decode_grid of a Scenario whose batch and context are two paired 1-D
+   arrays). Median of 5.
 
     python benchmarks/bench_decode.py [--model ID] [--hardware ID]
 """
@@ -20,8 +21,9 @@ import sys
 import numpy as np
 from timing import RUNS, median_call, median_wall, roofline_command
 
-from roofline.api import resolve_hardware, resolve_model
+from roofline.scenario import build, resolve_hardware, resolve_model
 from roofline.sweep import decode_grid, sweep
+
 
 def emit(**fields):
     print(json.dumps({**fields, "machine": platform.machine(), "python": platform.python_version(),
@@ -45,14 +47,15 @@ def main():
     context = np.arange(1, 1025) * 128
     rng = np.random.default_rng(0)
     points = 1 << 20
-    paired_batch = rng.integers(1, 1025, points).astype(float)
-    paired_context = rng.integers(1, 131073, points).astype(float)
+    paired_batch = rng.integers(1, 1025, points)
+    paired_context = rng.integers(1, 131073, points)
     for mode in ("ideal", "calibrated"):
         seconds = median_call(lambda: sweep(model, hardware, batch, context, mode=mode))
         emit(benchmark="sweep_grid", model=model.id, hardware=hardware.id, mode=mode,
              grid=f"{batch.size} batch x {context.size} context", scenarios=batch.size * context.size,
              median_s=round(seconds, 4), scenarios_per_s=round(batch.size * context.size / seconds))
-        seconds = median_call(lambda: decode_grid(model, hardware, mode, paired_batch, paired_context))
+        paired = build(model, hardware, batch=paired_batch, context=paired_context, mode=mode)
+        seconds = median_call(lambda: decode_grid(paired))
         emit(benchmark="sweep_points", model=model.id, hardware=hardware.id, mode=mode, scenarios=points,
              median_s=round(seconds, 4), scenarios_per_s=round(points / seconds))
 

@@ -7,6 +7,7 @@
 Each function builds a Scenario (roofline.scenario.build: every input checked there, once),
 evaluates it through the one step-time path and packages the answer as a StepResult.
 """
+from . import placement
 from .binding import binding
 from .errors import RooflineError
 from .results import OperatorRow, StepResult
@@ -20,15 +21,15 @@ def step_result(scenario, evaluation=None):
     layout, model, hardware = s.layout, s.model, s.hardware
     notes = list(s.notes)
     if s.candidates:
-        notes.append(f"layout {layout.describe()} chosen: the fastest per user of {s.candidates} valid "
-                     f"splits of {layout.chips} chips (pass --tp/--pp/--ep to choose)")
+        notes += placement.layout_notes(s.phase, model, hardware, s.batch, s.length, layout, ev, s.candidates,
+                                        s.ceiling, s.link)
     if layout.attention_groups > 1:
         notes.append(f"expert all-to-all over {ev.ep_link.link.id} between the {layout.ep} chips of a stage; "
                      f"{layout.attention_groups} attention groups of {layout.tp} chip(s) each serve "
                      f"about {s.batch / layout.attention_groups:.4g} of the {s.batch} sequences")
     memory = ev.per_chip_memory
     capacity = hardware.mem_capacity
-    fits = memory["total"] <= capacity
+    fits = placement.fits(memory, hardware)
     if not fits:
         notes.append(f"does not fit: needs {memory['total'] / 1e9:.3g} GB per chip, {hardware.id} has "
                      f"{capacity / 1e9:.3g} GB ({memory['total'] / capacity:.2f}x); the time is that of a "

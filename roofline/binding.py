@@ -16,7 +16,7 @@ BINDING_TEXT = {
     "overhead": "fixed costs per layer and per token (kernel launches, serial work, sampling and host path)",
     "link latency": "link latency (per hop and per collective)",
     "link bandwidth": "link bandwidth",
-    "capacity": "memory capacity (the weights and KV cache must fit)",
+    "capacity": "memory capacity (weights, KV cache and activations must fit)",
 }
 
 

@@ -31,15 +31,13 @@ from .errors import RooflineError
 from .fit import Parameter, least_squares
 from .measurements import KERNEL_KINDS, Skipped, device_matches
 from .predict import placeable, row_model
-from .step import Ceilings, ceilings, dequant_time
+from .calibration_params import PARAMETERS, default_text, parameter
+from .step import Ceilings, calibrated_ceilings, ceilings
 
 #: dtypes that run on the same tensor-core path and share one fitted efficiency
 TIED_DTYPES = (("bf16", "fp16"),)
 #: a parameter whose 100% change moves no prediction by this much (log) is not determined
 SENSITIVITY = 1e-3
-OVERHEAD_SCALE = 1e-5       # [s] fixed costs are fitted in units of 10 us
-MAX_OVERHEAD = 2e-3         # [s] upper bound of a fixed cost
-MAX_DEQUANT_OPS = 64.0      # [ops per weight] upper bound of the dequantization cost
 MIN_SWEEP = 4               # batch sizes a linear-layer sweep needs to set the knee
 LAYER_SPREAD = 1.5          # per-step cost is fitted when the layer counts differ by this factor
 
@@ -69,6 +67,7 @@ class CalibrationFit:
     iterations: int
     derived: dict                     # dtype -> how its FLOP/s was derived
     at_bound: tuple = ()              # fitted parameters that ended on a bound
+    values: dict = field(default_factory=dict)   # parameter -> value as a file states it (not the ceilings)
 
 
 def select_rows(measurements, hardware):
@@ -104,13 +103,27 @@ def kernel_fit(models, hardware):
         def residuals(v):
             c = replace(base, knee=v["knee"])
             return [math.log((m.time(c) + v["kernel_overhead"]) / m.row.seconds) for m in sweep]
-        result = least_squares(residuals, [Parameter("knee", 4.0, 1.0, 50.0),
-                                           Parameter("kernel_overhead", 5e-6, 0.0, 1e-4, log=False, scale=1e-5)])
+        result = least_squares(residuals, [fit_parameter("knee"), fit_parameter("kernel_overhead")])
         if not result.converged:
             raise RooflineError(f"the knee fit to the {len(sweep)} linear-layer rows did not converge "
                                 f"({result.message}); check their times")
         knee, overhead = result.values["knee"], result.values["kernel_overhead"]
     return KernelFit(bandwidth, bandwidth_row, flops, flops_rows, knee, overhead, len(sweep))
+
+
+def fit_parameter(name, top=None, datasheet=None, label=None):
+    """The fit's Parameter for calibration parameter `name`, by its FitRule (calibration_params).
+
+    A ceiling (bandwidth, FLOP/s) starts at a share of `top`, the best rate the kernel rows allow
+    (at most the datasheet), and is searched between a share of `datasheet` and `top`. `label`
+    names a parameter fitted per group of dtypes ('flops:bf16+fp16').
+    """
+    row = parameter(name)
+    rule = row.fit
+    if row.relative_to:
+        return Parameter(label or name, rule.start * top, rule.lower * datasheet, rule.upper * top, rule.log,
+                         rule.scale)
+    return Parameter(label or name, rule.start, rule.lower, rule.upper, rule.log, rule.scale)
 
 
 def _groups(step_models):
@@ -131,30 +144,30 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     kernels = kernel_fit(kernel_models, hardware)
     peaks = hardware.peak_flops
     bw_top = min(kernels.bandwidth, hardware.mem_bandwidth) if kernels.bandwidth else hardware.mem_bandwidth
-    parameters, held = [Parameter("bandwidth", 0.95 * bw_top, 0.1 * hardware.mem_bandwidth, bw_top)], {}
+    parameters, held = [fit_parameter("bandwidth", top=bw_top, datasheet=hardware.mem_bandwidth)], {}
     groups = _groups(step_models)
     for group in groups:
         lead = group[0]
         top = min(peaks[lead], kernels.flops.get(lead, peaks[lead]))
-        parameters.append(Parameter(f"flops:{'+'.join(group)}", 0.8 * top, 0.02 * peaks[lead], top))
+        parameters.append(fit_parameter("flops", top=top, datasheet=peaks[lead], label=f"flops:{'+'.join(group)}"))
     if kernels.knee is None:
         held["knee"] = (f"hard maximum: no linear-layer sweep over {MIN_SWEEP}+ batch sizes in the file (whole steps "
                         "cannot tell the knee from the ceilings; measure one with roofline measure)")
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
-    parameters.append(Parameter("layer_overhead", 2e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+    parameters.append(fit_parameter("layer_overhead"))
     layouts = [layout for m in step_models for layout in m.layouts]
     if any(layout.pp > 1 for layout in layouts):
-        parameters.append(Parameter("link_latency", 2e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+        parameters.append(fit_parameter("link_latency"))
     if any(layout.tp > 1 for layout in layouts):
-        parameters.append(Parameter("collective_overhead", 5e-6, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+        parameters.append(fit_parameter("collective_overhead"))
     if any(m.row.kind == "prefill" for m in step_models):
-        parameters.append(Parameter("attention_efficiency", 0.7, 0.1, 1.0))
+        parameters.append(fit_parameter("attention_efficiency"))
     if "fp32" in peaks and any(_dequantizes(m) for m in step_models):
-        parameters.append(Parameter("dequant_ops", 2.0, 0.0, MAX_DEQUANT_OPS, log=False))
+        parameters.append(fit_parameter("dequant_ops"))
     layer_counts = sorted({forward.layers for m in step_models for _, forward in m.passes})
     if layer_counts[-1] >= LAYER_SPREAD * layer_counts[0]:
-        parameters.append(Parameter("step_overhead", 1e-5, 0.0, MAX_OVERHEAD, log=False, scale=OVERHEAD_SCALE))
+        parameters.append(fit_parameter("step_overhead"))
     else:
         low, high = layer_counts[0], layer_counts[-1]
         span = f"{low}" if low == high else f"{low} to {high} (less than {LAYER_SPREAD}x apart)"
@@ -172,10 +185,8 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
             if not any(dtype in g for g in groups):
                 flops[dtype] = rate * ratio
         knee = values.get("knee", kernels.knee if kernels.knee is not None else math.inf)
-        return Ceilings("calibrated", values["bandwidth"], flops, knee, values.get("layer_overhead", 0.0),
-                        values.get("step_overhead", 0.0), values.get("collective_overhead", 0.0),
-                        values.get("link_latency"), dequant_time(values.get("dequant_ops", 0.0), peaks),
-                        kernels.kernel_overhead or 0.0, values.get("attention_efficiency", 1.0))
+        return calibrated_ceilings({**values, "flops": flops, "knee": knee,
+                                    "kernel_overhead": kernels.kernel_overhead or 0.0}, peaks)
 
     def residuals(values):
         c = ceiling_of(values)
@@ -193,8 +204,10 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
     values = {"bandwidth": bw_top, **result.values}
     ceiling = ceiling_of(values)
     derived = _derived_flops(ceiling, kernels, groups, values)
+    stated = {row.name: values.get(row.name, row.default) for row in PARAMETERS if not row.relative_to}
+    stated.update(knee=ceiling.knee, kernel_overhead=kernels.kernel_overhead)
     return CalibrationFit(hardware, ceiling, kernels, tuple(step_models), tuple(held_out_models), held,
-                          tuple(p.name for p in parameters), result.iterations, derived, result.at_bound)
+                          tuple(p.name for p in parameters), result.iterations, derived, result.at_bound, stated)
 
 
 def _dequantizes(row_model):
@@ -213,8 +226,9 @@ def _drop_undetermined(parameters, residuals, held):
         change = np.max(np.abs(np.asarray(residuals(probe)) - base))
         per_unit = change / (math.log(2.0) if p.log else 1.0)
         if per_unit < SENSITIVITY:
+            row = parameter(p.name.split(":")[0])
             held[p.name] = ("not determined by these rows (no row's time depends on it): "
-                            + ("0" if "overhead" in p.name else "held at its ceiling"))
+                            + ("held at its ceiling" if row.relative_to else f"held at {default_text(row)}"))
         else:
             keep.append(p)
     return keep
@@ -320,27 +334,7 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         doc["flops"] = {d: quantity_entry(c.flops[d], "FLOP/s", "datasheet", note="not determined by the rows (no "
                                           "compute-bound row): the datasheet peak")
                         for d in fit.hardware.peak_flops}
-    if k.kernel_overhead is not None:
-        doc["kernel_overhead"] = quantity_entry(k.kernel_overhead, "s", "measurements",
-                                                note="one GEMM kernel timed on its own, fitted with the knee on the "
-                                                     "linear-layer sweep; kernel rows only")
-    if c.knee != math.inf:
-        doc["knee"] = quantity_entry(c.knee, None, "measurements" if k.knee is not None else "fit",
-                                     note=fit.held.get("knee"), digits=3)
-    for name in ("layer_overhead", "step_overhead"):
-        doc[name] = quantity_entry(getattr(c, name), "s", "fit",
-                                   note=fit.held.get(name) or (AT_BOUND if name in fit.at_bound else None))
-    for name, meaning in (("collective_overhead", "fixed cost of one collective"),
-                          ("link_latency", "one hop between chips, replacing the link spec's latency")):
-        if name in fitted:
-            doc[name] = quantity_entry(getattr(c, name), "s", "fit", note=meaning + (
-                f"; {AT_BOUND}" if name in fit.at_bound else ""))
-    if "attention_efficiency" in fitted:
-        doc["attention_efficiency"] = quantity_entry(c.attention_efficiency, None, "fit", digits=4,
-                                                     note="fused attention's FLOP rate / the matmul rate of its dtype")
-    if "dequant_ops" in fitted:
-        doc["dequant_ops"] = quantity_entry(c.dequant_time * fit.hardware.peak_flops["fp32"], None, "fit", digits=4,
-                                            note="vector-unit ops per weight-only quantized weight, at the fp32 peak")
+    doc.update(_parameter_entries(fit))
     if k.bandwidth or k.flops:
         measured = {}
         if k.bandwidth:
@@ -351,17 +345,38 @@ def document(fit, measurements, current=None, hold_out=(), today=None, note=None
         doc["measured"] = measured
     doc["fit"] = _provenance(fit, measurements, current, hold_out)
     doc["sources"] = {
-        "datasheet": f"{fit.hardware.path} (peak_flops)",
+        "datasheet": f"{_spec_name(fit.hardware)} (peak_flops)",
         "measurements": f"{measurements.path} ({device}"
                         + (f", measured {measurements.header['date']}" if measurements.header.get("date") else "") + ")",
         "fit": f"roofline {__version__} calibrate: kernel ceilings, knee from the linear-layer sweep, least squares "
                "on log(predicted / measured) over the rows listed under fit"}
     comment = (f"Calibration of {fit.hardware.id} ({fit.hardware.name}) written by roofline calibrate.\n"
-               "Format: docs/spec-format.md, 'Calibration'. Values under 'measured' and 'fit' are provenance.\n"
+               "Format: docs/spec-format.md, 'Calibration'; parameters: docs/calibration-parameters.md.\n"
+               "Values under 'measured' and 'fit' are provenance.\n"
                + (textwrap.fill(f"Note: {note}", 100) if note else ""))
     if note:
         doc["fit"]["note"] = note
     return doc, comment
+
+
+def _parameter_entries(fit):
+    """{name: file entry} of every parameter besides the ceilings that the fit determined (from the
+    kernel rows: source 'measurements'; by least squares: 'fit'), held with a reason, or moved off
+    its default; the note says why it was held or that it ended on a bound."""
+    from .calibration import quantity_entry
+
+    from_kernels = {"knee", "kernel_overhead"} if fit.kernels.knee is not None else set()
+    entries = {}
+    for row in PARAMETERS:
+        value = fit.values.get(row.name)
+        if row.relative_to or value is None or not math.isfinite(value):
+            continue
+        if row.name in from_kernels or row.name in fit.fitted or row.name in fit.held or value != row.default:
+            note = fit.held.get(row.name) or (AT_BOUND if row.name in fit.at_bound else None)
+            entries[row.name] = quantity_entry(value, None if row.unit == "1" else row.unit,
+                                               "measurements" if row.name in from_kernels else "fit", note=note,
+                                               digits=row.digits)
+    return entries
 
 
 def _bandwidth_note(fit):
@@ -398,3 +413,13 @@ def _provenance(fit, measurements, current, hold_out):
     out["residuals"] = [{"row": m.row.label, "error": _round(e, 3)}
                         for m, e in zip(fit.fit_models, signed_errors(fit.fit_models, fit.ceiling))]
     return out
+
+
+def _spec_name(hardware):
+    """The chip spec's file as written in a calibration: hardware_specs/<id>.yaml for a shipped chip,
+    the file name otherwise (never a path of the machine that wrote it)."""
+    from pathlib import Path
+
+    from .specs import builtin_dir
+    path = Path(hardware.path)
+    return f"hardware_specs/{path.name}" if path.parent == builtin_dir("hardware") else path.name

@@ -1,34 +1,12 @@
 """Calibrated mode: achievable ceilings and fixed costs, the physics the datasheet leaves out.
 
 Ideal mode bounds an operator's time by datasheet peaks alone. Calibrated mode replaces them
-with what a chip and its software actually reach, and adds the fixed costs a kernel sequence has:
-
-- ``bandwidth`` [B/s]: achieved memory bandwidth of the operators of a forward pass; HBM parts
-  reach 85-95% of the datasheet figure in a large streaming read, a whole step a little less.
-- ``flops`` [FLOP/s] per dtype: achieved matmul rate of the operators of a forward pass (GEMMs
-  and attention together). A dtype without a figure is scaled from its datasheet peak by the
-  lowest efficiency (achieved / peak) of the listed ones.
-- ``knee`` [1]: the exponent n of the smooth maximum t = (t_compute^n + t_memory^n)^(1/n) of an
-  operator near its ridge point. A hard max (n -> infinity) predicts GEMMs at the critical batch
-  size 15-20% fast: tiles, waves and the memory pipeline do not overlap compute perfectly.
-- ``layer_overhead`` [s]: fixed time per decoder layer per step: kernel launches and the
-  serialised prologues and tails of the ~10-15 kernels of a layer (independent of batch and context).
-- ``step_overhead`` [s]: fixed time per forward pass (sampling, embedding, host sync).
-- ``collective_overhead`` [s]: fixed software cost of one collective (an all-reduce or all-to-all
-  launch and synchronisation), on top of the link's latency and bandwidth terms.
-- ``link_latency`` [s]: one-hop latency between chips as fitted, replacing the link spec's value
-  (often an assumption) in calibrated mode.
-- ``kernel_overhead`` [s]: fixed time of one GEMM kernel timed on its own (launch, prologue, tail),
-  fitted with the knee on the linear-layer sweep. It explains why a small fp8 GEMV looks slower
-  than its bytes: 13.5 us of 90 on the H100. Whole steps carry it inside ``layer_overhead``, so
-  it only applies to kernel rows.
-- ``attention_efficiency`` [1]: the FLOP rate of fused attention (FlashAttention-style kernels:
-  softmax, masking and online rescaling between the two matmuls) as a share of the matmul rate of
-  its dtype; it matters where attention is compute-bound, in long prefills. Fitted when prefill
-  rows are in the file, else 1.
-- ``dequant_ops`` [1]: vector-unit operations per weight to dequantize weights stored in a format
-  the matmul does not run natively (int8 / int4 weight-only kernels): t = weights x c / P_fp32,
-  added to the operator's roofline time (step.dequant_time).
+with what a chip and its software actually reach (bandwidth, FLOP/s per dtype, attention's share
+of the matmul rate), a smooth knee between the two roofs, and the fixed costs a kernel sequence
+has (per layer, per step, per collective, per hop, per kernel, per dequantized weight). Each
+parameter, what it stands for physically, its unit, default and allowed range is declared once,
+in roofline.calibration_params (rendered in docs/calibration-parameters.md); this module reads
+and checks them.
 
 A calibration is a file of its own (format in docs/spec-format.md, "Calibration"), written by
 `roofline calibrate` with its provenance: the device measured, the date, the measurement file and
@@ -36,31 +14,33 @@ the residuals of the fit. The chip's default calibration is ``calibrations/<chip
 like any spec (shipped ``hardware_specs/calibrations/``, then $ROOFLINE_SPECS and the user data
 directory, which override it); `--calibration FILE` (API: ``calibration=``) picks another.
 """
-from dataclasses import dataclass, replace
+import difflib
+from dataclasses import MISSING, replace
 from pathlib import Path
 
+from .calibration_params import PARAMETERS, range_text, with_parameter_fields
 from .errors import RooflineError, SpecError, excerpt
 from .specs import FieldReader, load_yaml, read_sources, resolve, spec_paths
+from .units import to_si
+
+#: keys of a calibration file besides the parameters: who, when, from what (provenance)
+PROVENANCE_KEYS = ("hardware", "device", "origin", "date", "measurements", "measured", "fit", "transfer", "sources")
+#: the keys a per-key parameter may have on a chip, each with the datasheet figure that bounds it
+PER_KEYS = {"dtype": lambda hardware: dict(hardware.peak_flops)}
 
 
-@dataclass(frozen=True)
+@with_parameter_fields(lambda row: (row.name, MISSING if row.required else row.default))
 class Calibration:
-    bandwidth: float                      # [B/s]
-    flops: dict                           # dtype -> [FLOP/s]
-    knee: float = float("inf")            # [1]
-    layer_overhead: float = 0.0           # [s]
-    step_overhead: float = 0.0            # [s]
-    collective_overhead: float = 0.0      # [s]
-    link_latency: float = None            # [s] None: the link spec's latency
-    dequant_ops: float = 0.0              # [ops per weight] of weight-only quantized weights
-    kernel_overhead: float = 0.0          # [s] fixed time of one GEMM kernel timed on its own
-    attention_efficiency: float = 1.0     # [1] attention FLOP rate / matmul rate of its dtype
+    """A chip's calibration: one field per calibration parameter (calibration_params.PARAMETERS,
+    in SI units; `flops` maps dtype -> [FLOP/s]), then its provenance."""
     source: str = ""                      # provenance: device, date, data file
     efficiency: float = 1.0               # achieved / peak matmul rate, for dtypes not measured
     hardware: str = ""                    # chip id the calibration belongs to
     device: str = ""                      # device name as measured
     path: str = None
     facts: tuple = ()
+    origin: str = "fitted"                # fitted | transferred from <chip> | published | assumed efficiency
+    note: str = ""                        # one line on how a calibration not fitted here was derived
 
     def flops_for(self, dtype, peak):
         """Achievable FLOP/s of `dtype`: measured if known, else peak x measured efficiency."""
@@ -74,7 +54,8 @@ def efficiency_of(flops, peak_flops):
 
 
 def read_calibration(path, hardware):
-    """The Calibration in file `path` for chip `hardware`; SpecError naming the field on bad input."""
+    """The Calibration in file `path` for chip `hardware`; SpecError naming the field on bad input:
+    an unknown key, a value of the wrong dimension or outside its range (calibration_params)."""
     data = load_yaml(path)
     reader = FieldReader(data, path, read_sources(data, path))
     reader.seen.add("sources")
@@ -82,48 +63,101 @@ def read_calibration(path, hardware):
     if chip != hardware.id:
         reader._fail("hardware", f"this calibration is for '{chip}', not for '{hardware.id}'")
     device = reader.text("device")
+    origin = reader.text("origin", required=False, default="fitted")
+    if not (origin in ("fitted", "published", "assumed efficiency") or origin.startswith("transferred from ")):
+        reader._fail("origin", f"'{origin}' is not fitted, transferred from <chip>, published or assumed efficiency")
     for key in ("date", "measurements"):
         reader.text(key, required=False)
-    bandwidth = reader.quantity("bandwidth", "bandwidth")
-    flops = _read_flops(reader, "flops", hardware)
-    values = dict(knee=reader.quantity("knee", "number", required=False),
-                  layer_overhead=reader.quantity("layer_overhead", "time", required=False, allow_zero=True),
-                  step_overhead=reader.quantity("step_overhead", "time", required=False, allow_zero=True),
-                  collective_overhead=reader.quantity("collective_overhead", "time", required=False, allow_zero=True),
-                  link_latency=reader.quantity("link_latency", "time", required=False, allow_zero=True),
-                  dequant_ops=reader.quantity("dequant_ops", "number", required=False, allow_zero=True),
-                  kernel_overhead=reader.quantity("kernel_overhead", "time", required=False, allow_zero=True),
-                  attention_efficiency=reader.quantity("attention_efficiency", "number", required=False))
-    if values["attention_efficiency"] is not None and values["attention_efficiency"] > 1:
-        reader._fail("attention_efficiency", f"{values['attention_efficiency']} must be at most 1 (a share of the "
-                                             "matmul rate)")
-    if values["knee"] is not None and values["knee"] < 1:
-        reader._fail("knee", f"{values['knee']} must be at least 1 (1 adds the two times, infinity is a hard max)")
+    _refuse_unknown_keys(reader)
+    values = {row.name: _read_parameter(reader, row, hardware) for row in PARAMETERS}
     measured = reader.sub("measured", required=False)
     if measured is not None:
         measured.quantity("bandwidth", "bandwidth", required=False)
         if measured.has("flops"):
             _read_flops(measured, "flops", hardware)
         measured.finish()
-    if reader.raw("fit", required=False) is not None and not isinstance(data["fit"], dict):
-        reader._fail("fit", "expected a mapping (the fit's provenance)")
+    for provenance in ("fit", "transfer"):
+        if reader.raw(provenance, required=False) is not None and not isinstance(data[provenance], dict):
+            reader._fail(provenance, f"expected a mapping (the {provenance}'s provenance)")
     reader.finish()
     date = data.get("date")
-    return Calibration(bandwidth=bandwidth, flops=flops, efficiency=efficiency_of(flops, hardware.peak_flops),
+    flops = values["flops"]
+    return Calibration(efficiency=efficiency_of(flops, hardware.peak_flops),
                        source=f"{Path(path).parent.name}/{Path(path).name} ({device}{', ' + str(date) if date else ''})", hardware=chip,
-                       device=device, path=str(path), facts=tuple(reader.facts),
+                       device=device, path=str(path), facts=tuple(reader.facts), origin=origin,
+                       note=str((data.get("transfer") or {}).get("note", "")),
                        **{k: v for k, v in values.items() if v is not None})
 
 
+def _refuse_unknown_keys(reader):
+    """SpecError on the first key that is neither a parameter nor provenance, suggesting the nearest."""
+    known = [row.name for row in PARAMETERS] + list(PROVENANCE_KEYS)
+    for key in map(str, reader.data):
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            reader._fail(key, f"unknown field; {hint}a calibration's parameters are "
+                              f"{', '.join(row.name for row in PARAMETERS)} (docs/calibration-parameters.md)")
+
+
+def _read_parameter(reader, row, hardware):
+    """The SI value of parameter `row` in the file (a dict per key for a per-key row); None if absent."""
+    if not row.per:
+        reference = getattr(hardware, row.relative_to) if row.relative_to else None
+        return _read_value(reader, row.name, row, reference, f"{hardware.id}'s datasheet {row.name}")
+    keys = PER_KEYS[row.per](hardware)
+    mapping = reader.sub(row.name, required=row.required)
+    if mapping is None:
+        return None
+    values = {}
+    for key in map(str, mapping.data):
+        if key not in keys:
+            mapping._fail(key, f"{hardware.id} has no {row.per} {key} in its {row.relative_to} to calibrate "
+                               f"against; expected one of {', '.join(keys)}")
+        values[key] = _read_value(mapping, key, row, keys[key], f"{hardware.id}'s datasheet {key} {row.name}")
+    if not values:
+        reader._fail(row.name, f"expected at least one {row.per} with its value, e.g. bf16: 640 TFLOP/s")
+    mapping.finish()
+    return values
+
+
+def _read_value(reader, key, row, reference, reference_name):
+    """SI value of one quantity of parameter `row` under `key`, checked against its dimension and range."""
+    entry = reader.raw(key, required=row.required or row.per is not None)
+    if entry is None:
+        return None
+    text = entry.get("value") if isinstance(entry, dict) else entry
+    try:
+        value = reader.value_of(entry, key, row.dimension, positive=False)
+    except SpecError:
+        if text is not None and not _has_dimension(text, row.dimension):
+            reader._fail(key, f"{text!r} is not a {row.dimension}; expected a {row.dimension} [{row.unit}] of "
+                              f"{range_text(row, reference, reference_name)}")
+        raise
+    low, high = row.lower, row.upper
+    if row.relative_to:
+        low, high = low * reference, high * reference
+    if value < low or (row.lower_open and value == low) or value > high:
+        reader._fail(key, f"{text!r} is out of range; expected {range_text(row, reference, reference_name)}")
+    return value
+
+
+def _has_dimension(text, dimension):
+    try:
+        to_si(text, dimension)
+    except RooflineError:
+        return False
+    return True
+
+
 def _read_flops(parent, key, hardware):
+    """Provenance FLOP/s per dtype (the `measured` block): checked for dimension, not range."""
     rates = parent.sub(key)
     flops = {}
     for dtype in list(rates.data):
         if dtype not in hardware.peak_flops:
             rates._fail(dtype, f"{hardware.id} has no {dtype} peak in peak_flops to calibrate against")
         flops[dtype] = rates.quantity(dtype, "flops")
-    if not flops:
-        parent._fail(key, "expected at least one dtype with its FLOP/s, e.g. bf16: 640 TFLOP/s")
     rates.finish()
     return flops
 
@@ -134,21 +168,26 @@ def default_calibration(hardware):
     return None if path is None else read_calibration(path, hardware)
 
 
-def with_calibration(hardware, calibration):
-    """`hardware` with `calibration` (a Calibration, a calibration id or a file path) in place.
+def calibration_path(calibration):
+    """Path of a calibration file or id; RooflineError naming the known ids if it is neither."""
+    try:
+        return resolve("calibration", calibration)
+    except RooflineError:
+        known = ", ".join(spec_paths("calibration")) or "none"
+        raise RooflineError(f"calibration {excerpt(calibration)} is neither a file nor a known calibration id "
+                            f"(known: {known})") from None
 
-    None leaves the chip's default calibration.
+
+def with_calibration(hardware, calibration):
+    """`hardware` with `calibration` (a Calibration, a calibration id or a file path) of that chip in place.
+
+    None leaves the chip's default calibration. roofline.transfer.with_calibration also takes
+    another chip's calibration and transfers it.
     """
     if calibration is None:
         return hardware
     if not isinstance(calibration, Calibration):
-        try:
-            path = resolve("calibration", calibration)
-        except RooflineError:
-            known = ", ".join(spec_paths("calibration")) or "none"
-            raise RooflineError(f"calibration {excerpt(calibration)} is neither a file nor a known calibration id "
-                                f"(known: {known})") from None
-        calibration = read_calibration(path, hardware)
+        calibration = read_calibration(calibration_path(calibration), hardware)
     elif calibration.hardware and calibration.hardware != hardware.id:
         raise SpecError(calibration.path or "calibration",
                         f"this calibration is for '{calibration.hardware}', not for '{hardware.id}'")

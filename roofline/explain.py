@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import sympy
 
+from . import calibration_params
 from .api import step_result
 from .deployment import forward_pass
 from .dtypes import SizedDtype, bytes_per_value
@@ -37,15 +38,9 @@ GLOSSARY = {
     "F_op": ("FLOPs of one occurrence of an operator (2 per multiply-add)", "FLOP"),
     "Q_op": ("bytes an operator moves to or from memory: weights, activations, KV cache", "B"),
     "n_op": ("occurrences of an operator: the layers it is in (1 for the LM head)", "1"),
-    "BW": ("memory bandwidth of the tier holding weights and KV cache", "B/s"),
-    "P_<dtype>": ("matmul rate of that dtype: datasheet dense peak (ideal) or achieved (calibrated)", "FLOP/s"),
-    "n": ("knee: exponent of the smooth maximum near the ridge point (calibrated mode)", "1"),
     "L": ("decoder layers", "1"),
     "L_<kind>": ("decoder layers of one kind (local/global attention, dense/MoE FFN)", "1"),
-    "t_layer": ("fixed cost per layer per pass: kernel launches and tails (calibrated mode)", "s"),
-    "t_0": ("fixed cost per pass: sampling, host sync (calibrated mode)", "s"),
-    "t_dq": ("time to dequantize one weight-only quantized weight on the vector units (calibrated mode)", "s"),
-    "eta_attn": ("attention's FLOP rate as a share of the matmul rate (calibrated mode)", "1"),
+    **calibration_params.glossary(),
     "b_w": ("bytes per weight value (block scales included)", "B"),
     "b_e": ("bytes per routed-expert weight value", "B"),
     "b_kv": ("bytes per KV-cache value", "B"),
@@ -118,21 +113,25 @@ def _layer_symbols(operators):
 
 
 def _ceiling_symbols(ceiling, generic=False):
-    """A Ceilings of sympy symbols standing for `ceiling`'s numbers, and {symbol: number}."""
+    """A Ceilings of sympy symbols standing for `ceiling`'s numbers, and {symbol: number}.
+
+    Bandwidth and FLOP/s are always symbols. In calibrated mode so is every other parameter whose
+    value differs from its ideal-mode default, and the terms of the general formula (knee, t_layer,
+    t_0) even at their default; the rest keep the ideal-mode value (calibration_params.PARAMETERS).
+    """
     bandwidth = sympy.Symbol("BW", positive=True)
     flops = {d: sympy.Symbol("P" if generic else f"P_{d}", positive=True) for d in ceiling.flops}
     values = {bandwidth: ceiling.bandwidth, **{flops[d]: ceiling.flops[d] for d in ceiling.flops}}
-    knee, layer, step = float("inf"), 0, 0
-    extra = {}
+    fields = {}
     if ceiling.mode == "calibrated":
-        knee, layer, step = (sympy.Symbol(s, positive=True) for s in ("n", "t_layer", "t_0"))
-        values.update({knee: ceiling.knee, layer: ceiling.layer_overhead, step: ceiling.step_overhead})
-        for field_name, name in (("dequant_time", "t_dq"), ("attention_efficiency", "eta_attn")):
-            number = getattr(ceiling, field_name)
-            if number and number != (1.0 if field_name == "attention_efficiency" else 0.0):
-                extra[field_name] = sympy.Symbol(name, positive=True)
-                values[extra[field_name]] = number
-    return Ceilings(ceiling.mode, bandwidth, flops, knee, layer, step, **extra), values
+        for row in calibration_params.PARAMETERS:
+            if row.relative_to:       # the roofs: BW and P above
+                continue
+            number = getattr(ceiling, row.ceiling_field)
+            if row.in_formula or (number is not None and number != row.ceiling_default):
+                fields[row.ceiling_field] = sympy.Symbol(row.symbol, positive=True)
+                values[fields[row.ceiling_field]] = number
+    return Ceilings(ceiling.mode, bandwidth, flops, **fields), values
 
 
 def _traffic_split(op_bytes, sizes):

@@ -63,6 +63,9 @@ class Hardware:
     price: float = None       # [USD/s] per chip
     links: tuple = ()         # of ChipLink
     calibration: Calibration = None
+    architecture: str = None  # `microarchitecture:` (hopper, cdna3, ...): what a calibration transfers within
+    software: str = None      # software stack whose kernels a calibration measures (cuda, rocm, xla, ...)
+    compute_units: int = None  # SMs / CUs, for scaling a power-limited FLOP rate (roofline.transfer)
     facts: tuple = ()
     sources: dict = field(default_factory=dict, compare=False)
     path: str = None
@@ -171,6 +174,8 @@ def load_hardware(name):
     hardware = Hardware(
         id=chip_id, name=reader.text("name"), vendor=reader.text("vendor"),
         kind=reader.text("kind", choices=CHIP_KINDS), memory=tuple(memory), peak_flops=peak_flops,
+        architecture=reader.text("microarchitecture", required=False), software=reader.text("software", required=False),
+        compute_units=reader.count("compute_units", required=False),
         power=reader.quantity("power", "power", required=False),
         price=reader.quantity("price", "price", required=False),
         links=tuple(links), path=str(path), sources=reader.sources)

@@ -14,7 +14,7 @@ experts are spread over all ep chips (DeepSeek-V3 decodes with EP320 and data-pa
 prefills with EP32). Every transfer pays the link's latency and its bandwidth term.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import RooflineError
 from .mathops import maximum
@@ -83,6 +83,24 @@ def pipeline_cycle(token_time, bottleneck_stage_time, microbatches):
     return maximum(token_time, microbatches * bottleneck_stage_time)
 
 
+#: The most chips a question may ask for. The largest accelerator clusters announced by 2025 hold
+#: about 2e5 GPUs (xAI Colossus, 200,000 H100/H200); a million chips is past any deployment, so a
+#: larger count is a typo, not a question (and would only make the layout search slower).
+MAX_CHIPS = 1_000_000
+
+
+def attention_groups(tp, ep):
+    """Data-parallel attention groups per pipeline stage [1]: ep / tp when ep > tp, else 1.
+
+    .. math:: g = \\begin{cases} n_{ep} / n_{tp} & n_{ep} > n_{tp} \\\\ 1 & \\text{otherwise} \\end{cases}
+
+    With experts spread wider than the tensor-parallel group, a stage of n_ep chips runs attention
+    in n_ep / n_tp groups of n_tp chips, each serving its own sequences (DeepSeek-V3,
+    arXiv 2412.19437, Sec. 3.4: EP with data-parallel attention).
+    """
+    return ep // tp if ep > tp else 1
+
+
 @dataclass(frozen=True)
 class Layout:
     """How a model is spread over chips: `pp` stages of tp chips, or of ep chips when ep > tp.
@@ -98,8 +116,8 @@ class Layout:
 
     @property
     def attention_groups(self):
-        """Data-parallel attention groups per stage: ep / tp when ep > tp, else 1."""
-        return self.ep // self.tp if self.ep > self.tp else 1
+        """Data-parallel attention groups per stage (attention_groups(tp, ep))."""
+        return attention_groups(self.tp, self.ep)
 
     @property
     def stage_chips(self):
@@ -115,6 +133,11 @@ class Layout:
     def chips(self):
         return self.stage_chips * self.pp
 
+    @property
+    def min_batch(self):
+        """The fewest sequences the layout serves: one per attention group in each micro-batch."""
+        return self.attention_groups * self.microbatches
+
     def describe(self):
         if self.attention_groups > 1:
             groups = self.attention_groups
@@ -126,13 +149,23 @@ class Layout:
         return ", ".join(parts)
 
 
+def check_chips(chips, name="chips"):
+    """`chips` as an int in [1, MAX_CHIPS], or RooflineError naming `name` and the limit."""
+    if isinstance(chips, bool) or chips != chips or chips < 1 or chips != int(chips):
+        raise RooflineError(f"{name} must be a whole number of at least 1, got {chips!r}")
+    if chips > MAX_CHIPS:
+        raise RooflineError(f"{name} must be at most {MAX_CHIPS:,} (more chips than any cluster built), got {chips!r}")
+    return int(chips)
+
+
 def check_layout(model, layout, batch=None):
     """RooflineError if `layout` does not divide `model` (or, given `batch`, leaves an attention
-    group of a micro-batch without a sequence); returns the layout."""
+    group of a micro-batch without a sequence); returns the layout. The one place the layout rules live."""
     tp, pp, ep = layout.tp, layout.pp, layout.ep
     for name, value in (("tp", tp), ("pp", pp), ("ep", ep), ("micro-batches", layout.microbatches)):
-        if value < 1 or value != int(value):
+        if isinstance(value, bool) or value != value or value < 1 or value != int(value):
             raise RooflineError(f"{name} must be a whole number of at least 1, got {value!r}")
+    check_chips(layout.chips, "chips of the layout (tp x pp, or ep x pp)")
     if model.num_heads % tp:
         raise RooflineError(f"tp={tp} does not divide {model.id}'s {model.num_heads} attention heads")
     if model.attention.kind != "mla" and tp > model.num_kv_heads:
@@ -149,11 +182,19 @@ def check_layout(model, layout, batch=None):
         if model.moe.num_experts % ep:
             raise RooflineError(f"ep={ep} does not divide {model.id}'s {model.moe.num_experts} experts")
     groups = layout.attention_groups
-    if batch is not None and groups > 1 and batch < groups * layout.microbatches:
+    if batch is not None and layout.microbatches > batch:
+        raise RooflineError(f"{layout.microbatches} micro-batches need at least as many sequences; batch is {batch}")
+    if batch is not None and groups > 1 and batch < layout.min_batch:
         each = "" if layout.microbatches == 1 else f" in each of the {layout.microbatches} micro-batches"
         raise RooflineError(f"ep={ep} over tp={tp} makes {groups} data-parallel attention groups, each needing a "
-                            f"sequence{each}: batch must be at least {groups * layout.microbatches}, got {batch}")
+                            f"sequence{each}: batch must be at least {layout.min_batch}, got {batch}")
     return layout
+
+
+def default_ep(model, tp):
+    """The expert-parallel width when none is asked: the TP group (ep = tp) for MoE models whose
+    experts it divides, else 1 (experts split like every other GEMM)."""
+    return tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
 
 
 def default_microbatches(batch, pp, groups=1):
@@ -161,43 +202,77 @@ def default_microbatches(batch, pp, groups=1):
     return max(1, min(pp, batch // groups))
 
 
+def for_batch(layout, batch):
+    """`layout` with the default micro-batches for `batch` sequences."""
+    return replace(layout, microbatches=default_microbatches(batch, layout.pp, layout.attention_groups))
+
+
 def make_layout(model, batch, tp=1, pp=1, ep=None, microbatches=None):
-    """A checked Layout; ep defaults to tp for MoE models, micro-batches to min(pp, batch / groups)."""
+    """A checked Layout; ep defaults to default_ep, micro-batches to default_microbatches."""
     if ep is None:
-        ep = tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
+        ep = default_ep(model, tp)
     if microbatches is None:
-        groups = ep // tp if ep > tp and tp >= 1 and ep % tp == 0 else 1
-        microbatches = default_microbatches(batch, pp, groups)
-    if microbatches > batch:
-        raise RooflineError(f"{microbatches} micro-batches need at least as many sequences; batch is {batch}")
+        microbatches = default_microbatches(batch, pp, attention_groups(tp, ep) if tp >= 1 else 1)
     return check_layout(model, Layout(tp, pp, ep, microbatches), batch)
 
 
-def wide_ep_options(model, tp, batch, max_stage_chips):
-    """Expert-parallel widths beyond the TP group: multiples of tp dividing the experts, with ep/tp
-    attention groups at most `batch` and ep at most `max_stage_chips` (empty for dense models)."""
+def divisors(n):
+    """The divisors of a positive integer n, ascending (O(sqrt n) work)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return small + [n // d for d in reversed(small) if d * d != n]
+
+
+def tp_options(model, max_tp=None):
+    """Tensor-parallel widths a model allows: divisors of the heads, at most the KV heads for GQA
+    (MLA shares its latent cache over all heads), at most `max_tp`."""
+    limit = model.num_heads if model.attention.kind == "mla" else model.num_kv_heads
+    if max_tp is not None:
+        limit = min(limit, max_tp)
+    return [tp for tp in divisors(model.num_heads) if tp <= limit]
+
+
+def ep_options(model, tp, batch=None, max_stage_chips=None):
+    """Expert-parallel widths for a TP width: default_ep first, then the wide ones (ep a multiple of
+    tp dividing the experts, ep / tp attention groups at most `batch`, ep at most `max_stage_chips`)."""
+    options = [default_ep(model, tp)]
     if model.moe is None:
-        return []
-    top = min(model.moe.num_experts, tp * batch, max_stage_chips)
-    return [ep for ep in range(2 * tp, top + 1, tp) if model.moe.num_experts % ep == 0]
+        return options
+    for ep in divisors(model.moe.num_experts):
+        if ep >= 2 * tp and ep % tp == 0 and (batch is None or ep // tp <= batch) \
+                and (max_stage_chips is None or ep <= max_stage_chips):
+            options.append(ep)
+    return options
 
 
-def candidate_layouts(model, hardware, chips, batch):
-    """Every valid split of `chips` into tp x pp (TP kept inside the chip's scale-up domain) and, for
-    MoE models, into ep x pp with ep/tp data-parallel attention groups."""
-    domain = scale_up_domain(hardware)
+def candidate_layouts(model, hardware, chips=None, batch=1, max_chips=None, max_tp="domain"):
+    """Every valid layout of exactly `chips` chips, or of at most `max_chips` (the one enumerator).
+
+    tp runs over the divisors of the heads (at most the chip's scale-up domain with
+    max_tp="domain", at most max_tp if a number, unlimited with None), ep over ep_options, pp over
+    the stage counts that make the chips (or up to the layer count); micro-batches default for
+    `batch` (batch None: layouts for any batch, each valid from its min_batch). Work grows with
+    the divisors of the heads and experts and with the layers, never with the chip count.
+    """
+    if chips is not None:
+        chips = check_chips(chips)
+    top = chips if chips is not None else check_chips(max_chips, "max-chips")
+    tp_limit = scale_up_domain(hardware) if max_tp == "domain" else max_tp
     layouts = []
-    for tp in range(1, chips + 1):
-        if chips % tp or tp > domain:
-            continue
-        for ep in [None] + [e for e in wide_ep_options(model, tp, batch, chips) if chips % e == 0]:
-            try:
-                layouts.append(make_layout(model, batch, tp=tp, pp=chips // (ep or tp), ep=ep))
-            except RooflineError:
-                continue
-    if not layouts:
+    for tp in tp_options(model, tp_limit if chips is None else min(chips, tp_limit or chips)):
+        for ep in ep_options(model, tp, batch, top):
+            stage = tp * attention_groups(tp, ep)
+            if chips is not None:
+                stages = [chips // stage] if chips % stage == 0 else []
+            else:
+                stages = range(1, top // stage + 1)
+            for pp in stages:
+                if pp > model.num_layers:
+                    break
+                layout = Layout(tp, pp, ep)
+                layouts.append(for_batch(layout, batch) if batch is not None else layout)
+    if chips is not None and not layouts:
         raise RooflineError(f"{chips} chips cannot be split into tensor-parallel groups of at most "
-                            f"{domain} chips and at most {model.num_layers} pipeline stages for {model.id}")
+                            f"{tp_limit} chips and at most {model.num_layers} pipeline stages for {model.id}")
     return layouts
 
 

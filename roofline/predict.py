@@ -102,8 +102,8 @@ def row_model(row, hardware):
 def _layout(row, model, hardware):
     """The layout of a multi-chip row: as published (TP/PP), the fastest split of the published
     chip count, or, where the count is not published, the fewest chips that hold the model
-    (solve.fewest_chips_layout). Chosen once, in ideal mode, so a fit does not move it."""
-    from .solve import fewest_chips_layout, fastest_layout
+    (placement.fewest_chips_layout). Chosen once, in ideal mode, so a fit does not move it."""
+    from .placement import fewest_chips_layout, fastest_layout
     try:
         if row.tp or row.pp:
             tp, pp = row.tp or 1, row.pp or 1

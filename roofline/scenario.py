@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import cost
-from .calibration import with_calibration
+from .transfer import with_calibration
 from .deployment import PHASES, evaluate as evaluate_layout, fastest, forward_pass
 from .errors import RooflineError
 from .hardware import Hardware, load_hardware
@@ -84,7 +84,9 @@ def choose_mode(hardware, mode):
     if hardware.calibration is None:
         return "ideal", (f"{hardware.id} has no calibration: ideal mode (datasheet peaks, no fixed costs), "
                          "a lower bound on time")
-    return "calibrated", None
+    cal = hardware.calibration
+    said = (cal.path is None and cal.origin != "fitted") or cal.origin == "assumed efficiency"
+    return "calibrated", (cal.note if said else None)
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ def forward(scenario):
 def _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, microbatches, link):
     """(layout, candidates compared): the layout asked for, or the fastest valid split of `chips`."""
     smallest = batch if np.ndim(batch) == 0 else int(np.min(batch))
+    microbatches = None if microbatches is None else positive_int(microbatches, "microbatches")
     if tp is None and pp is None and ep is None:
         chips = positive_int(chips, "chips")
         if chips == 1:
@@ -171,7 +174,6 @@ def _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, m
     tp = positive_int(1 if tp is None else tp, "tp")
     pp = positive_int(1 if pp is None else pp, "pp")
     ep = None if ep is None else positive_int(ep, "ep")
-    microbatches = None if microbatches is None else positive_int(microbatches, "microbatches")
     layout = make_layout(model, smallest, tp=tp, pp=pp, ep=ep, microbatches=microbatches)
     if np.ndim(batch) and layout.pp > 1 and microbatches is None \
             and make_layout(model, int(np.max(batch)), tp=tp, pp=pp, ep=ep).microbatches != layout.microbatches:

@@ -11,29 +11,23 @@ Ideal mode uses datasheet peaks and no fixed costs: a lower bound on time. Calib
 the chip's achievable ceilings, a smooth knee and fixed per-layer and per-step costs
 (roofline.calibration).
 """
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 
 import numpy as np
 
+from .calibration_params import PARAMETERS, with_parameter_fields
 from .mathops import is_symbolic, smooth_max
 
 MODES = ("ideal", "calibrated")
 
 
-@dataclass(frozen=True)
+@with_parameter_fields(lambda row: (row.ceiling_field, MISSING if row.required else row.ceiling_default))
 class Ceilings:
-    """What bounds operators in one mode: bandwidth [B/s], FLOP/s per dtype, knee, fixed costs [s]."""
+    """What bounds operators in one mode: after `mode`, one field per calibration parameter
+    (calibration_params.PARAMETERS) in SI units: bandwidth [B/s], FLOP/s per dtype, knee, fixed
+    costs [s], dequant_time [s per weight], attention's share of the matmul rate. Ideal mode leaves
+    every field but bandwidth and flops at its default; link_latency None means each link's own."""
     mode: str
-    bandwidth: float
-    flops: dict
-    knee: float = float("inf")
-    layer_overhead: float = 0.0
-    step_overhead: float = 0.0
-    collective_overhead: float = 0.0
-    link_latency: float = None     # None: each link's own latency
-    dequant_time: float = 0.0      # [s per weight] dequantizing a weight-only quantized weight
-    kernel_overhead: float = 0.0   # [s] one GEMM kernel timed on its own (kernel rows only)
-    attention_efficiency: float = 1.0  # [1] attention's FLOP rate / the matmul rate of its dtype
 
     def latency_of(self, chip_link):
         """One-hop latency of a link in this mode [s]."""
@@ -45,10 +39,20 @@ def ceilings(hardware, mode):
     if mode == "ideal" or hardware.calibration is None:
         return Ceilings("ideal", hardware.mem_bandwidth, dict(hardware.peak_flops))
     cal = hardware.calibration
-    flops = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
-    return Ceilings("calibrated", cal.bandwidth, flops, cal.knee, cal.layer_overhead, cal.step_overhead,
-                    cal.collective_overhead, cal.link_latency, dequant_time(cal.dequant_ops, hardware.peak_flops),
-                    cal.kernel_overhead, cal.attention_efficiency)
+    values = {row.name: getattr(cal, row.name) for row in PARAMETERS}
+    values["flops"] = {dtype: cal.flops_for(dtype, peak) for dtype, peak in hardware.peak_flops.items()}
+    return calibrated_ceilings(values, hardware.peak_flops)
+
+
+def calibrated_ceilings(values, peak_flops):
+    """Calibrated Ceilings from parameter values {name: SI value} (an absent one: its default).
+
+    Where a ceiling holds a quantity derived from a parameter, it is computed here:
+    dequant_time from dequant_ops and the datasheet fp32 peak (`peak_flops`).
+    """
+    fields = {row.ceiling_field: values.get(row.name, row.default) for row in PARAMETERS}
+    fields["dequant_time"] = dequant_time(values.get("dequant_ops", 0.0), peak_flops)
+    return Ceilings("calibrated", **fields)
 
 
 def dequant_time(ops_per_weight, peak_flops):

@@ -10,7 +10,7 @@ model cannot predict (several chips, unknown models or devices) are listed with 
 import statistics
 from dataclasses import dataclass
 
-from .calibration import with_calibration
+from .transfer import with_calibration
 from .errors import RooflineError
 from .hardware import load_hardware
 from .measurements import Skipped, chip_for_device, device_matches

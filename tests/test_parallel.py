@@ -6,8 +6,10 @@ from click.testing import CliRunner
 
 import roofline
 from roofline.cli import cli
-from roofline.parallel import (allreduce_time, alltoall_time, hop_time, make_layout, pipeline_cycle, residual_bytes,
-                               routed_bytes)
+from hypothesis import given, settings, strategies as st
+
+from roofline.parallel import (Layout, allreduce_time, alltoall_time, attention_groups, candidate_layouts, divisors,
+                               hop_time, make_layout, pipeline_cycle, residual_bytes, routed_bytes, scale_up_domain)
 
 
 def test_allreduce_bandwidth_term_is_the_ring_bus_factor():
@@ -214,3 +216,100 @@ def test_fullest_stage_holds_a_full_stage_of_moe_layers():
     experts = 16 * (DS_EXPERTS // 64) * 3 * DS_HIDDEN * DS_EXPERT_INTER
     others = (DS_TOTAL_PARAMS - routed - 2 * head) * 16 / DS_LAYERS + head
     assert r.weight_bytes == pytest.approx(experts + others / 8, rel=0.01)
+
+
+def _brute_force_layouts(model, chips, batch, domain):
+    """Every (tp, pp, ep) of exactly `chips` chips, found by trying every tp, ep and pp up to the
+    chip count through make_layout (the checked rules), TP inside the scale-up domain: what the
+    divisor enumeration of candidate_layouts must reproduce without looping to the chip count."""
+    found = set()
+    for tp in range(1, min(chips, domain) + 1):
+        for ep in [None] + list(range(2 * tp, chips + 1)):
+            for pp in range(1, chips + 1):
+                try:
+                    layout = make_layout(model, batch, tp=tp, pp=pp, ep=ep)
+                except roofline.RooflineError:
+                    continue
+                if layout.chips == chips:
+                    found.add((layout.tp, layout.pp, layout.ep))
+    return found
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from(["deepseek-v3", "llama-3.1-70b", "qwen3-235b-a22b"]), st.integers(1, 40), st.integers(1, 12))
+def test_candidate_layouts_are_every_valid_split(model_id, chips, batch):
+    model, hardware = roofline.load_model(model_id), roofline.load_hardware("h200")
+    expected = _brute_force_layouts(model, chips, batch, scale_up_domain(hardware))
+    try:
+        got = {(l.tp, l.pp, l.ep) for l in candidate_layouts(model, hardware, chips, batch)}
+    except roofline.RooflineError:
+        got = set()
+    assert got == expected
+
+
+def test_attention_groups_is_one_formula():
+    """ep / tp data-parallel attention groups when ep > tp, else one (DeepSeek-V3 decode: EP320 over
+    TP1 attention groups; prefill: TP4 x DP8 with EP32, arXiv 2412.19437 Sec. 3.4)."""
+    assert attention_groups(4, 32) == 8 == Layout(4, 1, 32).attention_groups
+    assert attention_groups(8, 8) == 1 == Layout(8, 1, 8).attention_groups
+    assert attention_groups(8, 1) == 1
+    assert Layout(1, 2, 320).chips == 640
+
+
+def test_divisors_without_looping_to_n():
+    assert divisors(256) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    assert divisors(97) == [1, 97]
+    assert divisors(10**12)[-1] == 10**12 and len(divisors(10**12)) == 169     # (12 + 1)^2
+
+
+@pytest.mark.parametrize("command", [
+    ["decode", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1000000000"],
+    ["prefill", "--model", "deepseek-v3", "--hardware", "h200", "--prompt", "1024", "--chips", "1000000000"],
+    ["solve", "batch", "--model", "deepseek-v3", "--hardware", "h200", "--chips", "1000000000",
+     "--tokens-per-s-per-user", "20"],
+    ["solve", "context", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1000000000"],
+    ["solve", "chips", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--tokens-per-s-per-user", "20",
+     "--max-chips", "1000000000"],
+])
+def test_absurd_chip_counts_exit_2_naming_the_limit(command):
+    """A billion chips is past any cluster (MAX_CHIPS = 1,000,000): refused in one line that states
+    the limit, instead of a layout search that walked to the chip count."""
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 2, result.output
+    assert "at most 1,000,000" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_large_prime_chip_count_answers_at_once_that_it_cannot_be_split():
+    """999,983 chips (prime, inside the limit): no TP group divides it and it exceeds the layers."""
+    result = CliRunner().invoke(cli, ["decode", "--model", "llama-3.1-8b", "--hardware", "h100-sxm",
+                                      "--chips", "999983"])
+    assert result.exit_code == 2
+    assert "999983 chips cannot be split" in result.output
+
+
+def test_layout_note_says_when_a_larger_batch_unlocks_a_faster_layout():
+    """Issue 13's case: qwen3-235b-a22b on 16 B200s, context 128. Batch 2 cannot fill the 4 attention
+    groups of TP4/EP16, so it runs TP4/EP8/PP2 (3.023 ms), slower than batch 4 on TP4/EP16 (2.834 ms);
+    the output says the layout depends on the batch and names the faster one."""
+    two = roofline.decode("qwen3-235b-a22b", "b200", batch=2, context=128, chips=16, mode="ideal")
+    four = roofline.decode("qwen3-235b-a22b", "b200", batch=4, context=128, chips=16, mode="ideal")
+    assert four.time_s < two.time_s
+    note = next(n for n in two.notes if n.startswith("layout depends on batch"))
+    assert "TP=4, EP=16" in note and "at least 4 sequences" in note
+    assert not any(n.startswith("layout depends on batch") for n in four.notes)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 24), st.integers(1, 24))
+def test_auto_layout_step_time_grows_with_batch_or_says_why(a, b):
+    """The property the project states for --chips N (issue 13, item 5): on one layout, a larger
+    batch never takes less time per step; where a larger batch is faster, the smaller batch's
+    output says that its layout depends on the batch."""
+    small, large = sorted((a, b))
+    args = dict(context=128, chips=16, mode="ideal")
+    low = roofline.decode("qwen3-235b-a22b", "b200", batch=small, **args)
+    high = roofline.decode("qwen3-235b-a22b", "b200", batch=large, **args)
+    if high.time_s < low.time_s * (1 - 1e-9):
+        assert (low.tp, low.pp, low.ep) != (high.tp, high.pp, high.ep)
+        assert any(n.startswith("layout depends on batch") for n in low.notes)

@@ -1,10 +1,12 @@
 """`roofline calibrate`, `roofline validate` and `roofline measure`: from measurements to calibrated mode."""
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from .. import calibrate as calibration_fit
-from ..calibration import write_calibration
+from .. import transfer as transfer_lib
+from ..calibration import read_calibration, write_calibration
 from ..errors import RooflineError
 from ..hardware import load_hardware
 from ..measurements import read_measurements, row_filter
@@ -25,9 +27,9 @@ def _summary_text(stats):
     return f"median {100 * stats['median']:.1f}%, largest {100 * stats['max']:.1f}% over {stats['rows']} rows"
 
 
-@cli.command()
-@click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id (roofline list hardware) or spec file.")
-@click.option("--measurements", "-i", required=True, help="JSON lines from roofline measure, or a CSV of published figures.")
+@cli.group(invoke_without_command=True)
+@click.option("--hardware", "--chip", "-c", "hardware", default=None, help="Chip id (roofline list hardware) or spec file.")
+@click.option("--measurements", "-i", default=None, help="JSON lines from roofline measure, or a CSV of published figures.")
 @click.option("--output", "-o", default=None,
               help="Calibration file to write (default: the chip's calibration in the user data directory, "
                    "which later queries on the chip then use).")
@@ -40,11 +42,18 @@ def _summary_text(stats):
 @click.option("--max-iterations", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Iteration limit of the least-squares fit.")
 @format_option
-def calibrate(hardware, measurements, output, force, hold_out, note, max_iterations, fmt):
+@click.pass_context
+def calibrate(ctx, hardware, measurements, output, force, hold_out, note, max_iterations, fmt):
     """Fit calibrated mode (bandwidth, FLOP/s, knee, fixed costs) to measurements and write it.
 
     Prints the error before (ideal mode and the chip's current calibration) and after the fit.
+    `roofline calibrate transfer` carries a calibration to another chip instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if hardware is None or measurements is None:
+        raise RooflineError("roofline calibrate needs --hardware and --measurements (or the subcommand "
+                            "'transfer': roofline calibrate transfer --from CHIP --to CHIP)")
     chip = load_hardware(hardware)
     filters = [row_filter(text) for text in hold_out]
     data = read_measurements(measurements)
@@ -103,6 +112,69 @@ def _report(fit, current, doc, other, path, fmt, chip):
     for reason, count in sorted(_count(s.reason for s in other).items()):
         click.echo(f"skipped {count} row{'s' if count > 1 else ''}: {reason}")
     click.echo(f"wrote {path}")
+
+
+@calibrate.command("transfer")
+@click.option("--from", "source", default=None, help="Chip whose calibration is carried (e.g. h100-sxm).")
+@click.option("--to", "target", default=None, help="Chip to calibrate (e.g. h200).")
+@click.option("--calibration", default=None,
+              help="Calibration file or id to start from (default: the --from chip's own calibration).")
+@click.option("--output", "-o", default=None,
+              help="File to write (default: the target's calibration in the user data directory).")
+@click.option("--all", "every", is_flag=True,
+              help="Write the calibration of every chip planned in hardware_specs/published/microbenchmarks.yaml "
+                   "(transfer, published or assumed) into --output-dir.")
+@click.option("--output-dir", default=None, help="Directory for --all (default: the user data directory's).")
+@click.option("--published", default=None,
+              help="Published microbenchmarks and plans (default: hardware_specs/published/microbenchmarks.yaml).")
+@click.option("--force", is_flag=True, help="Replace existing files.")
+def transfer_command(source, target, calibration, output, every, output_dir, published, force):
+    """Carry a calibration to a chip of the same kind and software stack and write it.
+
+    Scales the achieved bandwidth and FLOP/s by the ratio of the chips' peaks (or of their published
+    microbenchmarks of one suite, and a TDP limit within one microarchitecture) and keeps the knee
+    and fixed costs; the file records every derivation (roofline/transfer.py).
+    """
+    figures = transfer_lib.load_published(published)
+    if every:
+        if source or target or calibration or output:
+            raise RooflineError("--all writes every planned chip; it takes only --output-dir and --force")
+        directory = Path(output_dir) if output_dir else user_data_root() / KINDS["calibration"]
+        for chip, path in transfer_lib.regenerate(directory, figures, force=force):
+            click.echo(f"wrote {_shown(path)}")
+        return
+    if not source or not target:
+        raise RooflineError("roofline calibrate transfer needs --from CHIP and --to CHIP (or --all)")
+    source_chip, target_chip = load_hardware(source), load_hardware(target)
+    transfer_lib.check_related(source_chip, target_chip)
+    if calibration is not None:
+        from ..specs import resolve
+        try:
+            path = resolve("calibration", calibration)
+        except RooflineError:
+            raise RooflineError(f"--calibration '{calibration}' is neither a file nor a known calibration id") from None
+        source_chip = replace(source_chip, calibration=read_calibration(path, source_chip))
+    if source_chip.calibration is None:
+        raise RooflineError(f"{source_chip.id} has no calibration to transfer; fit one with roofline calibrate")
+    path = Path(output) if output else user_data_root() / KINDS["calibration"] / f"{target_chip.id}.yaml"
+    if path.exists() and not force:
+        raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
+    result = transfer_lib.transferred(source_chip.calibration, source_chip, target_chip, figures)
+    date = None
+    if source_chip.calibration.path:
+        from ..specs import load_yaml
+        date = load_yaml(source_chip.calibration.path).get("date")
+    written = transfer_lib.write_transferred(result, source_chip, target_chip, path, force=force, date=date)
+    click.echo(result.calibration.note)
+    click.echo(f"wrote {_shown(written)}")
+
+
+def _shown(path):
+    """`path` relative to the working directory where it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 @cli.command()

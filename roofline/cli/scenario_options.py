@@ -88,9 +88,11 @@ BY_NAME = {option.name: option for option in OPTIONS}
 def scenario_options(func=None, *, exclude=()):
     """Add every scenario option (but those named in `exclude`) to a click command."""
     def add(command):
+        names = tuple(option.name for option in OPTIONS if option.name not in exclude)
         for option in reversed(OPTIONS):
-            if option.name not in exclude:
+            if option.name in names:
                 command = option.decorator()(command)
+        command.scenario_options = names     # tests/test_cli_options.py finds the commands by it
         return command
     return add(func) if func is not None else add
 

@@ -5,37 +5,16 @@ from .. import api, solve as solver
 from ..scenario import resolve_hardware
 from . import cli
 from .output import emit_record, emit_table, format_option, to_json
-from ..units import to_si
-from .scenario_options import parse_sets
+from .scenario_options import scenario_kwargs, scenario_options
 
 _UNITS = {"chips": "chips", "batch": "sequences", "context": "tokens", "bandwidth": "B/s", "params": "parameters"}
 
 
-def common_options(func):
-    options = [
-        click.option("--model", "-m", required=True, help="Model id or spec file."),
-        click.option("--hardware", "--chip", "-c", "hardware", required=True, help="Chip id or spec file."),
-        click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None,
-                     help="ideal (datasheet peaks) or calibrated (default where the chip has a calibration)."),
-        click.option("--weights-dtype", default=None, help="Storage dtype of the weights (and experts)."),
-        click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache."),
-        click.option("--memory-tier", default=None, help="Memory tier that holds the weights."),
-        click.option("--link", default=None, help="Link id between chips."),
-        click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a model spec field."),
-        format_option,
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def layout_options(func):
-    for option in reversed([
-            click.option("--chips", "-n", type=int, default=1, show_default=True, help="Chips."),
-            click.option("--tp", type=int, default=None, help="Tensor-parallel chips per stage."),
-            click.option("--pp", type=int, default=None, help="Pipeline stages.")]):
-        func = option(func)
-    return func
+def solve_options(func=None, *, exclude=()):
+    """The scenario options (scenario_options.OPTIONS) and --format: what every solve command takes."""
+    def add(command):
+        return scenario_options(exclude=exclude)(format_option(command))
+    return add(func) if func is not None else add
 
 
 def emit_answer(result, fmt):
@@ -75,61 +54,54 @@ def solve():
 
 
 @solve.command("chips")
-@common_options
+@solve_options(exclude=("chips", "microbatches"))
 @click.option("--tokens-per-s-per-user", type=float, default=None, help="Per-user decode speed to reach.")
 @click.option("--tokens-per-s", type=float, default=None, help="Aggregate decode speed to reach.")
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences per model replica.")
+@click.option("--batch", "-b", type=int, default=None,
+              help="Sequences per model replica (default 1; with --tokens-per-s the solver chooses it).")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
 @click.option("--max-chips", type=int, default=20000, show_default=True, help="Largest chip count searched.")
 @click.option("--max-usd-per-mtok", type=float, default=None, help="Highest cost per million tokens allowed.")
-@click.option("--price", default=None, metavar="USD/HOUR", help="Price per chip-hour (default: the chip spec's).")
-def solve_chips(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, tokens_per_s_per_user,
-                tokens_per_s, batch, context, max_chips, max_usd_per_mtok, price):
-    """The fewest chips reaching a per-user and/or aggregate speed (and a cost), with the layout."""
-    if price is not None:
-        to_si(price, "price", "--price")
-    emit_answer(solver.solve_chips(model, hardware, tokens_per_s_per_user, tokens_per_s, batch, context, mode,
-                                   weights_dtype, kv_dtype, parse_sets(sets), memory_tier, link, max_chips,
-                                   max_usd_per_mtok, price), fmt)
+def solve_chips(fmt, tokens_per_s_per_user, tokens_per_s, batch, context, max_chips, max_usd_per_mtok, **params):
+    """The fewest chips reaching a per-user and/or aggregate speed (and a cost), with the layout.
+
+    --tp/--pp/--ep fix the layout of a replica; without them every layout is searched."""
+    emit_answer(solver.solve_chips(tokens_per_s_per_user=tokens_per_s_per_user, tokens_per_s=tokens_per_s,
+                                   batch=batch, context=context, max_chips=max_chips,
+                                   max_usd_per_mtok=max_usd_per_mtok, **scenario_kwargs(params)), fmt)
 
 
 @solve.command("batch")
-@common_options
-@layout_options
+@solve_options(exclude=("microbatches",))
 @click.option("--tokens-per-s-per-user", type=float, required=True, help="Per-user decode speed to keep.")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
-def solve_batch(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, chips, tp, pp,
-                tokens_per_s_per_user, context):
-    """The largest batch that keeps a per-user speed and fits memory."""
-    emit_answer(solver.solve_batch(model, hardware, tokens_per_s_per_user, context, chips, tp, pp, mode,
-                                   weights_dtype, kv_dtype, parse_sets(sets), memory_tier, link), fmt)
+def solve_batch(fmt, tokens_per_s_per_user, context, **params):
+    """The largest batch that keeps a per-user speed and fits memory (every split of --chips searched)."""
+    emit_answer(solver.solve_batch(tokens_per_s_per_user=tokens_per_s_per_user, context=context,
+                                   **scenario_kwargs(params)), fmt)
 
 
 @solve.command("context")
-@common_options
-@layout_options
+@solve_options
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--tokens-per-s-per-user", type=float, default=None, help="Optional per-user speed to keep.")
-def solve_context(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, chips, tp, pp, batch,
-                  tokens_per_s_per_user):
-    """The longest context that fits (and keeps a per-user speed, if given)."""
-    emit_answer(solver.solve_context(model, hardware, batch, chips, tp, pp, mode, weights_dtype, kv_dtype,
-                                     parse_sets(sets), memory_tier, link, tokens_per_s_per_user), fmt)
+def solve_context(fmt, batch, tokens_per_s_per_user, **params):
+    """The longest context that fits (and keeps a per-user speed, if given; every split of --chips searched)."""
+    emit_answer(solver.solve_context(batch=batch, tokens_per_s_per_user=tokens_per_s_per_user,
+                                     **scenario_kwargs(params)), fmt)
 
 
 @solve.command("bandwidth")
-@common_options
-@layout_options
+@solve_options
 @click.option("--tokens-per-s-per-user", type=float, required=True, help="Per-user decode speed to reach.")
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
 @click.option("--resource", type=click.Choice(["memory", "link"]), default="memory", show_default=True,
               help="Solve for memory bandwidth or for the bandwidth of the link between chips.")
-def solve_bandwidth(model, hardware, mode, weights_dtype, kv_dtype, memory_tier, link, sets, fmt, chips, tp, pp,
-                    tokens_per_s_per_user, batch, context, resource):
+def solve_bandwidth(fmt, tokens_per_s_per_user, batch, context, resource, **params):
     """The memory or link bandwidth per chip a per-user speed needs."""
-    emit_answer(solver.solve_bandwidth(model, hardware, tokens_per_s_per_user, batch, context, chips, tp, pp, mode,
-                                       weights_dtype, kv_dtype, parse_sets(sets), memory_tier, link, resource), fmt)
+    emit_answer(solver.solve_bandwidth(tokens_per_s_per_user=tokens_per_s_per_user, batch=batch, context=context,
+                                       resource=resource, **scenario_kwargs(params)), fmt)
 
 
 @solve.command("params")
@@ -148,21 +120,17 @@ def solve_params(hardware, chips, weights_dtype, reserve, memory_tier, fmt):
 @cli.command()
 @click.option("--hardware", "--chip", "-c", "hardwares", multiple=True, required=True,
               help="Chip id; repeat for each chip to compare.")
-@click.option("--model", "-m", required=True, help="Model id or spec file.")
+@solve_options(exclude=("hardware",))
 @click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--context", type=int, default=1024, show_default=True, help="Tokens cached per sequence.")
-@click.option("--chips", "-n", type=int, default=1, show_default=True, help="Chips of each kind.")
-@click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default=None, help="Mode (default per chip).")
-@click.option("--weights-dtype", default=None, help="Storage dtype of the weights.")
-@click.option("--kv-dtype", default=None, help="Storage dtype of the KV cache.")
-@format_option
-def compare(hardwares, model, batch, context, chips, mode, weights_dtype, kv_dtype, fmt):
-    """The same decode question on several chips, side by side (one mode for all)."""
-    if mode is None:
+def compare(hardwares, fmt, batch, context, **params):
+    """The same decode question on several chips, side by side (one mode for all: calibrated only
+    where every chip has a calibration, unless --mode says)."""
+    options = scenario_kwargs(params)
+    if options.get("mode") is None and options.get("calibration") is None:
         chips_specs = [resolve_hardware(hw) for hw in hardwares]
-        mode = "calibrated" if all(h.calibration is not None for h in chips_specs) else "ideal"
-    results = [api.decode(model, hw, batch=batch, context=context, chips=chips, mode=mode,
-                          weights_dtype=weights_dtype, kv_dtype=kv_dtype) for hw in hardwares]
+        options["mode"] = "calibrated" if all(h.calibration is not None for h in chips_specs) else "ideal"
+    results = [api.decode(hardware=hw, batch=batch, context=context, **options) for hw in hardwares]
     keys = ["hardware", "mode", "chips", "tp", "pp", "time_s", "tokens_per_s_per_user", "tokens_per_s", "bound",
             "memory_needed_bytes", "fits", "usd_per_mtok", "joules_per_token"]
     rows = [[r.to_dict()[k] for k in keys] for r in results]

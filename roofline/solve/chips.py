@@ -11,37 +11,13 @@ import math
 
 from .. import cost
 from ..scenario import positive_int
+from ..binding import BINDING_TEXT, binding
 from ..deployment import evaluate
 from ..errors import RooflineError
-from ..memory import footprint
-from ..parallel import Layout, check_layout, default_microbatches, wide_ep_options
-from ..step import ceilings
-from .common import BINDING_TEXT, SolveResult, _binding, _layout_for, _positive_target, _result_dict, _setup
-
-
-def tp_options(model, hardware, max_chips):
-    """Tensor-parallel widths a model allows: divisors of the heads (<= KV heads for GQA)."""
-    limit = model.num_heads if model.attention.kind == "mla" else model.num_kv_heads
-    return [tp for tp in range(1, min(limit, max_chips) + 1) if model.num_heads % tp == 0]
-
-
-def _configs(model, hardware, batch, context, ceiling, max_chips, link):
-    """(layout, evaluation) of every layout that fits memory within max_chips: tp x pp with experts
-    over the TP group, and for MoE models ep x pp with ep/tp data-parallel attention groups."""
-    cache, found = {}, []
-    for tp in tp_options(model, hardware, max_chips):
-        group_ep = tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
-        for ep in [group_ep] + wide_ep_options(model, tp, batch, max_chips):
-            groups = ep // tp if ep > tp else 1
-            for pp in range(1, min(model.num_layers, max_chips // (tp * groups)) + 1):
-                try:
-                    layout = check_layout(model, Layout(tp, pp, ep, default_microbatches(batch, pp, groups)), batch)
-                    ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
-                except RooflineError:
-                    continue
-                if ev.per_chip_memory["total"] <= hardware.mem_capacity:
-                    found.append((layout, ev))
-    return found
+from ..parallel import MAX_CHIPS, candidate_layouts, check_chips, ep_options, for_batch, tp_options
+from ..placement import capacity_floor, capacity_text, decode_memory, fits, most_sequences, placements
+from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions,
+                     layout_given, question)
 
 
 def _scan_rows(configs, batch, budgets):
@@ -55,54 +31,71 @@ def _scan_rows(configs, batch, budgets):
         layout, ev = max(((l, e) for l, e in within if l.chips == most), key=lambda le: -le[1].cycle_time)
         rows.append({"chips_budget": budget, "chips": layout.chips, "layout": layout.describe(),
                      "tokens_per_s_per_user": 1 / ev.cycle_time, "tokens_per_s": batch / ev.cycle_time,
-                     "bound": _binding(ev)})
+                     "bound": binding(ev.split)})
     return rows
 
 
-def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, batch=1, context=1024, mode=None,
-                weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_chips=20000,
-                max_usd_per_mtok=None, price=None):
+def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=None, batch=None, context=1024,
+                max_chips=20000, max_usd_per_mtok=None, **options):
     """The fewest chips reaching a per-user and/or aggregate decode speed (SolveResult).
 
-    `max_usd_per_mtok` also bounds the cost per million tokens (cost.usd_per_mtok, the chips'
-    price from the spec or `price`, e.g. "2.5 USD/hour"); it does not depend on the replica count.
+    `model` is a Scenario, or a model id with `hardware` and the options of scenario.build (chips
+    excepted: the solver finds them). A layout given (--tp/--pp/--ep) fixes the replica's layout;
+    else every layout of at most `max_chips` chips is searched. `batch` (sequences per replica)
+    defaults to the Scenario's (1 for ids), except with an aggregate target and no batch, where the
+    solver chooses it too (choose_batch: the most each layout holds within the per-user target,
+    then the layout and replicas of the fewest chips) and says so. `max_usd_per_mtok` also bounds
+    the cost per million tokens (cost.usd_per_mtok at the question's price per chip); it does not
+    depend on the replica count.
     """
     per_user = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     aggregate = _positive_target(tokens_per_s, "tokens-per-s")
     cost_limit = _positive_target(max_usd_per_mtok, "max-usd-per-mtok")
     if per_user is None and aggregate is None:
         raise RooflineError("give a target: --tokens-per-s-per-user and/or --tokens-per-s")
-    batch, context = positive_int(batch, "batch"), positive_int(context, "context")
-    max_chips = positive_int(max_chips, "max-chips")
-    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier, link)
-    assumptions.append(f"batch {batch} sequences per replica, {context} tokens cached each")
-    chip_price = cost.pricing(hardware, price=price).price
+    if options.get("chips") not in (None, 1):
+        raise RooflineError("solve chips finds the chip count: give --max-chips (or --tp/--pp/--ep for the "
+                            "layout of a replica), not --chips")
+    max_chips = check_chips(positive_int(max_chips, "max-chips"), "max-chips")
+    chosen = batch is None and aggregate is not None
+    s = question(model, hardware, options, batch, context)
+    if batch is not None:
+        s = s.with_point(batch=batch)
+    model, hardware, ceiling, link, context = s.model, s.hardware, s.ceiling, s.link, s.length
+    batch = s.batch
+    fixed = s.layout if layout_given(s) else None
+    notes = assumptions(s)
+    chip_price = s.pricing.price
     if cost_limit is not None and chip_price is None:
-        raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with --price USD/hour")
+        raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with "
+                            "--price USD/hour")
     if cost_limit is not None:
-        assumptions.append(f"price {chip_price * 3600:.4g} USD per chip-hour")
+        notes.append(f"price {chip_price * 3600:.4g} USD per chip-hour")
+    batch_why = None
+    if chosen:
+        found = choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate, fixed)
+        if found is not None:
+            batch, family, most = found
+            batch_why = (f"batch {batch} per replica chosen by the solver (--batch fixes it): with {most} sequences, "
+                         f"the most {for_batch(family, most).describe()} holds in memory"
+                         f"{f' at {per_user:g} tokens/s per user' if per_user else ''}, it reaches {aggregate:g} "
+                         f"tokens/s on the fewest chips of any layout, and {batch} is the fewest sequences per "
+                         "replica that still do (the fastest per user)")
+    notes.append(f"batch {batch} sequences per replica{' (chosen)' if batch_why else ''}, {context} tokens cached each")
 
     def usd(layout, ev):
         return cost.usd_per_mtok(chip_price, layout.chips, batch / ev.cycle_time) if chip_price else None
 
-    configs = _configs(model, hardware, batch, context, ceiling, max_chips, link)
-    need = footprint(model, batch, context + 1)["total"]
-    capacity_min = math.ceil(need / hardware.mem_capacity)
+    if fixed is None:
+        # with a chosen batch, the answer's layout has at most found[1].chips chips: the scan needs 4x that
+        searched = min(max_chips, 4 * found[1].chips) if batch_why else max_chips
+        configs = placements(model, hardware, batch, context, ceiling, searched, link)
+    else:
+        layout = for_batch(fixed, batch) if chosen else fixed
+        ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+        configs = [(layout, ev)] if fits(ev.per_chip_memory, hardware) else []
     if not configs:
-        top_tp = max(tp_options(model, hardware, max_chips))
-        top_ep = max([top_tp if model.moe is not None else 1]
-                     + [ep for tp in tp_options(model, hardware, max_chips)
-                        for ep in wide_ep_options(model, tp, batch, max_chips)])
-        why = [f"{model.id} needs {need / 1e9:.4g} GB for weights, KV cache and activations: at least {capacity_min} "
-               f"chips of {hardware.mem_capacity / 1e9:.4g} GB, and no layout of at most {max_chips} chips "
-               f"(TP up to {top_tp}, {f'EP up to {top_ep}, ' if model.moe else ''}PP up to {model.num_layers} "
-               "layers) holds it on every chip"]
-        if model.moe is not None and top_ep < model.moe.num_experts and top_tp * batch < model.moe.num_experts:
-            why.append(f"expert parallelism wider than the TP group needs a sequence per data-parallel attention "
-                       f"group (ep <= tp x batch = {top_tp} x {batch}); a larger --batch allows EP up to "
-                       f"{model.moe.num_experts}, one expert per chip")
-        return SolveResult("chips", None, False, "capacity", why=why, assumptions=assumptions)
+        return _nothing_fits(model, hardware, batch, context, max_chips, notes, fixed)
     best = None
     priced_out = 0
     for layout, ev in configs:
@@ -112,11 +105,12 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
         if cost_limit is not None and usd(layout, ev) > cost_limit:
             priced_out += 1
             continue
-        replicas = max(1, math.ceil(aggregate / (batch * speed))) if aggregate is not None else 1
+        replicas = _replicas(aggregate, batch * speed) if aggregate is not None else 1
         key = (layout.chips * replicas, -speed, layout.pp)
         if best is None or key < best[0]:
             best = (key, layout, ev, replicas)
-    fewest = min(l.chips for l, _ in configs)
+    fewest_layout = min(configs, key=lambda le: (le[0].chips, le[1].cycle_time))[0]
+    fewest = fewest_layout.chips
     answer_chips = best[1].chips if best else fewest
     budgets = sorted({fewest, answer_chips, 2 * answer_chips, 4 * answer_chips})
     scan = _scan_rows(configs, batch, budgets)
@@ -129,21 +123,30 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
                                f"{priced_out} layouts reach the speed target but cost more than {cost_limit:g} USD "
                                f"per million tokens; the cheapest layout of all costs "
                                f"{usd(cheapest_layout, cheapest):.4g} at batch {batch} (a larger batch amortises "
-                               "the chips over more tokens)"], assumptions=assumptions, scan=scan)
+                               "the chips over more tokens)"], assumptions=notes, scan=scan)
     if best is None:
         top = 1 / fastest.cycle_time
         split = fastest.split
         floor = split["overhead"] + split["link latency"]
         why = [f"no layout reaches {per_user:g} tokens/s per user: the fastest is {top:.4g} tokens/s per user on "
                f"{fastest_layout.chips} chips ({fastest_layout.describe()}), bound by "
-               f"{BINDING_TEXT[_binding(fastest)]}"]
+               f"{BINDING_TEXT[binding(fastest.split)]}"]
         if floor >= 1 / per_user:
             why.append(f"fixed per-layer costs and link latencies alone take {floor * 1e6:.4g} us per token, more "
                        f"than the {1e6 / per_user:.4g} us budget, and they do not shrink with more chips")
-        return SolveResult("chips", None, False, _binding(fastest), margins={"tokens_per_s_per_user": top / per_user},
-                           layout=fastest_layout.describe(), why=why, assumptions=assumptions, scan=scan)
+        return SolveResult("chips", None, False, binding(fastest.split),
+                           margins={"tokens_per_s_per_user": top / per_user},
+                           layout=fastest_layout.describe(), why=why, assumptions=notes, scan=scan)
     (chips, _, _), layout, ev, replicas = best
     speed = 1 / ev.cycle_time
+    if chips > max_chips:
+        many = f"more than {MAX_CHIPS:,}" if replicas > MAX_CHIPS else f"{replicas:,}"
+        return SolveResult("chips", None, False, "tokens_per_s",
+                           margins={"tokens_per_s": max_chips // layout.chips * batch * speed / aggregate},
+                           layout=layout.describe(), why=[
+                               f"{aggregate:g} tokens/s needs {many} replicas of {layout.describe()} at "
+                               f"{batch * speed:.4g} tokens/s each, more than --max-chips {max_chips}"],
+                           assumptions=notes, scan=scan)
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"]}
     if per_user is not None:
         margins["tokens_per_s_per_user"] = speed / per_user
@@ -151,24 +154,109 @@ def solve_chips(model, hardware, tokens_per_s_per_user=None, tokens_per_s=None, 
         margins["tokens_per_s"] = replicas * batch * speed / aggregate
     if cost_limit is not None:
         margins["usd_per_mtok"] = cost_limit / usd(layout, ev)
-    if layout.chips == fewest and replicas == 1:
-        binding = "capacity"
+    if fixed is None and layout.chips == fewest and replicas == 1:
+        binding_name = "capacity"
     elif priced_out and cost_limit / usd(layout, ev) < 1.05:
-        binding = "max_usd_per_mtok"
+        binding_name = "max_usd_per_mtok"
     elif aggregate is not None and replicas > 1:
-        binding = "tokens_per_s"
+        binding_name = "tokens_per_s"
     else:
-        binding = _binding(ev)
+        binding_name = binding(ev.split)
     why = [f"{chips} chips: {replicas} replica{'s' if replicas > 1 else ''} of {layout.describe()}, "
-           f"{speed:.4g} tokens/s per user, {replicas * batch * speed:.4g} tokens/s in aggregate",
-           f"capacity alone needs {fewest} chips (weights, KV cache and activations: {need / 1e9:.4g} GB)"]
+           f"{speed:.4g} tokens/s per user, {replicas * batch * speed:.4g} tokens/s in aggregate"]
+    if batch_why:
+        why.append(batch_why)
+    why.append(capacity_text(model, hardware, batch, context, fewest, fewest_layout, given=fixed is not None))
     why.append(_more_chips_sentence(scan, layout.chips))
-    assumptions.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
+    notes.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
     result = _result_dict(model, hardware, layout, ev, batch, context, replicas)
     if chip_price:
         result["usd_per_mtok"] = usd(layout, ev)
-    return SolveResult("chips", chips, True, binding, margins=margins, layout=layout.describe(), why=why,
-                       assumptions=assumptions, scan=scan, result=result)
+    return SolveResult("chips", chips, True, binding_name, margins=margins, layout=layout.describe(), why=why,
+                       assumptions=notes, scan=scan, result=result)
+
+
+def _replicas(aggregate, per_replica):
+    """Replicas that reach `aggregate` tokens/s at `per_replica` each: ceil(aggregate / per_replica),
+    at least 1, capped at MAX_CHIPS + 1 (no answer needs more; an absurd target stays finite)."""
+    return max(1, math.ceil(min(aggregate / per_replica, MAX_CHIPS + 1)))
+
+
+def choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate, fixed=None,
+                 max_batch=65536):
+    """(batch, layout, largest batch) that reach an aggregate decode speed with the fewest chips,
+    or None: the batch is the fewest sequences per replica that keep that chip count (the fastest
+    per user), the largest batch the most the layout holds within memory and the per-user target.
+
+    For each layout of at most `max_chips` chips: the largest batch that fits memory and keeps the
+    per-user target (placement.most_sequences, then a search on the step time; aggregate
+    throughput B / t grows with B), then replicas = ceil(aggregate / (B / t)); `fixed`, a Layout,
+    is the only one tried. Layouts go by chip count; one is skipped when its speed at its smallest
+    batch times its largest batch (an upper bound on its throughput) needs more chips than the
+    best found, and the search stops at layouts larger than the best answer.
+    """
+    cache, best = {}, None
+    families = [fixed] if fixed is not None else \
+        sorted(candidate_layouts(model, hardware, None, None, max_chips=max_chips, max_tp=None),
+               key=lambda layout: layout.chips)
+
+    def speed(family, b):
+        layout = for_batch(family, b)
+        return 1 / evaluate("decode", model, hardware, b, context, layout, ceiling, link, cache).cycle_time
+
+    for family in families:
+        if best is not None and family.chips > best[0][0]:
+            break                   # one replica of it alone takes more chips than the best answer
+        low = family.min_batch
+        most = most_sequences(model, hardware, family, context, max_batch)
+        if most is None:
+            continue
+        try:
+            fastest = speed(family, low)
+        except RooflineError:       # no link joins the layout's chips
+            continue
+        if per_user is not None and fastest < per_user:
+            continue
+        if best is not None and family.chips * _replicas(aggregate, most * fastest) > best[0][0]:
+            continue
+        b = most if per_user is None else _last_meeting(low, most, lambda n: speed(family, n), per_user)
+        at = speed(family, b)
+        key = (family.chips * _replicas(aggregate, b * at), -at, family.pp)
+        if best is None or key < best[0]:
+            best = (key, b, family)
+    if best is None:
+        return None
+    (chips, _, _), most, family = best
+    replicas = chips // family.chips
+    short = _bisect_int(family.min_batch, most, lambda n: replicas * n * speed(family, n) < aggregate)
+    fewest = family.min_batch if short is None else min(short + 1, most)
+    if replicas * fewest * speed(family, fewest) < aggregate:
+        fewest = most                   # throughput not monotone in batch here: keep the largest
+    return fewest, family, most
+
+
+def _nothing_fits(model, hardware, batch, context, max_chips, notes, fixed):
+    """The answer when no layout of at most `max_chips` chips (or the `fixed` one) holds the model,
+    with the arithmetic."""
+    floor = capacity_floor(model, hardware, batch, context)
+    if fixed is not None:
+        need = decode_memory(model, fixed, batch, context)["total"]
+        return SolveResult("chips", None, False, "capacity", layout=fixed.describe(), assumptions=notes, why=[
+            f"{fixed.describe()} needs {need / 1e9:.4g} GB on its fullest chip, more than the "
+            f"{hardware.mem_capacity / 1e9:.4g} GB of {hardware.id} (the whole model: {floor['need'] / 1e9:.4g} GB, "
+            f"{floor['ratio']:.4g} chips' worth)"])
+    tps = tp_options(model, max_chips)
+    top_tp = max(tps)
+    top_ep = max(ep for tp in tps for ep in ep_options(model, tp, batch, max_chips))
+    why = [f"{model.id} needs {floor['need'] / 1e9:.4g} GB for weights, KV cache and activations: "
+           f"{floor['need'] / 1e9:.4g} GB / {floor['capacity'] / 1e9:.4g} GB = {floor['ratio']:.4g} -> at least "
+           f"{floor['chips']} chips, and no layout of at most {max_chips} chips (TP up to {top_tp}, "
+           f"{f'EP up to {top_ep}, ' if model.moe else ''}PP up to {model.num_layers} layers) holds it on every chip"]
+    if model.moe is not None and top_ep < model.moe.num_experts and top_tp * batch < model.moe.num_experts:
+        why.append(f"expert parallelism wider than the TP group needs a sequence per data-parallel attention "
+                   f"group (ep <= tp x batch = {top_tp} x {batch}); a larger --batch allows EP up to "
+                   f"{model.moe.num_experts}, one expert per chip")
+    return SolveResult("chips", None, False, "capacity", why=why, assumptions=notes)
 
 
 def _more_chips_sentence(scan, chips):
@@ -189,43 +277,25 @@ def _more_chips_sentence(scan, chips):
             f"token is bound by {BINDING_TEXT[last['bound']]}; {reason}")
 
 
-def best_within(model, hardware, chips, batch=1, context=1024, tokens_per_s_per_user=None, mode=None,
-                weights_dtype=None, kv_dtype=None, link=None):
+def best_within(model, hardware=None, chips=1, batch=1, context=1024, tokens_per_s_per_user=None, **options):
     """The layout the solver picks for a budget of `chips`: the most aggregate decode throughput
     among layouts (with whole replicas) that fit, use at most `chips` chips and keep the per-user
-    target. Returns a dict (layout, replicas, tokens/s per user and aggregate), or None.
+    target. `model` is a Scenario or a model id with `hardware` and scenario.build's options.
+    Returns a dict (layout, replicas, tokens/s per user and aggregate), or None.
 
     Aggregate throughput never falls as the budget grows: a larger budget only adds candidates.
     """
-    chips, batch, context = positive_int(chips, "chips"), positive_int(batch, "batch"), positive_int(context, "context")
+    chips = check_chips(positive_int(chips, "chips"))
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
-    model, hardware, ceiling, _ = _setup(model, hardware, mode, weights_dtype, kv_dtype, None, None)
+    s = question(model, hardware, options, batch, context)
     best = None
-    for layout, ev in _configs(model, hardware, batch, context, ceiling, chips, link):
+    for layout, ev in placements(s.model, s.hardware, s.batch, s.length, s.ceiling, chips, s.link):
         speed = 1 / ev.cycle_time
         if target is not None and speed < target:
             continue
         replicas = chips // layout.chips
-        aggregate = replicas * batch * speed
+        aggregate = replicas * s.batch * speed
         if best is None or aggregate > best["tokens_per_s"]:
             best = {"layout": layout.describe(), "chips_used": replicas * layout.chips, "replicas": replicas,
                     "tokens_per_s_per_user": speed, "tokens_per_s": aggregate}
     return best
-
-
-def fastest_layout(model, hardware, chips, batch=1, context=1024, mode="ideal"):
-    """The split of `chips` chips with the best per-user decode speed (a Layout)."""
-    return _layout_for(model, hardware, batch, chips, None, None, ceilings(hardware, mode), context, None)
-
-
-def fewest_chips_layout(model, hardware, batch=1, context=1024, mode="ideal"):
-    """The layout of the fewest chips that hold `model`, a Layout: pipeline stages only (TP=1,
-    how SRAM systems spread a model: each chip holds whole layers) where such a layout fits, else
-    any split; the fastest per user among those of the fewest chips."""
-    ceiling = ceilings(hardware, mode)
-    configs = _configs(model, hardware, batch, context, ceiling, 1 << 16, None)
-    if not configs:
-        raise RooflineError(f"{model.id} does not fit any layout of {hardware.id} chips")
-    configs = [(l, e) for l, e in configs if l.tp == 1 and l.ep == 1] or configs
-    fewest = min(l.chips for l, _ in configs)
-    return min(((l, e) for l, e in configs if l.chips == fewest), key=lambda le: le[1].cycle_time)[0]

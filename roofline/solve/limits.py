@@ -8,98 +8,145 @@ from .. import dtypes
 from ..scenario import positive_int, resolve_hardware
 from ..deployment import evaluate
 from ..errors import RooflineError
-from ..parallel import choose_links
-from .common import (BINDING_TEXT, SolveResult, _binding, _bisect_int, _layout_for, _positive_target, _result_dict,
-                     _setup)
+from ..binding import BINDING_TEXT, binding
+from ..parallel import choose_links, for_batch
+from ..placement import best_layout, decode_memory, fits, most_sequences
+from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions, families,
+                     layout_given, question)
 
-def solve_batch(model, hardware, tokens_per_s_per_user, context=1024, chips=1, tp=None, pp=None, mode=None,
-                weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None, max_batch=65536):
-    """The largest batch that keeps a per-user decode speed and fits memory (SolveResult)."""
+
+def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, max_batch=65536, **options):
+    """The largest batch that keeps a per-user decode speed and fits memory (SolveResult).
+
+    `model` is a Scenario (its batch is ignored), or a model id with `hardware` and the options of
+    scenario.build. Without a layout given (--tp/--pp/--ep), every split of the chips is searched:
+    for each, the largest batch that fits (memory grows with batch) and keeps the target
+    (bisection on the batch, the micro-batches following it); the answer is the largest over the
+    splits, on its own layout.
+    """
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     if target is None:
         raise RooflineError("give --tokens-per-s-per-user")
-    context, chips = positive_int(context, "context"), positive_int(chips, "chips")
-    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier, link)
+    if options.get("microbatches") is not None:
+        raise RooflineError("solve batch sets the micro-batches from the batch it searches; drop --microbatches")
+    s = question(model, hardware, options, None, context)
+    model, hardware, ceiling, link, context = s.model, s.hardware, s.ceiling, s.link, s.length
+    chips = s.layout.chips
+    cache = {}
 
-    def at(batch):
-        layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link)
-        return layout, evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+    def at(family, batch):
+        layout = for_batch(family, batch)
+        return layout, evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
 
-    def fits(batch):
-        return at(batch)[1].per_chip_memory["total"] <= hardware.mem_capacity
-
-    def fast(batch):
-        return 1 / at(batch)[1].cycle_time >= target
-
-    by_memory = _bisect_int(1, max_batch, fits)
-    by_speed = _bisect_int(1, max_batch, fast)
-    if by_memory is None or by_speed is None:
-        layout, ev = at(1)
-        reason = ("the model does not fit even at batch 1" if by_memory is None else
-                  f"even batch 1 reaches only {1 / ev.cycle_time:.4g} tokens/s per user "
-                  f"(bound by {BINDING_TEXT[_binding(ev)]})")
-        return SolveResult("batch", None, False, "capacity" if by_memory is None else _binding(ev),
+    best = None
+    layouts = families(s)
+    for family in layouts:
+        low = family.min_batch
+        by_memory = most_sequences(model, hardware, family, context, max_batch)
+        if by_memory is None:
+            continue
+        try:
+            batch = _last_meeting(low, by_memory, lambda b: 1 / at(family, b)[1].cycle_time, target)
+        except RooflineError:       # no link joins the layout's chips
+            continue
+        if batch is not None and (best is None or batch > best[0]):
+            best = (batch, family, by_memory)
+    if best is None:
+        layout, ev = at(s.layout, 1) if layout_given(s) else \
+            best_layout("decode", model, hardware, 1, context, chips, ceiling, link)
+        if not fits(ev, hardware):
+            reason, bound = f"the model does not fit {layout.describe()} even at batch 1", "capacity"
+        else:
+            reason, bound = (f"even batch 1 reaches only {1 / ev.cycle_time:.4g} tokens/s per user on "
+                             f"{layout.describe()} (bound by {BINDING_TEXT[binding(ev.split)]})"), binding(ev.split)
+        return SolveResult("batch", None, False, bound,
                            margins={"tokens_per_s_per_user": 1 / ev.cycle_time / target}, layout=layout.describe(),
-                           why=[reason], assumptions=assumptions)
-    batch = min(by_memory, by_speed)
-    layout, ev = at(batch)
-    binding = "capacity" if by_memory <= by_speed else "tokens_per_s_per_user"
+                           why=[reason], assumptions=assumptions(s))
+    batch, family, by_memory = best
+    layout, ev = at(family, batch)
+    speed_allows = batch if batch < by_memory else \
+        _last_meeting(batch, max_batch, lambda b: 1 / at(family, b)[1].cycle_time, target)
+    binding_name = "capacity" if by_memory <= speed_allows else "tokens_per_s_per_user"
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"],
                "tokens_per_s_per_user": 1 / ev.cycle_time / target}
+    speed_text = f"the target allows batch {speed_allows}" if speed_allows < max_batch else \
+        f"the target allows batch {max_batch} or more"
     why = [f"batch {batch}: {1 / ev.cycle_time:.4g} tokens/s per user, {batch / ev.cycle_time:.4g} in aggregate",
-           f"memory allows batch {by_memory}; the per-user target allows batch {by_speed}"]
-    return SolveResult("batch", batch, True, binding, margins=margins, layout=layout.describe(), why=why,
-                       assumptions=assumptions, result=_result_dict(model, hardware, layout, ev, batch, context))
+           f"on {layout.describe()}, memory allows batch {by_memory}; {speed_text}"]
+    if len(layouts) > 1:
+        why.append(f"the largest batch over {len(layouts)} splits of {chips} chips")
+    return SolveResult("batch", batch, True, binding_name, margins=margins, layout=layout.describe(), why=why,
+                       assumptions=assumptions(s), result=_result_dict(model, hardware, layout, ev, batch, context))
 
 
-def solve_context(model, hardware, batch=1, chips=1, tp=None, pp=None, mode=None, weights_dtype=None, kv_dtype=None,
-                  overrides=None, memory_tier=None, link=None, tokens_per_s_per_user=None):
-    """The longest context that fits memory (and keeps a per-user speed, if given) (SolveResult)."""
+def solve_context(model, hardware=None, batch=1, tokens_per_s_per_user=None, max_context=1 << 34, **options):
+    """The longest context that fits memory (and keeps a per-user speed, if given) (SolveResult).
+
+    `model` is a Scenario (its context is ignored), or a model id with `hardware` and the options
+    of scenario.build. Without a layout given, every split of the chips is searched: MLA models
+    copy the latent cache on every chip of a TP group, so a narrower TP with wider EP holds more.
+    """
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
-    batch, chips = positive_int(batch, "batch"), positive_int(chips, "chips")
-    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier, link)
-    layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, 1024, link)
+    s = question(model, hardware, options, batch, 1024)
+    model, hardware, ceiling, link, batch = s.model, s.hardware, s.ceiling, s.link, s.batch
+    chips = s.layout.chips
+    if layout_given(s):
+        layouts = [s.layout]
+    else:
+        layouts = [for_batch(family, batch) for family in families(s) if family.min_batch <= batch]
+    cache = {}
 
-    def at(context):
-        return evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
+    def at(layout, context):
+        return evaluate("decode", model, hardware, batch, context, layout, ceiling, link, cache)
 
-    by_memory = _bisect_int(1, 1 << 34, lambda c: at(c).per_chip_memory["total"] <= hardware.mem_capacity)
-    by_speed = _bisect_int(1, 1 << 34, lambda c: 1 / at(c).cycle_time >= target) if target else None
-    limits = {"capacity": by_memory}
-    if target:
-        limits["tokens_per_s_per_user"] = by_speed
-    if any(v is None for v in limits.values()):
-        return SolveResult("context", None, False, next(k for k, v in limits.items() if v is None),
-                           layout=layout.describe(), why=["not met even with a context of 1 token"],
-                           assumptions=assumptions)
-    binding = min(limits, key=limits.get)
-    context = limits[binding]
-    ev = at(context)
-    why = [f"context {context} tokens: KV cache {ev.per_chip_memory['kv_cache'] / 1e9:.4g} GB per chip"]
+    best = None
+    for layout in layouts:
+        by_memory = _bisect_int(1, max_context, lambda c: fits(decode_memory(model, layout, batch, c), hardware))
+        if by_memory is None:
+            continue
+        try:
+            context = _last_meeting(1, by_memory, lambda c: 1 / at(layout, c).cycle_time, target) if target \
+                else by_memory
+        except RooflineError:       # no link joins the layout's chips
+            continue
+        if context is not None and (best is None or context > best[0]):
+            best = (context, layout, by_memory)
+    if best is None:
+        layout = layouts[0]
+        ev = at(layout, 1)
+        bound = "capacity" if not fits(ev, hardware) else "tokens_per_s_per_user"
+        margins = {"tokens_per_s_per_user": 1 / ev.cycle_time / target} if target else {}
+        return SolveResult("context", None, False, bound, margins=margins, layout=layout.describe(),
+                           why=[f"not met even with a context of 1 token on any of {len(layouts)} layouts"],
+                           assumptions=assumptions(s))
+    context, layout, by_memory = best
+    ev = at(layout, context)
+    binding_name = "capacity" if context == by_memory else "tokens_per_s_per_user"
+    why = [f"context {context} tokens: KV cache {ev.per_chip_memory['kv_cache'] / 1e9:.4g} GB per chip on "
+           f"{layout.describe()}"]
+    if len(layouts) > 1:
+        why.append(f"the longest context over {len(layouts)} splits of {chips} chips")
     if context > model.max_context:
         why.append(f"beyond {model.id}'s trained maximum of {model.max_context} tokens")
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"]}
     if target:
         margins["tokens_per_s_per_user"] = 1 / ev.cycle_time / target
-    return SolveResult("context", context, True, binding, margins=margins, layout=layout.describe(), why=why,
-                       assumptions=assumptions, result=_result_dict(model, hardware, layout, ev, batch, context))
+    return SolveResult("context", context, True, binding_name, margins=margins, layout=layout.describe(), why=why,
+                       assumptions=assumptions(s), result=_result_dict(model, hardware, layout, ev, batch, context))
 
 
-def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=1024, chips=1, tp=None, pp=None,
-                    mode=None, weights_dtype=None, kv_dtype=None, overrides=None, memory_tier=None, link=None,
-                    resource="memory"):
-    """The memory (or link) bandwidth per chip a per-user decode speed needs (SolveResult)."""
+def solve_bandwidth(model, hardware=None, tokens_per_s_per_user=None, batch=1, context=1024, resource="memory",
+                    **options):
+    """The memory (or link) bandwidth per chip a per-user decode speed needs (SolveResult), on the
+    question's layout (the one given, or the fastest split of its chips at the chip's bandwidth)."""
     target = _positive_target(tokens_per_s_per_user, "tokens-per-s-per-user")
     if target is None:
         raise RooflineError("give --tokens-per-s-per-user")
     if resource not in ("memory", "link"):
         raise RooflineError(f"resource must be memory or link, got {resource!r}")
-    batch, context, chips = positive_int(batch, "batch"), positive_int(context, "context"), positive_int(chips, "chips")
-    model, hardware, ceiling, assumptions = _setup(model, hardware, mode, weights_dtype, kv_dtype, overrides,
-                                                   memory_tier, link)
-    layout = _layout_for(model, hardware, batch, chips, tp, pp, ceiling, context, link)
+    s = question(model, hardware, options, batch, context)
+    model, hardware, ceiling, link, layout = s.model, s.hardware, s.ceiling, s.link, s.layout
+    batch, context = s.batch, s.length
     if resource == "link" and layout.chips == 1:
         raise RooflineError("a link bandwidth needs more than one chip: give --chips, --tp or --pp")
     scaled = _bandwidth_scaler(hardware, ceiling, resource, layout, link)
@@ -110,10 +157,10 @@ def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=102
 
     if speed(1e6) < target:
         ev = evaluate("decode", model, hardware, batch, context, layout, ceiling, link)
-        return SolveResult("bandwidth", None, False, _binding(ev), layout=layout.describe(), why=[
+        return SolveResult("bandwidth", None, False, binding(ev.split), layout=layout.describe(), why=[
             f"even unlimited {resource} bandwidth does not reach {target:g} tokens/s per user: other terms "
             f"(compute, fixed costs, {'memory' if resource == 'link' else 'link'} time) take "
-            f"{1e6 / speed(1e6):.4g} us per token"], assumptions=assumptions)
+            f"{1e6 / speed(1e6):.4g} us per token"], assumptions=assumptions(s))
     low, high = 1e-6, 1e6
     for _ in range(200):
         mid = math.sqrt(low * high)
@@ -125,8 +172,8 @@ def solve_bandwidth(model, hardware, tokens_per_s_per_user, batch=1, context=102
     return SolveResult("bandwidth", needed, True, "tokens_per_s_per_user",
                        margins={f"{resource}_bandwidth_vs_spec": base / needed}, layout=layout.describe(),
                        why=[f"{needed / 1e9:.4g} GB/s of {resource} bandwidth per chip ({high:.3g}x the "
-                            f"{base / 1e9:.4g} GB/s of {hardware.id}'s {'memory' if resource == 'memory' else 'link'})"],
-                       assumptions=assumptions)
+                            f"{base / 1e9:.4g} GB/s of {hardware.id}'s {resource})"],
+                       assumptions=assumptions(s))
 
 
 def _bandwidth_scaler(hardware, ceiling, resource, layout, link):
