@@ -75,8 +75,6 @@ class RooflineGroup(click.Group):
         except RooflineError as exc:
             click.echo(f"error: {_one_line(exc)}", err=True)
             sys.exit(2)
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except RecursionError:
             click.echo("internal error: input nested too deeply", err=True)
             sys.exit(2)
