@@ -23,7 +23,7 @@ import numpy as np
 from . import dtypes
 from .mathops import ceil, maximum
 from .memory import footprint
-from .operators import decode_operators, mtp_draft_operators, prefill_operators
+from .operators import decode_operators, mixed_operators, mtp_draft_operators, prefill_operators
 from .parallel import (allreduce_time, alltoall_time, choose_links, hop_time, pipeline_cycle, residual_bytes,
                        routed_bytes)
 from .params import count_params
@@ -95,6 +95,9 @@ class Evaluation:
         f = self.forward
         if f.phase == "prefill":
             return per_chip_memory(f.model, f.layout, f.batch, f.length, self.microbatch * f.length)
+        if f.phase == "mixed":
+            return per_chip_memory(f.model, f.layout, max(f.batch, 1), f.length.context + 1,
+                                   max(f.batch, 1) + f.length.prefill_tokens)
         return per_chip_memory(f.model, f.layout, f.batch, f.length + f.query_tokens, f.batch * f.query_tokens)
 
 
@@ -108,10 +111,14 @@ def shard(op, tp, mla):
 
     GEMMs split their weights and FLOPs (column/row parallel, vocab-parallel LM head); attention
     splits its heads, and GQA its KV heads; MLA's latent cache is shared by all heads, so every
-    chip reads all of it. Norms, activations and the embedding lookup are replicated.
+    chip reads all of it. Norms and the embedding lookup work on the replicated residual stream
+    and are replicated; the FFN's activation function works on the column-parallel intermediate
+    (each chip holds 1/tp of it: Shoeybi et al. 2019, Sec. 3) and splits with it.
     """
-    if tp == 1 or op.kind == "elementwise":
+    if tp == 1 or (op.kind == "elementwise" and not op.name.endswith("act")):
         return op
+    if op.kind == "elementwise":
+        return replace(op, bytes=op.bytes / tp)
     if op.kind == "attention" and mla:
         return replace(op, flops=op.flops / tp)
     return replace(op, flops=op.flops / tp, bytes=op.bytes / tp, weights=op.weights / tp)
@@ -136,18 +143,19 @@ def spread_experts(op, ep):
 
 
 def chip_operators(model, layout, build, b):
-    """Operators one chip runs for a micro-batch of `b` sequences; `build(sequences)` lists them.
+    """Operators one chip runs for a micro-batch of `b` sequences; `build(sequences, share)` lists
+    them (`share`: the part of the micro-batch's other work, such as prefill chunks, they carry).
 
     With data-parallel attention groups (ep > tp) a chip runs attention and every non-routed
-    operator for its group's ceil(b / groups) sequences, split over tp, and its 1/ep of the routed
+    operator for its group's ceil(b / groups) sequences (and 1/groups of the chunks), split over tp, and its 1/ep of the routed
     experts of the whole micro-batch.
     """
     mla = model.attention.kind == "mla"
     groups = layout.attention_groups
-    ops = [shard(op, layout.tp, mla) for op in build(ceil(b / groups))]
+    ops = [shard(op, layout.tp, mla) for op in build(ceil(b / groups), 1 / groups)]
     if groups == 1:
         return ops
-    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b)
+    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b, 1)
                                                       if is_routed(op)]
 
 
@@ -221,7 +229,7 @@ def stage_work(layer_time, head_time, layers, stages):
 
 
 #: phases a forward pass can be: a decode step, a prompt's prefill, a draft step of MTP modules
-PHASES = ("decode", "prefill", "mtp")
+PHASES = ("decode", "prefill", "mtp", "mixed")
 
 
 @dataclass(frozen=True)
@@ -292,11 +300,15 @@ class ForwardPass:
 def _builder(phase, model, length, peaks, query_tokens):
     """sequences -> the operators of `phase` for that many sequences (roofline.operators)."""
     if phase == "decode":
-        return lambda sequences: decode_operators(model, sequences, length, peaks, query_tokens=query_tokens)
+        return lambda sequences, share=1: decode_operators(model, sequences, length, peaks, query_tokens=query_tokens)
     if phase == "prefill":
-        return lambda sequences: prefill_operators(model, sequences, length, peaks)
+        return lambda sequences, share=1: prefill_operators(model, sequences, length, peaks)
     if phase == "mtp":
-        return lambda sequences: mtp_draft_operators(model, sequences, length, peaks)
+        return lambda sequences, share=1: mtp_draft_operators(model, sequences, length, peaks)
+    if phase == "mixed":
+        return lambda sequences, share=1: mixed_operators(model, sequences, length.context,
+                                                          length.prefill_tokens * share, length.prefill_context,
+                                                          peaks, length.prefill_sequences * share)
     raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
 
 
@@ -307,17 +319,26 @@ def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, qu
     b = ceil(batch / layout.microbatches)
     links = choose_links(hardware, layout, link_id)
     per_sequence = length if phase == "prefill" else query_tokens
+    groups = layout.attention_groups
+    tokens, group_tokens = b * per_sequence, ceil(b / groups) * per_sequence
+    if phase == "mixed":
+        m = layout.microbatches
+        length = replace(length, prefill_tokens=length.prefill_tokens / m,
+                         prefill_sequences=length.prefill_sequences / m)
+        tokens, group_tokens = b + length.prefill_tokens, ceil(b / groups) + length.prefill_tokens / groups
     build = _builder(phase, model, length, hardware.peak_flops, query_tokens)
     return ForwardPass(phase=phase, model=model, hardware=hardware, batch=batch, length=length, layout=layout,
                        operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
-                       microbatch=b, tokens=b * per_sequence,
-                       group_tokens=ceil(b / layout.attention_groups) * per_sequence, links=links,
+                       microbatch=b, tokens=tokens, group_tokens=group_tokens, links=links,
                        query_tokens=query_tokens)
 
 
 def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1):
-    """Evaluation of a decode step (`length` = cached tokens) or a prefill (`length` = prompt): the
-    one computation of a step time (roofline.scenario.evaluate is its entry for a Scenario).
+    """Evaluation of a decode step (`length` = cached tokens), a prefill (`length` = prompt) or a
+    mixed continuous-batching step (phase "mixed": `batch` decoding sequences, `length` an
+    operators.MixedShape with their context and the prefill chunks scheduled with them, split evenly
+    over the micro-batches): the one computation of a step time (roofline.scenario.evaluate is its
+    entry for a Scenario).
 
     `cache` (a dict) memoises the ForwardPass across calls with the same inputs (a solver's search).
     """

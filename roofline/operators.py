@@ -252,6 +252,76 @@ def prefill_operators(model, batch, prompt, peaks):
     return s.mark(ops + _head(model, s, tokens, batch))
 
 
+@dataclass(frozen=True)
+class MixedShape:
+    """The `length` of a mixed step (deployment.evaluate, phase "mixed"): what the step holds
+    besides its `batch` decoding sequences.
+
+    context [tokens] cached per decoding sequence; prefill_tokens [tokens] new prompt tokens of the
+    prefill chunks scheduled in the step; prefill_context [tokens] tokens of those prompts already
+    in the KV cache before the chunk (earlier chunks, prefix-cache hits); prefill_sequences [1]
+    prompts the chunks belong to (one logit row each when a chunk ends its prompt).
+    """
+    context: float
+    prefill_tokens: float
+    prefill_context: float = 0
+    prefill_sequences: float = 1
+
+
+def mixed_operators(model, decode_batch, context, prefill_tokens, prefill_context, peaks, prefill_sequences=1):
+    """Operators of one continuous-batching step: `decode_batch` sequences decoding at `context`
+    cached tokens each, plus `prefill_tokens` prompt tokens of chunked prefill.
+
+    The weight GEMMs (projections, FFN or experts, LM head rows) run once over all
+    T = B + P tokens: the weights are read once for decodes and prompt chunks together, which is
+    why a chunk added to a memory-bound decode step costs little more than its FLOPs. Attention is
+    two operators: the decodes' (each sequence reads its cache, as in decode_operators) and the
+    chunks' (causal over the chunk, on top of c tokens already cached):
+
+    .. math:: \\mathrm{pairs} = \\sum_{i=1}^{P} \\min(c + i, W) = S(c + P) - S(c), \\qquad
+              S(n) = \\mathrm{causal\\_pairs}(n, W)
+
+    with W the window of local layers (or the top-k of sparse attention), bytes = the chunk's new
+    KV written once, the c cached tokens' KV read once, and its queries in and out. Logits are
+    computed for the B decodes and `prefill_sequences` prompt ends. With P = 0 this is
+    decode_operators at batch B; with B = 0 and c = 0 a chunk of P prompt tokens is
+    prefill_operators of one prompt.
+    """
+    s = _Shapes(model, peaks)
+    h, ops = model.hidden_size, []
+    tokens = decode_batch + prefill_tokens
+    a = model.attention
+    for (local, moe), layers in model.layer_groups.items():
+        group = _group_name(local, moe, model)
+        ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
+        projections, o_proj = _projections(model, s, tokens, layers, group)
+        ops += projections
+        attended = cached_tokens(model, context + 1, local)
+        flops_per_pair, q_bytes, kv_layer = _attention_core(model, s, decode_batch, False)
+        read, kv_read = attended, decode_batch * attended * kv_layer
+        if a.sparse is not None:
+            index_layer = index_bytes_per_token_layer(model)
+            ops.append(Operator("indexer", decode_batch * 2 * a.sparse.index_heads * a.sparse.index_head_dim * attended,
+                                decode_batch * attended * index_layer, s.attn, layers, "attention", group))
+            read = minimum(attended, a.sparse.index_topk)
+            kv_read = decode_batch * read * (kv_layer - index_layer)
+        ops.append(Operator("attention", decode_batch * read * flops_per_pair,
+                            kv_read + q_bytes + decode_batch * kv_layer, s.attn, layers, "attention", group))
+        window = a.sliding_window + a.sink_tokens if local else None
+        if a.sparse is not None:
+            window = a.sparse.index_topk if window is None else min(window, a.sparse.index_topk)
+        pairs = causal_pairs(prefill_context + prefill_tokens, window) - causal_pairs(prefill_context, window)
+        chunk_pairs, chunk_q, _ = _attention_core(model, s, prefill_tokens, True)
+        cached = cached_tokens(model, prefill_context, local)
+        ops.append(Operator("prefill_attention", pairs * chunk_pairs,
+                            (prefill_tokens + cached) * kv_layer + chunk_q, s.attn, layers, "attention", group))
+        ops.append(o_proj)
+        ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
+        ops += _ffn(model, s, tokens, moe, layers, group)
+    logit_rows = decode_batch + minimum(prefill_sequences, prefill_tokens)
+    return s.mark(ops + _head(model, s, tokens, logit_rows))
+
+
 def flops_per_token(model, context=0):
     """FLOPs one decoded token costs at `context` cached tokens: 2 x active weights + attention [FLOP]."""
     ops = decode_operators(model, 1, context, {d: 1.0 for d in ("bf16", "fp16", "fp32")})

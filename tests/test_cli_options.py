@@ -25,6 +25,10 @@ BASE = {
     "solve bandwidth": ["solve", "bandwidth", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--tokens-per-s-per-user",
                         "200"],
     "compare": ["compare", "-m", "llama-3.1-8b", "-c", "h100-sxm", "-c", "a100-sxm"],
+    "serve frontier": ["serve", "frontier", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--isl", "1024", "--osl", "128",
+                       "--concurrency", "4"],
+    "solve serving": ["solve", "serving", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--isl", "1024", "--osl", "128",
+                      "--request-rate", "2", "--ttft-max", "1", "--tpot-max", "0.05", "--max-chips", "2"],
 }
 
 

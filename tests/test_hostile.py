@@ -500,3 +500,22 @@ def test_hostile_environment_still_answers(variable, value):
 def test_import_into_a_data_home_too_long_to_exist(tmp_path):
     one_line_error(run("model", "import", CONFIGS / "llama-3.1-8b.json", "--id", "my-llama",
                        env={"XDG_DATA_HOME": "/" + "a" * 5000}), "cannot write there")
+
+
+def test_every_command_is_found_by_importing_only_its_modules():
+    """The CLI imports a command's modules when it runs (start-up time): COMMAND_MODULES must name
+    every command, and for a group every module that adds a subcommand to it. Each group is looked
+    up in a fresh interpreter, where nothing else has been imported."""
+    import subprocess
+    import sys
+    import click
+    from roofline.cli import COMMAND_MODULES
+    context = click.Context(cli)
+    full = {name: cli.get_command(context, name) for name in cli.list_commands(context)}
+    assert set(full) == set(COMMAND_MODULES)
+    for name, command in full.items():
+        if isinstance(command, click.Group):
+            script = ("import click; from roofline.cli import cli; "
+                      f"print(sorted(cli.get_command(click.Context(cli), {name!r}).commands))")
+            alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+            assert alone.stdout.strip() == str(sorted(command.commands)), name

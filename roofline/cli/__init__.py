@@ -23,21 +23,22 @@ def _one_line(message):
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " ..."
 
 
-#: the module of roofline.cli that defines each command (the commands register themselves on `cli`
-#: when their module is imported). Only the module of the command run is imported, so `roofline
-#: decode` does not pay for calibrate's, solve's or import's imports; a command missing here still
-#: works, found by importing every module.
-COMMAND_MODULES = {"decode": "run_cmd", "prefill": "run_cmd", "explain": "analysis_cmd", "sweep": "analysis_cmd",
-                   "calibrate": "calibrate_cmd", "validate": "calibrate_cmd", "measure": "calibrate_cmd",
-                   "model": "import_cmd", "solve": "solve_cmd", "compare": "solve_cmd", "list": "specs_cmd",
-                   "show": "specs_cmd"}
+#: the modules of roofline.cli that define each command and its subcommands (commands register
+#: themselves on `cli` when their module is imported). Only the modules of the command run are
+#: imported, so `roofline decode` does not pay for calibrate's, solve's or serve's imports; a
+#: command missing here still works, found by importing every module.
+COMMAND_MODULES = {"decode": ("run_cmd",), "prefill": ("run_cmd",), "explain": ("analysis_cmd",),
+                   "sweep": ("analysis_cmd",), "calibrate": ("calibrate_cmd",), "validate": ("calibrate_cmd",),
+                   "measure": ("calibrate_cmd",), "model": ("import_cmd",), "solve": ("solve_cmd", "serve_cmd"),
+                   "compare": ("solve_cmd",), "list": ("specs_cmd",), "show": ("specs_cmd",),
+                   "serve": ("serve_cmd",)}
 
 
 def _import_commands(name=None):
-    """Import the module defining command `name` (every command module if None or unknown)."""
+    """Import the modules defining command `name` (every command module if None or unknown)."""
     import importlib
 
-    modules = [COMMAND_MODULES[name]] if name in COMMAND_MODULES else sorted(set(COMMAND_MODULES.values()))
+    modules = COMMAND_MODULES[name] if name in COMMAND_MODULES else sorted(set(sum(COMMAND_MODULES.values(), ())))
     for module in modules:
         importlib.import_module(f"{__name__}.{module}")
 
@@ -96,4 +97,3 @@ def cli():
 
 def main(argv=None):
     cli.main(args=argv)
-

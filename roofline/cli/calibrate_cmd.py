@@ -189,6 +189,12 @@ def validate(measurements, hardware, mode, calibration, fmt):
     """Predicted against measured for every row of a measurement file, with error statistics."""
     if calibration is not None and hardware is None:
         raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
+    from ..serving.benchmarks import is_serving_csv
+    if is_serving_csv(measurements):
+        if hardware is not None:
+            raise RooflineError("a serving CSV names each row's system; --hardware and --calibration do not apply")
+        from .serve_cmd import validate_serving
+        return validate_serving(measurements, mode, fmt)
     result = validate_rows(read_measurements(measurements), hardware, mode, calibration)
     headers = ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal_is_bound"]
     rows = [[c.row.label, c.hardware, c.mode, c.unit, c.measured, c.predicted, c.error, c.ideal, c.ideal_is_bound]

@@ -1,0 +1,270 @@
+"""Serving-benchmark rows (the aiconfigurator silicon format): reading, mapping, predicting.
+
+Each row names a served model by its Hugging Face id, a system by its common name (h100_sxm), an
+engine, a precision, a layout and a load (ISL, OSL, concurrency), and gives the measured TTFT and
+TPOT (ms). Rows map to specs without a hand table: the model through ``models.find_model`` (the
+model specs' Hugging Face ids) where the library has it, else by the repository name normalised
+to a spec id; the system by its name with '_' read as '-' (a trailing '-sxm' dropped when no spec
+has it), else through the chip specs' aliases (load_hardware). Rows that do not map are
+skipped with the reason.
+"""
+import csv
+import math
+import re
+import statistics
+from dataclasses import dataclass, replace
+
+from .. import hardware as hardware_module
+from .. import models as models_module
+from ..errors import RooflineError
+from ..models import with_dtypes
+from ..parallel import Layout, check_layout
+from ..specs import spec_paths
+from ..step import ceilings
+from .engines import ALIASES, load_engine
+from .model import Pool, aggregated, disaggregated, workload
+
+#: columns a serving CSV must have (detected by the first three)
+REQUIRED = ("id", "backend", "model_path", "system", "precision", "mode", "isl", "osl", "batch_size", "tp_size",
+            "silicon_ttft_ms", "silicon_tpot_ms")
+
+#: quantization modes of the CSV to roofline dtypes (fp8 block scales: one scale per 128 x 128
+#: block, negligible in bytes; int4 weight-only: group-quantized int4, dequantized before the matmul)
+QUANT_DTYPES = {"fp8": "fp8", "fp8_block": "fp8", "fp8_blockwise": "fp8", "nvfp4": "nvfp4", "mxfp4": "mxfp4",
+                "fp4": "nvfp4", "int4_wo": "int4-g128", "w4a16": "int4-g128", "int4": "int4-g128",
+                "bf16": "bf16", "fp16": "fp16", "float16": "fp16"}
+
+
+def is_serving_csv(path):
+    """True when the file's header has the serving columns (id, backend, model_path, silicon_ttft_ms)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    return {"backend", "model_path", "silicon_ttft_ms"} <= set(header)
+
+
+def read_rows(path):
+    """The rows of a serving CSV as dicts; RooflineError naming the missing columns."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise RooflineError(f"{path}: a serving CSV needs the columns {', '.join(missing)} (missing)")
+            return list(reader)
+    except OSError as exc:
+        raise RooflineError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def find_model(hf_id):
+    """The model spec id for a Hugging Face id, or None."""
+    finder = getattr(models_module, "find_model", None)
+    if finder is not None:
+        try:
+            found = finder(hf_id)
+        except RooflineError:
+            found = None
+        if found is not None:
+            return getattr(found, "id", found)
+    name = hf_id.split("/")[-1].lower()
+    name = re.sub(r"^meta-", "", name)
+    name = re.sub(r"-(instruct|chat|base|fp8|fp4|nvfp4|awq|gptq)$", "", name)
+    name = re.sub(r"-(instruct|chat|base|fp8|fp4|nvfp4|awq|gptq)$", "", name)
+    return name if name in spec_paths("model") else None
+
+
+def find_chip(system):
+    """The chip spec id for a system name (h100_sxm -> h100-sxm), or None: the chip specs' aliases
+    (load_hardware) where they know it, else the name with '_' read as '-', or without '-sxm'."""
+    known = spec_paths("hardware")
+    name = system.lower().replace("_", "-")
+    for candidate in (name, re.sub(r"-sxm\d*$", "", name)):
+        if candidate in known:
+            return candidate
+    try:
+        return hardware_module.load_hardware(system).id
+    except RooflineError:
+        return None
+
+
+def _int(row, key, default=None):
+    text = (row.get(key) or "").strip()
+    if not text:
+        return default
+    value = float(text)
+    return int(value) if value == int(value) else value
+
+
+def _concurrency(row):
+    found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
+    if found:
+        return int(found.group(1))
+    if (row.get("mode") or "agg") == "disagg":
+        return _int(row, "decode_batch_size", 1) * _int(row, "decode_num_workers", 1)
+    return _int(row, "batch_size")
+
+
+#: InferenceMAX's client (InferenceX dumps): lengths drawn uniformly in [0.8 L, L], 10 x concurrency
+#: prompts per run (github.com/InferenceMAX/InferenceMAX README, "Benchmark Client Configuration")
+INFERENCEMAX = (0.8, 10)
+
+
+def protocol(row):
+    """(range ratio, requests per client) of the benchmark client that measured `row`: InferenceMAX's
+    for rows from its database dumps (silicon_data_source 'source_file=YYYY-MM-DD.csv' or 'db-dump');
+    else fixed lengths, and the same 10 requests per client assumed (those runs do not publish
+    their length)."""
+    source = row.get("silicon_data_source") or ""
+    if re.search(r"source_file=\d{4}-\d{2}-\d{2}\.csv|db-dump", source):
+        return INFERENCEMAX
+    return 1.0, INFERENCEMAX[1]
+
+
+def layout_of(row, prefix=""):
+    """Layout of a row (or of its `prefix` pool: 'prefill_', 'decode_'): tp, pp, and ep = tp x
+    attention-DP groups when attention is data-parallel, tp when experts are expert-parallel, else 1."""
+    tp = _int(row, prefix + "tp_size", 1) or 1
+    pp = _int(row, prefix + "pp_size", 1) or 1
+    dp = _int(row, prefix + "attention_dp_size", 1) or 1
+    moe_ep = _int(row, prefix + "moe_ep_size", 1) or 1
+    ep = tp * dp if dp > 1 else (tp if moe_ep > 1 else 1)
+    return Layout(tp, pp, ep, 1)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    system: str
+    model: str
+    engine: str
+    mode: str
+    isl: int
+    osl: int
+    concurrency: int
+    layout: str
+    ttft_s: float
+    tpot_s: float
+    measured_ttft_s: float
+    measured_tpot_s: float
+
+    @property
+    def ttft_error(self):
+        return self.ttft_s / self.measured_ttft_s - 1
+
+    @property
+    def tpot_error(self):
+        return self.tpot_s / self.measured_tpot_s - 1
+
+    def to_dict(self):
+        out = dict(self.__dict__)
+        out.update(ttft_error=self.ttft_error, tpot_error=self.tpot_error)
+        return out
+
+
+def _model_for(row, cache):
+    key = (row["model_path"], row.get("gemm_quant_mode") or "", row.get("moe_quant_mode") or "")
+    if key in cache:
+        return cache[key]
+    model_id = find_model(row["model_path"])
+    if model_id is None:
+        cache[key] = f"no model spec for '{row['model_path']}'"
+        return cache[key]
+    model = models_module.load_model(model_id)
+    gemm, moe = (QUANT_DTYPES.get(q.lower()) if q else None for q in key[1:])
+    for q, mapped in zip(key[1:], (gemm, moe)):
+        if q and mapped is None:
+            cache[key] = f"unknown precision '{q}'"
+            return cache[key]
+    model = with_dtypes(model, weights=gemm, experts=moe or gemm) if gemm or moe else model
+    cache[key] = model
+    return model
+
+
+def replicate_kv_heads(model, tp):
+    """`model` with its KV heads replicated up to `tp` when tensor parallelism is wider than them.
+
+    Engines shard GQA attention over more chips than KV heads by giving each chip a copy of one KV
+    head (vLLM and TensorRT-LLM replicate them): per chip the cache and its reads are one head's,
+    and the copies add to the total. Written as num_kv_heads = tp (tp must divide the query heads).
+    """
+    if model.attention.kind == "mla" or tp <= model.num_kv_heads or model.num_heads % tp:
+        return model
+    return replace(model, num_kv_heads=tp)
+
+
+def predict_row(row, engines=None, caches=None, mode="calibrated"):
+    """Prediction for one CSV row, or a str saying why it cannot be predicted.
+
+    `engines`: {engine name: Engine} replacing the shipped fixed costs (the fit passes its trial).
+    """
+    caches = caches if caches is not None else {"models": {}, "chips": {}}
+    model = _model_for(row, caches["models"])
+    if isinstance(model, str):
+        return model
+    chip_id = caches["chips"].get(row["system"]) or find_chip(row["system"])
+    if chip_id is None:
+        return f"no chip spec for system '{row['system']}'"
+    caches["chips"][row["system"]] = chip_id
+    hw = caches.setdefault("hardware", {}).get(chip_id) or hardware_module.load_hardware(chip_id)
+    caches["hardware"][chip_id] = hw
+    engine_name = ALIASES.get((row.get("backend") or "").lower())
+    if engine_name is None:
+        return f"unknown engine '{row.get('backend')}'"
+    engine = (engines or {}).get(engine_name) or load_engine(engine_name, chip_id)
+    concurrency = _concurrency(row)
+    try:
+        isl, osl = _int(row, "isl"), _int(row, "osl")
+        ttft, tpot = float(row["silicon_ttft_ms"]) / 1e3, float(row["silicon_tpot_ms"]) / 1e3
+    except (TypeError, ValueError):
+        return "ISL, OSL, TTFT or TPOT is not a number"
+    if not concurrency or not math.isfinite(ttft) or not math.isfinite(tpot):
+        return "no concurrency in the row"
+    ceiling = ceilings(hw, mode)
+    try:
+        ratio, per_client = protocol(row)
+        load = workload(model, (math.ceil(ratio * isl), isl), (max(2, math.ceil(ratio * osl)), osl),
+                        concurrency=concurrency, requests_per_client=per_client)
+        widest = max(_int(row, k, 1) or 1 for k in ("tp_size", "prefill_tp_size", "decode_tp_size"))
+        model = replicate_kv_heads(model, widest)
+        if (row.get("mode") or "agg") == "disagg":
+            prefill = Pool(check_layout(model, layout_of(row, "prefill_")), _int(row, "prefill_num_workers", 1) or 1)
+            decode = Pool(check_layout(model, layout_of(row, "decode_")), _int(row, "decode_num_workers", 1) or 1)
+            result = disaggregated(model, hw, prefill, decode, ceiling, engine, load)
+        else:
+            pool = Pool(check_layout(model, layout_of(row)), 1)
+            result = aggregated(model, hw, pool, ceiling, engine, load)
+    except RooflineError as exc:
+        return str(exc)
+    return Prediction(row["id"], row["system"], model.id, engine_name, row.get("mode") or "agg", isl, osl,
+                      concurrency, result.layout, result.ttft_s, result.tpot_s, ttft, tpot)
+
+
+def validate_file(path, mode="calibrated", engines=None, rows=None):
+    """(predictions, skipped [(id, reason)]) for every row of a serving CSV."""
+    rows = read_rows(path) if rows is None else rows
+    caches = {"models": {}, "chips": {}}
+    predictions, skipped = [], []
+    for row in rows:
+        out = predict_row(row, engines, caches, mode)
+        if isinstance(out, str):
+            skipped.append((row.get("id", ""), out))
+        else:
+            predictions.append(out)
+    return predictions, skipped
+
+
+def summary(predictions, key=lambda p: p.mode):
+    """{group: {rows, ttft_median, tpot_median, ttft_max, tpot_max}} of absolute errors by `key`."""
+    groups = {}
+    for p in predictions:
+        groups.setdefault(key(p), []).append(p)
+    out = {}
+    for name, items in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        ttft = [abs(p.ttft_error) for p in items]
+        tpot = [abs(p.tpot_error) for p in items]
+        out[str(name)] = {"rows": len(items), "ttft_median": statistics.median(ttft),
+                          "tpot_median": statistics.median(tpot), "ttft_max": max(ttft), "tpot_max": max(tpot)}
+    return out
+

@@ -1,0 +1,456 @@
+"""The serving model: a deployment under load, from the mixed step of continuous batching.
+
+A served replica runs continuous batching with chunked prefill: every step takes the decodes of
+the B running sequences plus prompt chunks, up to a token budget N (engines.Engine). The step time
+comes from the per-operator step path (deployment.evaluate, phase "mixed"), plus the engine's
+fixed costs per step and per scheduled sequence:
+
+.. math:: t_{dec}(B) = t_{mixed}(B, 0) + \\tau_{step} + B \\, \\tau_{seq}, \\qquad
+          \\Delta(B) = k \\, [t_{mixed}(B, c) - t_{mixed}(B, 0) + \\tau_{seq}]
+
+(an engine that does not mix prefill into decode steps pays the chunk's own step,
+t_mixed(0, c) + tau_step, instead of the increment). Delta is what one prompt's prefill adds to the steps it rides in: P = ISL (1 - h) new tokens
+(h: prefix-cache hit rate) in k = ceil(P / c) chunks of c = min(P, N - B) tokens. Mean-value
+analysis (Little's law, Reiser & Lavenberg, J. ACM 27(2) 1980) closes the loop at throughput X
+[requests/s], with D = OSL - 1 decode steps per request:
+
+.. math:: B = X D t, \\quad a = X t, \\quad t = t_{dec}(B) + a \\, \\Delta(B)
+
+.. math:: TTFT = \\tau_{req} + W_q + t/2 + k\\,[t_{dec}(B) + (1 + a)\\,\\Delta(B)/k], \\qquad
+          E2E = TTFT + D\\,t, \\qquad TPOT = (E2E - TTFT)/D = t
+
+Closed-loop clients (concurrency C, each sending its next request when the last completes, as
+serving benchmarks do) set X = C / E2E; open-loop Poisson arrivals fix X = lambda. The engine's
+running-sequence limit and the KV cache (memory fraction, block size) cap the sequences in
+flight; the excess waits in the admission queue W_q (closed loop: Little's law on the C clients;
+open loop: Sakasegawa's M/G/c approximation, Sakasegawa 1977, Ann. Inst. Stat. Math. 29). A
+request waits on average half a step (t/2) before its chunk is scheduled, and its chunk shares
+its step with the a others that arrived meanwhile.
+
+Disaggregated serving (xPyD: x prefill workers, y decode workers, each with its own layout)
+prefills on one pool (a queue of x servers of prefill time t_p), moves the prompt's KV cache over
+the link between the pools, and decodes on the other (decode-only steps):
+
+.. math:: TTFT = \\tau_{req} + W_p + t_p + t_{kv}, \\qquad t_{kv} = \\alpha + \\frac{KV(ISL)}{n \\, BW}
+
+with n the chips of the narrower worker sending in parallel.
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..deployment import evaluate, per_chip_memory
+from ..errors import RooflineError
+from ..memory import kv_cache_bytes
+from ..operators import MixedShape
+from ..parallel import scale_up_domain
+
+#: mean-value iterations (damped); the fixed point settles in 10-20
+ITERATIONS = 60
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Request lengths [tokens] (uniform between lo and hi), load, prefix-cache hit rate."""
+    isl: tuple                 # (lo, hi)
+    osl: tuple                 # (lo, hi)
+    concurrency: float = None  # closed-loop clients
+    request_rate: float = None  # [requests/s] Poisson arrivals
+    prefix_hit: float = 0.0    # [1] share of prompt tokens found in the prefix cache
+    requests_per_client: float = None  # a benchmark run's requests per client (None: steady state only)
+
+    @property
+    def mean_isl(self):
+        return (self.isl[0] + self.isl[1]) / 2
+
+    @property
+    def mean_osl(self):
+        return (self.osl[0] + self.osl[1]) / 2
+
+    @property
+    def closed(self):
+        return self.concurrency is not None
+
+
+def workload(model, isl, osl, concurrency=None, request_rate=None, prefix_hit=0.0, requests_per_client=None):
+    """A checked Workload: `isl`, `osl` a length or a (lo, hi) range; exactly one of concurrency and
+    request rate, positive; OSL at least 2; ISL + OSL within the model's context window.
+    `requests_per_client` (closed loop): the run's length, for its start-up transient."""
+    isl, osl = _length_range(isl, "ISL"), _length_range(osl, "OSL")
+    if osl[0] < 2:
+        raise RooflineError(f"OSL must be at least 2 output tokens (TPOT = (E2E - TTFT) / (OSL - 1)), got {osl[0]:g}")
+    if isl[1] + osl[1] > model.max_context:
+        raise RooflineError(f"ISL {isl[1]:g} + OSL {osl[1]:g} tokens exceed {model.id}'s context window of "
+                            f"{model.max_context} tokens")
+    if (concurrency is None) == (request_rate is None):
+        raise RooflineError("give exactly one of concurrency (closed-loop clients) and request rate (requests/s)")
+    for name, value in (("concurrency", concurrency), ("request rate", request_rate)):
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and math.isfinite(value) and value > 0):
+            raise RooflineError(f"{name} must be a positive number, got {value!r}")
+    if not (isinstance(prefix_hit, (int, float)) and 0 <= prefix_hit < 1):
+        raise RooflineError(f"prefix hit rate must be in [0, 1), got {prefix_hit!r}")
+    if requests_per_client is not None and not (concurrency is not None and requests_per_client >= 1):
+        raise RooflineError(f"requests per client must be at least 1, with a concurrency; got {requests_per_client!r}")
+    return Workload(isl, osl, concurrency, request_rate, float(prefix_hit), requests_per_client)
+
+
+def _length_range(value, name):
+    lo, hi = value if isinstance(value, (tuple, list)) else (value, value)
+    for v in (lo, hi):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < 1:
+            raise RooflineError(f"{name} must be a whole number of tokens of at least 1 (or a range lo:hi), got {v!r}")
+    if lo > hi:
+        raise RooflineError(f"{name} range {lo}:{hi} has its low end above its high end")
+    return (int(lo), int(hi))
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Workers of one layout: an aggregated deployment's replicas, or one side of xPyD."""
+    layout: object
+    workers: int = 1
+
+    @property
+    def chips(self):
+        return self.layout.chips * self.workers
+
+
+def held_tokens(workload, engine):
+    """KV tokens one running sequence holds [tokens]: ISL + OSL (reserved whole) or ISL + OSL/2 (paged,
+    on average over its life), rounded up to whole blocks."""
+    tokens = workload.isl[1] + (workload.osl[1] if engine.reserve_full_sequence else workload.mean_osl / 2)
+    return math.ceil(tokens / engine.block_size) * engine.block_size
+
+
+def kv_capacity(model, hardware, layout, engine, tokens):
+    """(sequences of `tokens` KV tokens one worker's cache holds, KV bytes per sequence on the fullest chip).
+
+    .. math:: S = G \\left\\lfloor \\frac{f M - W - A}{KV_1} \\right\\rfloor
+              \\quad (f (M - W - A) \\text{ where the fraction applies to free memory})
+
+    M the chip's memory, W its weights, A the activations of one full token budget, KV_1 one
+    sequence's cache on the fullest chip, G the data-parallel attention groups (each holds its own
+    sequences). RooflineError when the weights leave no room.
+    """
+    groups = layout.attention_groups
+    base = per_chip_memory(model, layout, groups, tokens, engine.max_batched_tokens)
+    capacity = hardware.mem_capacity
+    fixed = base["weights"] + base["activations"]
+    usable = engine.memory_fraction * (capacity - fixed) if engine.fraction_of_free \
+        else engine.memory_fraction * capacity - fixed
+    if usable <= 0 or usable < base["kv_cache"]:
+        raise RooflineError(f"{model.id} on {layout.describe()} of {hardware.id}: weights and activations take "
+                            f"{fixed / 1e9:.1f} GB per chip, the {engine.name} engine may use "
+                            f"{engine.memory_fraction * capacity / 1e9:.1f} GB of {capacity / 1e9:.1f} GB; no room for "
+                            f"one sequence's KV cache ({tokens} tokens)")
+    return int(usable // base["kv_cache"]) * groups, base["kv_cache"]
+
+
+class StepTable:
+    """Decode-step time and one prompt's prefill increment of a worker, against decode batch B.
+
+    Evaluated on a grid of batches and interpolated linearly between them (the step time is
+    smooth in B between the grid points; the grid's ends bound the batches the fixed point visits).
+    """
+
+    def __init__(self, model, hardware, layout, ceiling, engine, context, prompt, cached, batches, link_id=None):
+        self.batches = np.array(sorted({max(0, int(b)) for b in batches}), dtype=float)
+        self.chunk = max(1, min(prompt, engine.max_batched_tokens - int(self.batches[-1]))) if prompt else 0
+        self.chunks = math.ceil(prompt / self.chunk) if prompt else 0
+        decode, mixed = [], []
+        start = cached + (prompt - self.chunk) / 2 if prompt else 0
+        for b in self.batches:
+            t0 = float(evaluate("mixed", model, hardware, int(b), MixedShape(context, 0), layout, ceiling,
+                                link_id).cycle_time)
+            decode.append(t0 + engine.step_overhead + b * engine.sequence_overhead)
+            if prompt:
+                riders = int(b) if engine.mixed_prefill else 0
+                t1 = float(evaluate("mixed", model, hardware, riders,
+                                    MixedShape(context, self.chunk, start, 1 / self.chunks), layout, ceiling,
+                                    link_id).cycle_time)
+                alone = 0.0 if engine.mixed_prefill else engine.step_overhead
+                mixed.append(self.chunks * (t1 - (t0 if riders else 0.0) + engine.sequence_overhead + alone))
+            else:
+                mixed.append(0.0)
+        self.decode, self.increment = np.array(decode), np.array(mixed)
+
+    def __call__(self, batch):
+        """(t_dec [s], Delta [s]) at decode batch `batch`."""
+        return (float(np.interp(batch, self.batches, self.decode)),
+                float(np.interp(batch, self.batches, self.increment)))
+
+
+def mgc_wait(rho, servers, service):
+    """Mean wait in an M/G/c queue at utilisation rho, deterministic-like service [s].
+
+    .. math:: W_q \\approx \\frac{\\rho^{\\sqrt{2(c+1)} - 1}}{c (1 - \\rho)} \\, \\frac{1 + c_s^2}{2} \\, S
+
+    (Sakasegawa 1977, with c_s = 0); infinite at rho >= 1.
+    """
+    if rho >= 1:
+        return math.inf
+    return rho ** (math.sqrt(2 * (servers + 1)) - 1) / (servers * (1 - rho)) * service / 2
+
+
+@dataclass
+class Serving:
+    """A deployment under load, with the serving benchmarks' definitions (times in s, rates per s)."""
+    model: str
+    hardware: str
+    engine: str
+    mode: str                   # agg | disagg
+    layout: str
+    chips: int
+    isl: float
+    osl: float
+    concurrency: float
+    request_rate: float         # [requests/s] served
+    ttft_s: float
+    tpot_s: float
+    itl_s: float
+    e2e_s: float
+    e2e_p50_s: float
+    e2e_p90_s: float
+    running: float              # sequences decoding at once, per worker
+    max_running: int            # the engine and KV-cache limit, per worker
+    kv_cache_use: float         # [1] share of the KV cache in use
+    queue_s: float              # admission wait inside TTFT
+    saturated: bool
+    ceiling_mode: str
+    engine_costs: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def interactivity(self):
+        """Tokens/s per user: 1 / TPOT."""
+        return 1 / self.tpot_s if self.tpot_s > 0 else math.inf
+
+    @property
+    def output_tokens_per_s(self):
+        return self.request_rate * self.osl
+
+    @property
+    def total_tokens_per_s(self):
+        return self.request_rate * (self.isl + self.osl)
+
+    def to_dict(self):
+        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        out.update(interactivity_tok_s_per_user=self.interactivity,
+                   output_tokens_per_s=self.output_tokens_per_s,
+                   output_tokens_per_s_per_chip=self.output_tokens_per_s / self.chips,
+                   total_tokens_per_s_per_chip=self.total_tokens_per_s / self.chips,
+                   requests_per_s=self.request_rate)
+        out.update(self.extra)
+        return out
+
+
+def _e2e_spread(ttft, tpot, workload):
+    """(p50, p90) of E2E over the drawn output lengths (uniform between the OSL range's ends)."""
+    lo, hi = workload.osl
+    return tuple(ttft + (lo + q * (hi - lo) - 1) * tpot for q in (0.5, 0.9))
+
+
+def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table=None):
+    """Serving of `load` (a Workload) on `pool.workers` replicas of `pool.layout` (prefill and decode
+    on the same chips). `table`: a StepTable to reuse (frontier sweeps)."""
+    replicas = pool.workers
+    isl, osl = load.mean_isl, load.mean_osl
+    prompt = isl * (1 - load.prefix_hit)
+    cached = isl * load.prefix_hit
+    decodes = osl - 1
+    held = held_tokens(load, engine)
+    capacity = kv_capacity(model, hardware, pool.layout, engine, held)[0]
+    n_max = min(engine.max_sequences, capacity)
+    per_replica = load.concurrency / replicas if load.closed else None
+    top = min(n_max, math.ceil(per_replica)) if load.closed else n_max
+    if table is None:
+        table = StepTable(model, hardware, pool.layout, ceiling, engine, isl + osl / 2, prompt, cached,
+                          _grid(top), link_id)
+    k = table.chunks
+    budget = engine.max_batched_tokens
+    rate = load.request_rate / replicas if not load.closed else None
+    x = rate if rate is not None else per_replica / (decodes * table(top)[0] + engine.request_overhead + 1e-9)
+    t = table(1)[0]
+    queue = 0.0
+    saturated = False
+    cap = math.inf
+    fixed = load.closed and load.isl[0] == load.isl[1] and load.osl[0] == load.osl[1]
+    group = max(1.0, min(per_replica, budget // prompt)) if fixed and prompt else 1.0
+    for _ in range(ITERATIONS):
+        xs = x if load.closed else min(x, cap)   # beyond capacity the engine runs at capacity
+        b = min(xs * decodes * t, n_max, per_replica if per_replica else n_max)
+        t_dec, delta = table(max(b, 1))
+        a = xs * t
+        t = t_dec + a * delta
+        ttft_server = engine.request_overhead + t / 2 + k * t_dec + max(group, 1 + a) * delta
+        in_engine = ttft_server - engine.request_overhead + decodes * t
+        cap = min(n_max / in_engine, max(budget - b, 1) / (prompt * t) if prompt else math.inf)
+        if load.closed:
+            x_new = min(per_replica / (ttft_server + decodes * t), cap)
+            queue = max(per_replica / x_new - ttft_server - decodes * t, 0.0) if x_new > 0 else math.inf
+            x = 0.5 * x + 0.5 * x_new
+        else:
+            rho = x / cap
+            saturated = rho >= 1
+            queue = mgc_wait(rho, n_max, in_engine)
+    ttft = ttft_server + queue
+    if fixed and prompt and not engine.mixed_prefill:
+        ttft, t, queue, x = synchronized_waves(table, engine, per_replica, n_max, prompt, decodes)
+        in_engine = ttft - engine.request_overhead + decodes * t
+    elif load.requests_per_client and prompt:
+        share = 1 / load.requests_per_client
+        first = first_wave_ttft(table, engine, min(per_replica, n_max), prompt)
+        ttft = (1 - share) * ttft + share * first
+    e2e = ttft + decodes * t
+    p50, p90 = _e2e_spread(ttft, t, load)
+    served = x if load.closed else min(x, cap)
+    running = min(served * in_engine, n_max)
+    return Serving(model.id, hardware.id, engine.name, "agg", f"{replicas} x ({pool.layout.describe()})"
+                   if replicas > 1 else pool.layout.describe(), pool.chips, isl, osl, load.concurrency,
+                   served * replicas, ttft, t, t, e2e, p50, p90, running, n_max,
+                   min(running / capacity, 1.0), queue, saturated,
+                   ceiling.mode, engine.source,
+                   extra={"chunk_tokens": table.chunk, "chunks_per_prompt": k})
+
+
+def first_wave_ttft(table, engine, clients, prompt):
+    """Mean TTFT of a closed-loop run's first requests, all sent at once [s].
+
+    .. math:: TTFT_1 = \tau_{req} + \frac{S + 1}{2} \left[t_{dec}(C/2) + \min(C P, N) \, \frac{\Delta}{P}\right],
+              \qquad S = \lceil C P / N \rceil
+
+    The C prompts (P new tokens each) fill S steps of the token budget N; a request's first token
+    comes with the step that ends its prompt, on average the (S + 1)/2-th, each step carrying N
+    prompt tokens (Delta / P per token) beside the decodes of the prompts already done. A run of
+    R requests per client weights it 1/R against the steady state (InferenceMAX runs 10 x
+    concurrency prompts: github.com/InferenceMAX/InferenceMAX, benchmark client configuration).
+    """
+    budget = engine.max_batched_tokens
+    steps = math.ceil(clients * prompt / budget)
+    t_dec, delta = table(max(clients / 2, 1))
+    return engine.request_overhead + (steps + 1) / 2 * (t_dec + min(clients * prompt, budget) * delta / prompt)
+
+
+def synchronized_waves(table, engine, clients, n_max, prompt, decodes):
+    """(TTFT, TPOT, admission wait [s], requests/s) of closed-loop clients in lock-step waves.
+
+    With fixed lengths, an engine that runs prefill steps apart from decode steps (and first)
+    keeps the clients in waves: the C requests of a wave arrive together, fill S = ceil(C P / N)
+    prefill steps of t_p = min(C P, N) Delta / P each, then decode together and end in the same
+    step, and the next wave arrives together. Request s of the wave has its first token after s
+    prefill steps and waits the S - s others before decoding:
+
+    .. math:: TTFT = \tau_{req} + \frac{S + 1}{2} t_p, \qquad
+              TPOT = t_{dec}(C) + \frac{(S - 1) \, t_p}{2 D}
+
+    Clients beyond the n_max the engine runs wait for the waves ahead of theirs.
+    """
+    wave = min(clients, n_max)
+    steps = math.ceil(wave * prompt / engine.max_batched_tokens)
+    t_dec, delta = table(wave)
+    t_prefill = min(wave * prompt, engine.max_batched_tokens) * delta / prompt
+    ttft = engine.request_overhead + (steps + 1) / 2 * t_prefill
+    tpot = t_dec + (steps - 1) * t_prefill / (2 * decodes)
+    e2e = ttft + decodes * tpot
+    waves = math.ceil(clients / wave)
+    queue = (waves - 1) / 2 * (e2e - engine.request_overhead)
+    return ttft + queue, tpot, queue, clients / (e2e + queue)
+
+
+def _grid(top):
+    """Decode batches to evaluate the step at for one answer: the top and a third of it."""
+    return sorted({1, max(1, top // 3), max(1, top)})
+
+
+def frontier_grid(top):
+    """Decode batches for a sweep up to `top`: powers of two and their midpoints."""
+    points = {1, top}
+    b = 1
+    while b < top:
+        points.update({b, min(top, b + b // 2)})
+        b *= 2
+    return sorted(points)
+
+
+def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
+    """Time to move one prompt's KV cache from a prefill worker to a decode worker [s].
+
+    .. math:: t_{kv} = \\alpha + \\frac{B \\, \\sum_l \\min(T, W_l) \\, b_{kv,l}}{n \\, BW}
+
+    over the scale-up link when both pools fit one scale-up domain, else the scale-out link; n the
+    chips of the narrower worker, each sending its share in parallel.
+    """
+    chips = prefill.chips + decode.chips
+    scale_up = chips <= scale_up_domain(hardware) and any(cl.role == "scale-up" for cl in hardware.links)
+    role = "scale-up" if scale_up else "scale-out"
+    try:
+        link = hardware.link(role=role)
+    except RooflineError:
+        link = hardware.link()
+    size = kv_cache_bytes(model, 1, tokens)
+    lanes = min(prefill.layout.chips, decode.layout.chips)
+    return ceiling.latency_of(link) + size / (lanes * link.bandwidth), link.link.id
+
+
+def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_id=None, table=None):
+    """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`)."""
+    isl, osl = load.mean_isl, load.mean_osl
+    prompt = isl * (1 - load.prefix_hit)
+    cached = isl * load.prefix_hit
+    decodes = osl - 1
+    held = held_tokens(load, engine)
+    capacity = kv_capacity(model, hardware, decode.layout, engine, held)[0]
+    kv_capacity(model, hardware, prefill.layout, engine, isl)
+    n_max = min(engine.max_sequences, capacity)
+    chunk = min(prompt, engine.max_batched_tokens) if prompt else 0
+    chunks = math.ceil(prompt / chunk) if prompt else 0
+    t_prefill = 0.0
+    if prompt:
+        one = float(evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2,
+                                                                     1 / chunks), prefill.layout, ceiling,
+                             link_id).cycle_time)
+        t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead)
+    t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
+    per_worker = load.concurrency / decode.workers if load.closed else None
+    top = min(n_max, math.ceil(per_worker)) if load.closed else n_max
+    if table is None:
+        table = StepTable(model, hardware, decode.layout, ceiling, engine, isl + osl / 2, 0, 0, _grid(top), link_id)
+    x = load.request_rate if not load.closed else load.concurrency / (decodes * table(top)[0] + t_prefill + 1e-9)
+    t, queue, saturated, wait, cap = table(1)[0], 0.0, False, 0.0, math.inf
+    for _ in range(ITERATIONS):
+        xs = x if load.closed else min(x, cap)
+        b = min(xs / decode.workers * decodes * t, n_max)
+        t = table(max(b, 1))[0]
+        rho = xs * t_prefill / prefill.workers
+        wait = mgc_wait(min(rho, 0.999), prefill.workers, t_prefill)
+        ttft_server = engine.request_overhead + wait + t_prefill + t_kv
+        in_decode = t / 2 + decodes * t
+        cap = min(decode.workers * n_max / in_decode, prefill.workers / t_prefill if t_prefill else math.inf)
+        if load.closed:
+            x_new = min(load.concurrency / (ttft_server + in_decode), cap)
+            queue = max(load.concurrency / x_new - ttft_server - in_decode, 0.0)
+            x = 0.5 * x + 0.5 * x_new
+        else:
+            saturated = x >= cap
+            queue = math.inf if saturated else 0.0
+    ttft = ttft_server + queue
+    if load.requests_per_client and prompt:
+        # the run's first requests reach the prefill workers all at once: S budget-full prefill steps
+        clients = load.concurrency / prefill.workers
+        steps = math.ceil(clients * prompt / engine.max_batched_tokens)
+        step = min(clients * prompt, engine.max_batched_tokens) * t_prefill / prompt
+        first = engine.request_overhead + (steps + 1) / 2 * step + t_kv
+        ttft = (1 - 1 / load.requests_per_client) * ttft + first / load.requests_per_client
+    tpot = in_decode / decodes
+    e2e = ttft + in_decode
+    p50, p90 = _e2e_spread(ttft, tpot, load)
+    x = x if load.closed else min(x, cap)
+    running = min(x / decode.workers * in_decode, n_max)
+    layout = (f"{prefill.workers}P x ({prefill.layout.describe()}) + {decode.workers}D x ({decode.layout.describe()})")
+    return Serving(model.id, hardware.id, engine.name, "disagg", layout, prefill.chips + decode.chips, isl, osl,
+                   load.concurrency, x, ttft, tpot, tpot, e2e, p50, p90, running, n_max,
+                   min(running / capacity, 1.0), queue, saturated,
+                   ceiling.mode, engine.source,
+                   extra={"prefill_s": t_prefill, "prefill_wait_s": wait, "kv_transfer_s": t_kv, "kv_link": kv_link})

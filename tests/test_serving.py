@@ -1,0 +1,199 @@
+"""Serving: the mixed step, the mean-value model under load, its CLI, and the H100 serving rows."""
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
+
+from roofline import serving
+from roofline.cli import cli
+from roofline.deployment import evaluate
+from roofline.hardware import load_hardware
+from roofline.models import load_model
+from roofline.operators import MixedShape
+from roofline.parallel import Layout
+from roofline.serving.benchmarks import validate_file
+from roofline.step import ceilings
+
+ROWS = Path(__file__).resolve().parent.parent / "data" / "validation" / "serving" / "h100_sxm_serving.csv"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture(scope="module")
+def h100():
+    chip = load_hardware("h100-sxm")
+    return chip, ceilings(chip, "calibrated")
+
+
+def test_a_mixed_step_without_chunks_is_the_decode_step_and_without_decodes_the_prefill(h100):
+    chip, ceiling = h100
+    model = load_model("llama-3.1-8b")
+    for layout in (Layout(1), Layout(4)):
+        decode = evaluate("decode", model, chip, 32, 2048, layout, ceiling).token_time
+        prefill = evaluate("prefill", model, chip, 1, 2048, layout, ceiling).token_time
+        assert evaluate("mixed", model, chip, 32, MixedShape(2048, 0), layout, ceiling).token_time == \
+            pytest.approx(decode, rel=1e-9)
+        # one prompt as one chunk: the same operators, up to the logit row of the decode path (< 0.1%)
+        assert evaluate("mixed", model, chip, 0, MixedShape(0, 2048), layout, ceiling).token_time == \
+            pytest.approx(prefill, rel=1e-3)
+
+
+def test_a_chunk_riding_in_a_decode_step_costs_less_than_its_prefill_alone(h100):
+    # the weights are read once for decodes and chunk together (the point of chunked prefill):
+    # decode 32 at 2k on one H100 is memory-bound, so the mixed step is below decode + prefill
+    chip, ceiling = h100
+    model = load_model("llama-3.1-8b")
+    decode = evaluate("mixed", model, chip, 32, MixedShape(2048, 0), Layout(1), ceiling).token_time
+    alone = evaluate("mixed", model, chip, 0, MixedShape(0, 512), Layout(1), ceiling).token_time
+    both = evaluate("mixed", model, chip, 32, MixedShape(2048, 512), Layout(1), ceiling).token_time
+    assert max(decode, alone) < both < decode + alone
+
+
+def test_h100_rows_tpot_within_target_for_vllm_and_trtllm():
+    # target of issue 11: TPOT within 8% median on aggregated H100 rows; measured 6.5-7% for these
+    # two engines with the fixed costs fitted on concurrency <= 64 (2 points of slack for changes
+    # to the shared calibration)
+    predictions, skipped = validate_file(str(ROWS))
+    agg = [p for p in predictions if p.mode == "agg" and p.engine in ("vllm", "trtllm")]
+    assert len(agg) > 550
+    assert statistics.median(abs(p.tpot_error) for p in agg) < 0.10
+    # every row is predicted or skipped with its reason, none lost
+    assert len(predictions) + len(skipped) == 917
+    assert all(reason for _, reason in skipped)
+
+
+def test_closed_loop_tpot_and_throughput_grow_with_concurrency_until_the_cache_is_full():
+    results = [serving.serve("llama-3.1-8b", "h100-sxm", 1024, 256, concurrency=c) for c in (1, 8, 64, 256)]
+    tpots = [r.tpot_s for r in results]
+    rates = [r.request_rate for r in results]
+    assert tpots == sorted(tpots) and rates == sorted(rates)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 300), st.integers(64, 4096), st.integers(2, 1024))
+def test_ttft_is_at_least_one_prefill_and_e2e_adds_the_decodes(c, isl, osl):
+    r = serving.serve("llama-3.1-8b", "h100-sxm", isl, osl, concurrency=c)
+    assert r.ttft_s > 0 and r.tpot_s > 0
+    assert r.e2e_s == pytest.approx(r.ttft_s + (osl - 1) * r.tpot_s, rel=1e-9)
+    assert 0 <= r.kv_cache_use <= 1
+
+
+def test_more_clients_than_the_cache_holds_wait_in_the_queue():
+    # Qwen3-32B in bf16 on one H100 leaves about 6 GB of cache: a few dozen 4k-token sequences
+    r = serving.serve("qwen3-32b", "h100-sxm", 4096, 1024, concurrency=256)
+    assert r.max_running < 256 and r.queue_s > 0 and r.kv_cache_use > 0.9
+
+
+def test_an_open_loop_rate_beyond_capacity_saturates():
+    r = serving.serve("llama-3.1-8b", "h100-sxm", 1024, 256, request_rate=1000)
+    assert r.saturated and math.isinf(r.ttft_s) and r.request_rate < 1000
+
+
+def test_disaggregated_serving_pays_the_kv_transfer():
+    r = serving.serve("llama-3.1-8b", "h100-sxm", 4096, 256, concurrency=16, prefill={"tp": 1, "workers": 2},
+                      decode={"tp": 2, "workers": 1})
+    assert r.mode == "disagg" and r.chips == 4
+    assert r.extra["kv_transfer_s"] > 0 and r.ttft_s > r.extra["prefill_s"] + r.extra["kv_transfer_s"]
+
+
+def test_prefix_cache_hits_shorten_ttft():
+    cold = serving.serve("llama-3.1-8b", "h100-sxm", 8192, 256, concurrency=8)
+    warm = serving.serve("llama-3.1-8b", "h100-sxm", 8192, 256, concurrency=8, prefix_hit=0.75)
+    assert warm.ttft_s < cold.ttft_s
+
+
+def test_no_point_of_the_frontier_is_dominated():
+    points, front = serving.frontier("llama-3.1-8b", "h100-sxm", 1024, 256, concurrencies=(1, 4, 16, 64, 256),
+                                     chips=2, search=True)
+    assert len(points) == 5 * 3 and front
+    for f in front:
+        assert not any(p.interactivity > f.interactivity and p.output_tokens_per_s / p.chips >
+                       f.output_tokens_per_s / f.chips for p in points)
+
+
+def test_serve_prints_the_benchmark_figures_as_json():
+    out = run("serve", "-m", "llama-3.1-70b", "-c", "h100-sxm", "--tp", "8", "--weights-dtype", "fp8",
+              "--isl", "1024", "--osl", "1024", "--concurrency", "64", "--format", "json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    # measured on H100 with vLLM (InferenceX, this configuration): TTFT 185 ms, TPOT 15.45 ms
+    assert data["tpot_s"] == pytest.approx(0.01545, rel=0.15)
+    assert data["tpot_s"] * data["interactivity_tok_s_per_user"] == pytest.approx(1)
+    for key in ("ttft_s", "e2e_s", "output_tokens_per_s_per_chip", "usd_per_mtok", "joules_per_token",
+                "kv_cache_use", "requests_per_s"):
+        assert data[key] is not None and data[key] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--isl", "1024", "--osl", "1", "--concurrency", "4"], "OSL must be at least 2"),
+    (["--isl", "200000", "--osl", "100", "--concurrency", "4"], "context window"),
+    (["--isl", "1024", "--osl", "100", "--concurrency", "0"], "concurrency must be a positive"),
+    (["--isl", "1024", "--osl", "100", "--request-rate", "-1"], "request rate must be a positive"),
+    (["--isl", "1024", "--osl", "100"], "exactly one of concurrency"),
+    (["--isl", "2048:1024", "--osl", "100", "--concurrency", "4"], "low end above"),
+])
+def test_bad_serving_input_is_one_line_and_exit_2(args, message):
+    out = run("serve", "-m", "llama-3.1-8b", "-c", "h100-sxm", *args)
+    assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output
+
+
+def test_limits_no_layout_meets_exit_1_with_the_reason():
+    out = run("solve", "serving", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--isl", "1024", "--osl", "256",
+              "--request-rate", "5", "--ttft-max", "0.001", "--tpot-max", "0.001", "--max-chips", "4")
+    assert out.exit_code == 1 and "why: no deployment of at most 4 h100-sxm chips" in out.output
+
+
+def test_solve_serving_names_the_binding_limit():
+    out = run("solve", "serving", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--isl", "1024", "--osl", "256",
+              "--request-rate", "20", "--ttft-max", "0.5", "--tpot-max", "0.02", "--max-chips", "8", "--format", "json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["feasible"] and data["binding"] in ("ttft", "tpot") and min(data["margins"].values()) >= 0
+
+
+def test_a_serving_csv_with_missing_columns_is_refused(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("id,backend,model_path,system,silicon_ttft_ms\nx,vllm,Qwen/Qwen3-32B,h100_sxm,100\n")
+    out = run("validate", "--measurements", str(path))
+    assert out.exit_code == 2 and "needs the columns" in out.output and "silicon_tpot_ms" in out.output
+
+
+def test_rows_of_unknown_systems_and_models_are_skipped_with_the_reason(tmp_path):
+    header = ROWS.read_text().splitlines()[0]
+    good = next(line for line in ROWS.read_text().splitlines() if ",Qwen/Qwen3-32B,h100_sxm," in line
+                and ",agg," in line)
+    cells = header.split(",")
+    row = dict(zip(cells, good.split(",")))
+    bad_system = ",".join({**row, "id": "bad_system", "system": "abacus_9000"}[c] for c in cells)
+    bad_model = ",".join({**row, "id": "bad_model", "model_path": "nobody/NoModel-1B"}[c] for c in cells)
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([header, good, bad_system, bad_model]) + "\n")
+    out = run("validate", "--measurements", str(path), "--format", "json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert [r["id"] for r in data["rows"]] == [row["id"]]
+    for key in ("ttft_s", "tpot_s", "measured_ttft_s", "measured_tpot_s", "system", "model"):
+        assert key in data["rows"][0]
+    reasons = {s["id"]: s["reason"] for s in data["skipped"]}
+    assert "abacus_9000" in reasons["bad_system"] and "nobody/NoModel-1B" in reasons["bad_model"]
+    assert data["summary"]["rows"] == 1
+
+
+def test_ideal_mode_is_a_lower_bound_on_every_serving_time():
+    # ideal mode: datasheet peaks and no fixed costs, the engine's included
+    for kwargs in ({"concurrency": 4}, {"concurrency": 128}, {"request_rate": 5}):
+        ideal = serving.serve("llama-3.1-8b", "h100-sxm", 2048, 256, mode="ideal", **kwargs)
+        calibrated = serving.serve("llama-3.1-8b", "h100-sxm", 2048, 256, **kwargs)
+        assert ideal.ttft_s < calibrated.ttft_s and ideal.tpot_s < calibrated.tpot_s
+        assert "ideal mode" in ideal.engine_costs
+
+
+def test_validate_of_a_serving_csv_refuses_a_chip_option():
+    out = run("validate", "--measurements", str(ROWS), "--hardware", "h200")
+    assert out.exit_code == 2 and "names each row's system" in out.output
