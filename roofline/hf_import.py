@@ -11,7 +11,7 @@ is used and the spec says so (source `hf-defaults`).
 """
 from .errors import SpecError, excerpt
 from .models import LIMITS, WIDTH_LIMIT
-from .specs import read_json
+from .readers import read_json
 
 #: architectures[0] -> family; the family decides what the config's keys mean
 FAMILIES = {

@@ -25,7 +25,8 @@ from pathlib import Path
 from . import dtypes as dtype_table
 from .errors import RooflineError, SpecError, excerpt
 from .models import LIMITS, MAX_BATCH, MAX_CONTEXT, WIDTH_LIMIT
-from .specs import is_file, parse_json, read_text, spec_paths
+from .readers import parse_json, read_text
+from .specs import is_file, spec_paths
 
 KERNEL_KINDS = ("copy", "read_reduce", "matmul", "linear")
 STEP_KINDS = ("decode_step", "prefill")

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 
 from .dtypes import check as check_dtype
 from .errors import RooflineError, SpecError, excerpt
-from .specs import FieldReader, check_id, load_yaml, parse_yaml, read_sources, resolve
+from .readers import parse_yaml
+from .specs import FieldReader, check_id, load_yaml, read_sources, resolve
 
 ATTENTION_KINDS = ("gqa", "mla")
 FFN_KINDS = ("gated", "plain")

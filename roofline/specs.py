@@ -4,16 +4,13 @@ Every spec file is a YAML mapping. A `FieldReader` walks it, converting each num
 magnitude (units.to_si), remembering its provenance (a `Fact`), and collecting the first problem
 as a SpecError that names the file, the field and what was expected. Unknown keys are errors.
 """
-import json
-import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from .errors import RooflineError, SpecError, excerpt
+from .readers import read_spec
 from .units import to_si
 
 KINDS = {"hardware": "hardware_specs", "model": "model_specs", "link": "hardware_specs/links",
@@ -135,204 +132,10 @@ def find_any(name):
     raise RooflineError(f"unknown spec id '{name}' (no model, chip or link has it); {hint}")
 
 
-#: the largest spec file read [bytes]: the largest shipped one is 7 kB
-MAX_SPEC_BYTES = 1_000_000
-#: the most YAML nodes a spec file may hold once its aliases are expanded
-MAX_SPEC_NODES = 100_000
-#: the most digits of a whole number in a spec file
-MAX_DIGITS = 30
-
-_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class WrittenFloat(float):
-    """A float read from a spec file that prints as it was written ("8.03e9", not 8030000000.0)."""
-
-    def __new__(cls, value, text):
-        number = super().__new__(cls, value)
-        number.text = text
-        return number
-
-    def __str__(self):
-        return self.text
-
-    def __reduce__(self):          # copy and pickle: a float subclass with a field of its own
-        return WrittenFloat, (float(self), self.text)
-
-
-yaml.SafeDumper.add_representer(WrittenFloat, yaml.SafeDumper.represent_float)
-
-
-class SpecLoader(_BASE_LOADER):
-    """The safe loader with the YAML 1.2 core schema, refusing what a spec file must not hold.
-
-    YAML 1.2 numbers: ``1:30`` is text, not 90 (YAML 1.1 base 60); ``017`` is 17, not octal 15;
-    ``yes``/``on`` are text, not true; dates stay text; merge keys (``<<``) are plain keys. Refused:
-    a key written twice in one mapping, a key that is not a scalar, whole numbers of more than
-    MAX_DIGITS digits, and aliases that expand to more than MAX_SPEC_NODES nodes or into themselves.
-    """
-
-    yaml_implicit_resolvers = {}
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise yaml.constructor.ConstructorError(None, None, "a key must be a plain name or number, "
-                                                        f"not a {key_node.id}", key_node.start_mark)
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key {excerpt(key)} appears twice",
-                                                        key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-    def construct_yaml12_int(self, node):
-        text = self.construct_scalar(node)
-        digits = text.lstrip("+-")
-        if len(digits) > MAX_DIGITS:
-            raise yaml.constructor.ConstructorError(None, None, f"a whole number of {len(digits)} digits; "
-                                                    f"at most {MAX_DIGITS} are read", node.start_mark)
-        sign = -1 if text.startswith("-") else 1
-        if digits[:2] in ("0x", "0o"):
-            return sign * int(digits[2:], 16 if digits[1] == "x" else 8)
-        return sign * int(digits)
-
-    def construct_yaml12_float(self, node):
-        text = self.construct_scalar(node)
-        plain = text.lower().lstrip("+")
-        special = {".inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
-        return WrittenFloat(special[plain] if plain in special else float(plain), text)
-
-    def construct_yaml12_bool(self, node):
-        return self.construct_scalar(node).lower() == "true"
-
-
-_RESOLVERS = [
-    ("tag:yaml.org,2002:null", r"~|null|Null|NULL|", ["~", "n", "N", ""]),
-    ("tag:yaml.org,2002:bool", r"true|True|TRUE|false|False|FALSE", list("tTfF")),
-    ("tag:yaml.org,2002:int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", list("-+0123456789")),
-    ("tag:yaml.org,2002:float", r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-                                r"|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN", list("-+.0123456789")),
-]
-for _tag, _pattern, _first in _RESOLVERS:
-    SpecLoader.add_implicit_resolver(_tag, re.compile(rf"^(?:{_pattern})$"), _first)
-SpecLoader.add_constructor("tag:yaml.org,2002:int", SpecLoader.construct_yaml12_int)
-SpecLoader.add_constructor("tag:yaml.org,2002:float", SpecLoader.construct_yaml12_float)
-SpecLoader.add_constructor("tag:yaml.org,2002:bool", SpecLoader.construct_yaml12_bool)
-
-
-def _expanded_size(node, limit):
-    """Nodes of `node` with every alias expanded; ValueError past `limit` or on a recursive alias."""
-    sizes, active = {}, set()
-
-    def size(item):
-        key = id(item)
-        if key in sizes:
-            return sizes[key]
-        if key in active:
-            raise ValueError("an alias refers to the node that holds it")
-        active.add(key)
-        children = item.value if isinstance(item, yaml.SequenceNode) else \
-            [n for pair in item.value for n in pair] if isinstance(item, yaml.MappingNode) else ()
-        total = 1
-        for child in children:
-            total += size(child)
-            if total > limit:
-                raise ValueError(f"more than {limit} values once its aliases are expanded")
-        active.discard(key)
-        sizes[key] = total
-        return total
-    return size(node)
-
-
-def parse_yaml(text, where="YAML"):
-    """The value of one YAML document read with SpecLoader; SpecError naming `where` on bad input."""
-    loader = SpecLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if "*" in text:           # an alias is written *name: only then can the document expand
-            _expanded_size(node, MAX_SPEC_NODES)
-        return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(where, f"malformed YAML{at}: {problem}") from None
-    except ValueError as exc:
-        raise SpecError(where, f"refused: {exc}") from None
-    except RecursionError:
-        raise SpecError(where, "refused: nested too deeply") from None
-    finally:
-        loader.dispose()
-
-
-def read_text(path, what="a spec file", limit=MAX_SPEC_BYTES):
-    """The UTF-8 text of a file of at most `limit` bytes (a UTF-8 byte-order mark is dropped).
-
-    SpecError naming the file when it cannot be read, is larger, or is not UTF-8 text.
-    """
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise SpecError(path, f"cannot read: {exc.strerror or exc.__class__.__name__}") from None
-    if len(raw) > limit:
-        raise SpecError(path, f"larger than {limit:,} bytes, the limit for {what}")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        encoding = " (it looks like UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-        raise SpecError(path, f"not UTF-8 text{encoding}: byte {exc.start} cannot be decoded; "
-                              f"expected {what} saved as UTF-8") from None
-
-
-class _Refused(ValueError):
-    """A JSON value a config must not hold (NaN, Infinity, a number too long to be a size)."""
-
-
-def _json_int(text):
-    if len(text.lstrip("-")) > MAX_DIGITS:
-        raise _Refused(f"a whole number of {len(text.lstrip('-'))} digits; at most {MAX_DIGITS} are read")
-    return int(text)
-
-
-def _json_float(text):
-    number = float(text)
-    if not math.isfinite(number):
-        raise _Refused(f"{excerpt(text)} overflows a float")
-    return number
-
-
-def _json_constant(text):
-    raise _Refused(f"{text} is not a number JSON allows; expected a finite number")
-
-
-def parse_json(text, where, what):
-    """The value of JSON text; SpecError naming `where` when it is malformed, nested too deeply, or
-    holds NaN, Infinity or a whole number of over MAX_DIGITS digits (plain json reads all three)."""
-    try:
-        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
-    except json.JSONDecodeError as exc:
-        raise SpecError(where, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
-                              f"expected {what}") from None
-    except _Refused as exc:
-        raise SpecError(where, f"refused: {exc}") from None
-    except RecursionError:
-        raise SpecError(where, f"refused: nested too deeply for {what}") from None
-
-
-def read_json(path, what, limit):
-    """The value of a UTF-8 JSON file of at most `limit` bytes (read_text, parse_json)."""
-    return parse_json(read_text(path, what, limit), path, what)
-
-
 def load_yaml(path):
-    """The mapping in a YAML spec file (SpecLoader); SpecError on an unreadable, oversized or
-    malformed file, a repeated key or a non-mapping."""
-    data = parse_yaml(read_text(path), path)
+    """The mapping in a YAML spec file (readers.load_spec_text: YAML 1.2, bounded, cached); SpecError
+    on an unreadable, oversized or malformed file, a repeated key or a non-mapping."""
+    data = read_spec(path)
     if not isinstance(data, dict):
         raise SpecError(path, "expected a mapping of fields at the top level")
     return data

@@ -39,6 +39,8 @@ CONFIGS = Path(__file__).resolve().parent / "fixtures" / "hf_configs"
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize="ROOFLINE_FUZZ_EXAMPLES" not in os.environ,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: inputs tried this session, per kind of input and exit status
+#: the parse cache of the runs (a user cache: not part of "nothing written"), shared by all of them
+CACHE = tempfile.mkdtemp(prefix="roofline-fuzz-cache-")
 TRIED = {kind: {0: 0, 1: 0, 2: 0} for kind in ("cli", "spec", "config", "measurements")}
 
 
@@ -75,7 +77,7 @@ def check_contract(args, folder, kind, env=None):
     """Run `roofline ARGS` in `folder` (its cwd and user data home; `env` replaces variables) and
     assert the contract."""
     before = _files(folder)
-    env = {"XDG_DATA_HOME": str(Path(folder) / "data"), "ROOFLINE_SPECS": None, "XDG_CACHE_HOME": str(folder),
+    env = {"XDG_DATA_HOME": str(Path(folder) / "data"), "ROOFLINE_SPECS": None, "XDG_CACHE_HOME": CACHE,
            **(env or {})}
     start = time.perf_counter()
     with contextlib.chdir(folder), _time_limit(SECONDS):
@@ -177,10 +179,13 @@ def command_lines(draw):
     return [a.replace("\x00", "") for a in args]
 
 
-#: values of the environment variables roofline reads: a folder name too long, a file, nothing
+#: values of the environment variables roofline reads: a folder name too long, a file, nothing, a
+#: folder that cannot be written
 ENVIRONMENTS = st.sampled_from([{}, {}, {}, {"ROOFLINE_SPECS": "a" * 5000}, {"ROOFLINE_SPECS": "/etc/hostname"},
                                 {"ROOFLINE_SPECS": ""}, {"XDG_DATA_HOME": "/" + "a" * 5000},
-                                {"XDG_DATA_HOME": "/etc/hostname"}, {"ROOFLINE_SPECS": "::::"}])
+                                {"XDG_DATA_HOME": "/etc/hostname"}, {"ROOFLINE_SPECS": "::::"},
+                                {"XDG_CACHE_HOME": "/etc/hostname"}, {"XDG_CACHE_HOME": "/" + "a" * 5000},
+                                {"XDG_CACHE_HOME": "/proc"}])
 
 
 @FUZZ

@@ -20,7 +20,8 @@ from roofline.cli.output import plain_pairs, to_json
 from roofline.errors import RooflineError, SpecError, excerpt
 from roofline.measurements import read_measurements
 from roofline.models import LIMITS, load_model, model_from_data
-from roofline.specs import MAX_SPEC_BYTES, builtin_dir, load_yaml, parse_yaml
+from roofline.readers import MAX_SPEC_BYTES, parse_yaml
+from roofline.specs import builtin_dir, load_yaml
 from roofline.units import _FAST_UNITS, registry, to_si
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -519,3 +520,37 @@ def test_every_command_is_found_by_importing_only_its_modules():
                       f"print(sorted(cli.get_command(click.Context(cli), {name!r}).commands))")
             alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
             assert alone.stdout.strip() == str(sorted(command.commands)), name
+
+
+def _cache_files(folder):
+    return sorted((Path(folder) / "roofline" / "specs").glob("*.json"))
+
+
+def test_a_broken_cache_never_breaks_a_command(tmp_path):
+    """Parsed spec files are cached by content under XDG_CACHE_HOME; corrupt entries, a cache
+    folder that is a file, or one that cannot exist change nothing but the time taken."""
+    expected = json.loads(run(*DECODE, "--format", "json", env={"XDG_CACHE_HOME": str(tmp_path)}).stdout)
+    entries = _cache_files(tmp_path)
+    assert entries
+    for entry in entries:
+        entry.write_bytes(b"\xff{not json")
+    again = run(*DECODE, "--format", "json", env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert json.loads(again.stdout) == expected
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for cache in (blocker, "/" + "a" * 5000):
+        result = run(*DECODE, "--format", "json", env={"XDG_CACHE_HOME": str(cache)})
+        assert result.exit_code == 0 and json.loads(result.stdout) == expected
+
+
+def test_the_cache_follows_the_file_content(tmp_path):
+    spec = tmp_path / "llama-x.yaml"
+    spec.write_text(LLAMA.replace("llama-3.1-8b", "llama-x"))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = json.loads(run("decode", "-m", spec, "-c", "h100-sxm", "--format", "json", env=env).stdout)
+    assert run("decode", "-m", spec, "-c", "h100-sxm", "--format", "json", env=env).stdout == json.dumps(first, indent=2) + "\n"
+    spec.write_text(LLAMA.replace("llama-3.1-8b", "llama-x").replace("num_layers: 32", "num_layers: 16"))
+    half = json.loads(run("decode", "-m", spec, "-c", "h100-sxm", "--format", "json", env=env).stdout)
+    assert half["step_time_s"] < 0.75 * first["step_time_s"]
+    from roofline.readers import read_spec
+    assert str(read_spec(builtin_dir("model") / "llama-3.1-8b.yaml")["params"]["total"]["value"]) == "8.03e9"
