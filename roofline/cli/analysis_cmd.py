@@ -155,7 +155,8 @@ def _emit_grid(grid, fmt, handle):
     rows = grid.rows()
     data = None
     if fmt == "json":
-        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode, "notes": grid.notes,
+        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode,
+                "calibration_source": grid.calibration_source, "notes": grid.notes,
                 "points": [dict(zip(COLUMNS, row)) for row in rows]}
     emit_table(rows, list(COLUMNS), fmt, data=data, file=handle)
 
@@ -214,4 +215,6 @@ def sweep(batch, context, weights_dtype, fmt, output, **params):
         _write_atomically(output, lambda handle: _emit_grid(grid, fmt, handle))
         click.echo(f"wrote {len(grid)} points to {output}", err=True)
     if fmt != "json" or output is not None:
-        _echo_notes(grid.notes, err=True)
+        mode = f"{grid.mode} mode on {grid.hardware}" + (f" (calibration {grid.calibration_source})"
+                                                          if grid.calibration_source else "")
+        _echo_notes([mode, *grid.notes], err=True)

@@ -131,7 +131,7 @@ def compare(hardwares, fmt, batch, context, **params):
         chips_specs = [resolve_hardware(hw) for hw in hardwares]
         options["mode"] = "calibrated" if all(h.calibration is not None for h in chips_specs) else "ideal"
     results = [api.decode(hardware=hw, batch=batch, context=context, **options) for hw in hardwares]
-    keys = ["hardware", "mode", "chips", "tp", "pp", "time_s", "tokens_per_s_per_user", "tokens_per_s", "bound",
+    keys = ["hardware", "mode", "calibration_source", "chips", "tp", "pp", "time_s", "tokens_per_s_per_user", "tokens_per_s", "bound",
             "memory_needed_bytes", "fits", "usd_per_mtok", "joules_per_token"]
     rows = [[r.to_dict()[k] for k in keys] for r in results]
     emit_table(rows, keys, fmt, data=[{k: r.to_dict()[k] for k in keys + ["notes"]} for r in results])

@@ -316,7 +316,7 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
 
 
 def first_wave_ttft(table, engine, clients, prompt):
-    """Mean TTFT of a closed-loop run's first requests, all sent at once [s].
+    r"""Mean TTFT of a closed-loop run's first requests, all sent at once [s].
 
     .. math:: TTFT_1 = \tau_{req} + \frac{S + 1}{2} \left[t_{dec}(C/2) + \min(C P, N) \, \frac{\Delta}{P}\right],
               \qquad S = \lceil C P / N \rceil
@@ -334,7 +334,7 @@ def first_wave_ttft(table, engine, clients, prompt):
 
 
 def synchronized_waves(table, engine, clients, n_max, prompt, decodes):
-    """(TTFT, TPOT, admission wait [s], requests/s) of closed-loop clients in lock-step waves.
+    r"""(TTFT, TPOT, admission wait [s], requests/s) of closed-loop clients in lock-step waves.
 
     With fixed lengths, an engine that runs prefill steps apart from decode steps (and first)
     keeps the clients in waves: the C requests of a wave arrive together, fill S = ceil(C P / N)
