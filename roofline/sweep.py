@@ -43,7 +43,8 @@ class SweepResult(dict):
 
     def to_frame(self):
         """The grid as a pandas DataFrame (pandas must be installed)."""
-        import pandas as pd
+        from .optional import require
+        pd = require("pandas")
         return pd.DataFrame({c: self[c] for c in COLUMNS})
 
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from roofline.cli import cli
 from roofline.cli.analysis_cmd import MAX_VALUES, parse_values
-from roofline.cli.output import plain_pairs, to_json
+from roofline.cli.output import to_json
 from roofline.errors import RooflineError, SpecError, excerpt
 from roofline.measurements import read_measurements
 from roofline.models import LIMITS, load_model, model_from_data
@@ -412,12 +412,6 @@ def test_json_never_holds_infinity_or_nan(capsys):
 def test_decode_json_is_strict_json():
     result = run(*DECODE, "--format", "json")
     json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
-
-
-def test_plain_pairs_equal_tabulate():
-    from tabulate import tabulate
-    rows = [["step_time_s", "0.006711"], ["bound", "memory"], ["note", ""], ["  x", "a b "], ["name", "Llämä"]]
-    assert plain_pairs(rows) == tabulate(rows, tablefmt="plain", disable_numparse=True)
 
 
 # -- the last resort -----------------------------------------------------------------------------

@@ -29,9 +29,9 @@ def _one_line(message):
 #: command missing here still works, found by importing every module.
 COMMAND_MODULES = {"decode": ("run_cmd",), "prefill": ("run_cmd",), "explain": ("analysis_cmd",),
                    "sweep": ("analysis_cmd",), "calibrate": ("calibrate_cmd",), "validate": ("calibrate_cmd",),
-                   "measure": ("calibrate_cmd",), "model": ("import_cmd",), "solve": ("solve_cmd", "serve_cmd"),
+                   "measure": ("measure_cmd",), "model": ("import_cmd",), "solve": ("solve_cmd", "serve_cmd"),
                    "compare": ("solve_cmd",), "list": ("specs_cmd",), "show": ("specs_cmd",),
-                   "serve": ("serve_cmd",)}
+                   "serve": ("serve_cmd",), "plot": ("plot_cmd",)}
 
 
 def _import_commands(name=None):
