@@ -14,7 +14,6 @@ the residuals of the fit. The chip's default calibration is ``calibrations/<chip
 like any spec (shipped ``hardware_specs/calibrations/``, then $ROOFLINE_SPECS and the user data
 directory, which override it); `--calibration FILE` (API: ``calibration=``) picks another.
 """
-import difflib
 from dataclasses import MISSING, replace
 from pathlib import Path
 
@@ -94,9 +93,11 @@ def _refuse_unknown_keys(reader):
     known = [row.name for row in PARAMETERS] + list(PROVENANCE_KEYS)
     for key in map(str, reader.data):
         if key not in known:
+            import difflib  # only for a suggestion (start-up time)
+
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean '{near[0]}'? " if near else ""
-            reader._fail(key, f"unknown field; {hint}a calibration's parameters are "
+            reader._fail(key[:60], f"unknown field; {hint}a calibration's parameters are "
                               f"{', '.join(row.name for row in PARAMETERS)} (docs/calibration-parameters.md)")
 
 
