@@ -391,9 +391,12 @@ def dry_check(command):
         name = args[0].split("|")[0]
         if name.startswith("-") and current.invoke_without_command:
             break                                   # the group's own options (`roofline calibrate -c ...`)
-        if name not in current.commands:
-            return f"`{' '.join(path)}` has no subcommand '{args[0]}' (it has {', '.join(current.commands)})"
-        current, path, args = current.commands[name], path + [name], args[1:]
+        context = click.Context(current)
+        sub = current.get_command(context, name)    # commands load lazily: ask, never read .commands
+        if sub is None:
+            return (f"`{' '.join(path)}` has no subcommand '{args[0]}' "
+                    f"(it has {', '.join(current.list_commands(context))})")
+        current, path, args = sub, path + [name], args[1:]
     if isinstance(current, click.Group) and not (args and current.invoke_without_command):
         return None
     known = {opt for param in current.params for opt in (*param.opts, *param.secondary_opts)}
@@ -445,7 +448,8 @@ def option_table_findings(path, root=ROOT):
         if heading:
             command = cli
             for word in heading.group(1).split():
-                command = command.commands.get(word) if isinstance(command, click.Group) else None
+                command = (command.get_command(click.Context(command), word)
+                           if isinstance(command, click.Group) else None)
             continue
         if line.startswith("#"):
             command = None

@@ -4,6 +4,8 @@ Numbers compare within 0.5%: enough for float noise and a last printed digit, fa
 of a formula, a spec or a calibration (the smallest the tests elsewhere care about is ~1%).
 """
 import re
+import subprocess
+import sys
 
 import click
 import pytest
@@ -42,6 +44,13 @@ def test_python_examples_run(path):
         exec(compile(block, str(path), "exec"), namespace)
 
 
+def test_the_docgen_command_finds_the_docs_current():
+    """`python -m roofline.docgen --check`, as the lead runs it: a fresh process (commands load lazily)."""
+    result = subprocess.run([sys.executable, "-m", "roofline.docgen", "--check"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_docs_have_console_examples():
     examples = [e for path in DOCS for block in docgen.console_blocks(path.read_text().split("\n"))
                 for e in block.examples]
@@ -55,8 +64,9 @@ def test_every_command_takes_the_format_the_docs_say():
 
     def walk(command, path):
         if isinstance(command, click.Group):
-            for sub_name, sub in command.commands.items():
-                walk(sub, path + [sub_name])
+            context = click.Context(command)
+            for sub_name in command.list_commands(context):
+                walk(command.get_command(context, sub_name), path + [sub_name])
         if path and (not isinstance(command, click.Group) or command.invoke_without_command):
             option = next((p for p in command.params if "--format" in p.opts), None)
             formats[" ".join(path)] = "|".join(option.type.choices) if option else None
