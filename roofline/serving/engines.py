@@ -19,16 +19,7 @@ sequences' decodes plus chunks of new prompts up to a token budget. What sets it
 - ``reserve_full_sequence``: True where the scheduler admits a request only when the KV cache of
   its whole ISL + OSL fits (TensorRT-LLM's GUARANTEED_NO_EVICT); False where pages are taken as
   tokens come (vLLM, SGLang: a sequence holds ISL + OSL/2 on average).
-- ``admits_at_completion``: True where a closed-loop client's new request is admitted only when
-  the next running request completes, so it waits one inter-completion interval 1/X = E2E/C
-  before its prefill (TensorRT-LLM). The evidence: on the 177 TensorRT-LLM Llama-3.1-8B rows and
-  the Qwen3 rows at concurrency <= 64, measured TTFT - E2E/C is the same at OSL 128, 256 and 512
-  (within a prefill step) while TTFT itself grows with OSL (191, 318, 550 ms at ISL 1024, TP1,
-  C = 8); a wait tied to E2E is the only term that grows so. The mechanism is consistent with C - 1
-  usable slots (a finished request's batch slot and KV blocks released one completion late, or
-  one client request always held back): the rows do not say which. The same term makes the
-  admissions follow the completions, spread in time, instead of arriving in fixed-length groups.
-  vLLM and SGLang rows show no such growth (their TTFT is flat in OSL).
+
 The fixed costs (calibrated, per engine; in seconds) stand for host work the forward pass does not
 contain: ``step_overhead`` per scheduler step (scheduling, input preparation, the sampler launch,
 the host-device sync), ``sequence_overhead`` per scheduled sequence per step (sampling,
@@ -58,7 +49,6 @@ class Engine:
     reserve_full_sequence: bool = False
     fraction_of_free: bool = False    # memory_fraction applies to what the weights leave
     mixed_prefill: bool = True        # prompt chunks ride in the decode steps (else prefill steps of their own)
-    admits_at_completion: bool = False  # a closed-loop request waits for the next completion to be admitted
     step_overhead: float = 0.0        # [s] per step
     sequence_overhead: float = 0.0    # [s] per scheduled sequence per step
     request_overhead: float = 0.0     # [s] per request, before its first token
@@ -77,9 +67,7 @@ ENGINES = {
     # TensorRT-LLM (trtllm-serve defaults): max_num_tokens 8192, max_batch_size 2048,
     # kv_cache free_gpu_memory_fraction 0.9 of what the weights leave, tokens_per_block 32,
     # capacity scheduler GUARANTEED_NO_EVICT.
-    # Admission at the next completion: see admits_at_completion in the module docstring.
-    "trtllm": Engine("trtllm", 8192, 2048, 0.90, 32, reserve_full_sequence=True, fraction_of_free=True,
-                     admits_at_completion=True),
+    "trtllm": Engine("trtllm", 8192, 2048, 0.90, 32, reserve_full_sequence=True, fraction_of_free=True),
 }
 
 #: CSV `backend` names and spellings users type, to engine ids

@@ -23,13 +23,7 @@ Closed-loop clients (concurrency C, each sending its next request when the last 
 serving benchmarks do) set X = C / E2E; open-loop Poisson arrivals fix X = lambda. The engine's
 running-sequence limit and the KV cache (memory fraction, block size) cap the sequences in
 flight; the excess waits in the admission queue W_q (closed loop: Little's law on the C clients;
-open loop: Sakasegawa's M/G/c approximation, Sakasegawa 1977, Ann. Inst. Stat. Math. 29). An
-engine that admits a closed-loop client's request only at the next completion
-(``Engine.admits_at_completion``) adds one inter-completion interval to its TTFT:
-
-.. math:: W_{slot} = 1 / X = E2E / C
-
-and its admissions, spread over the completions, no longer arrive in groups. A
+open loop: Sakasegawa's M/G/c approximation, Sakasegawa 1977, Ann. Inst. Stat. Math. 29). A
 request waits on average half a step (t/2) before its chunk is scheduled, and its chunk shares
 its step with the a others that arrived meanwhile.
 
@@ -283,8 +277,7 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
     saturated = False
     cap = math.inf
     fixed = load.closed and load.isl[0] == load.isl[1] and load.osl[0] == load.osl[1]
-    lag = load.closed and engine.admits_at_completion
-    group = max(1.0, min(per_replica, budget // prompt)) if fixed and prompt and not lag else 1.0
+    group = max(1.0, min(per_replica, budget // prompt)) if fixed and prompt else 1.0
     for _ in range(ITERATIONS):
         xs = x if load.closed else min(x, cap)   # beyond capacity the engine runs at capacity
         b = min(xs * decodes * t, n_max, per_replica if per_replica else n_max)
@@ -295,8 +288,7 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
         in_engine = ttft_server - engine.request_overhead + decodes * t
         cap = min(n_max / in_engine, max(budget - b, 1) / (prompt * t) if prompt else math.inf)
         if load.closed:
-            slot = 1 / x if lag else 0.0   # admission at the next completion: one inter-completion interval
-            x_new = min(per_replica / (ttft_server + decodes * t + slot), cap)
+            x_new = min(per_replica / (ttft_server + decodes * t), cap)
             queue = max(per_replica / x_new - ttft_server - decodes * t, 0.0) if x_new > 0 else math.inf
             x = 0.5 * x + 0.5 * x_new
         else:
