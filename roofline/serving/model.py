@@ -16,7 +16,7 @@ analysis (Little's law, Reiser & Lavenberg, J. ACM 27(2) 1980) closes the loop a
 
 .. math:: B = X D t, \\quad a = X t, \\quad t = t_{dec}(B) + a \\, \\Delta(B)
 
-.. math:: TTFT = \\tau_{req} + W_q + t/2 + k\\,[t_{dec}(B) + (1 + a)\\,\\Delta(B)/k], \\qquad
+.. math:: TTFT = \\tau_{req} + W_q + R + k\\,[t_{dec}(B) + (1 + a)\\,\\Delta(B)/k], \\qquad
           E2E = TTFT + D\\,t, \\qquad TPOT = (E2E - TTFT)/D = t
 
 Closed-loop clients (concurrency C, each sending its next request when the last completes, as
@@ -24,8 +24,9 @@ serving benchmarks do) set X = C / E2E; open-loop Poisson arrivals fix X = lambd
 running-sequence limit and the KV cache (memory fraction, block size) cap the sequences in
 flight; the excess waits in the admission queue W_q (closed loop: Little's law on the C clients;
 open loop: Sakasegawa's M/G/c approximation, Sakasegawa 1977, Ann. Inst. Stat. Math. 29). A
-request waits on average half a step (t/2) before its chunk is scheduled, and its chunk shares
-its step with the a others that arrived meanwhile.
+request waits the rest of the step in progress (the mean residual of the step lengths,
+`residual_step`) before its chunk is scheduled, and its chunk shares its step with the a others
+that arrived meanwhile.
 
 Disaggregated serving (xPyD: x prefill workers, y decode workers, each with its own layout)
 prefills on one pool (a queue of x servers of prefill time t_p), moves the prompt's KV cache over
@@ -284,7 +285,8 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
         t_dec, delta = table(max(b, 1))
         a = xs * t
         t = t_dec + a * delta
-        ttft_server = engine.request_overhead + t / 2 + k * t_dec + max(group, 1 + a) * delta
+        ttft_server = engine.request_overhead + residual_step(t_dec, delta, k, a) + k * t_dec \
+            + max(group, 1 + a) * delta
         in_engine = ttft_server - engine.request_overhead + decodes * t
         cap = min(n_max / in_engine, max(budget - b, 1) / (prompt * t) if prompt else math.inf)
         if load.closed:
@@ -313,6 +315,29 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
                    min(running / capacity, 1.0), queue, saturated,
                    ceiling.mode, engine.source,
                    extra={"chunk_tokens": table.chunk, "chunks_per_prompt": k})
+
+
+def residual_step(t_dec, delta, chunks, arrivals):
+    r"""Mean remaining time of the step in progress when a request arrives [s].
+
+    An arrival at a random instant lands in a step with a probability proportional to the step's
+    length (the inspection paradox), so it waits E[T^2] / (2 E[T]), not half the mean step. Steps
+    are of two kinds: decode-only, t_dec, and those carrying one prompt chunk, t_dec + Delta / k,
+    a share p = min(1, a k) of them (a arrivals per mean step, k chunks each):
+
+    .. math:: R = \frac{(1 - p) \, t_{dec}^2 + p \, (t_{dec} + \Delta / k)^2}
+                       {2 \, [(1 - p) \, t_{dec} + p \, (t_{dec} + \Delta / k)]}
+
+    (Kleinrock, Queueing Systems vol. 1, 1975, section 5.2, the mean residual life). It is t/2 when
+    no step carries a prompt and grows with the prompt's share of the GPU's time: long prompts at
+    low concurrency, where a prompt lands in another's prefill step more often than the mean
+    step says.
+    """
+    if not chunks:
+        return t_dec / 2
+    share = min(1.0, arrivals * chunks)
+    long = t_dec + delta / chunks
+    return ((1 - share) * t_dec ** 2 + share * long ** 2) / (2 * ((1 - share) * t_dec + share * long))
 
 
 def first_wave_ttft(table, engine, clients, prompt):
