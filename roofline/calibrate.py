@@ -139,8 +139,10 @@ def _groups(step_models):
     return groups
 
 
-def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iterations=100):
-    """Fit a calibration to RowModels of step rows (decode_step, prefill, published) and kernels."""
+def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iterations=100, progress=None):
+    """Fit a calibration to RowModels of step rows (decode_step, prefill, published) and kernels.
+
+    `progress`, if given, is called at each evaluation of the residuals (the CLI's progress line)."""
     kernels = kernel_fit(kernel_models, hardware)
     peaks = hardware.peak_flops
     bw_top = min(kernels.bandwidth, hardware.mem_bandwidth) if kernels.bandwidth else hardware.mem_bandwidth
@@ -189,6 +191,8 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
                                     "kernel_overhead": kernels.kernel_overhead or 0.0}, peaks)
 
     def residuals(values):
+        if progress is not None:
+            progress()
         c = ceiling_of(values)
         return [math.log(m.time(c) / m.measured_time) for m in step_models]
 

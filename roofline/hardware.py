@@ -9,7 +9,7 @@ from functools import lru_cache
 from .calibration import Calibration, default_calibration
 from .dtypes import COMPUTE_DTYPES
 from .errors import RooflineError, SpecError
-from .specs import FieldReader, check_id, load_yaml, read_sources, resolve
+from .specs import check_id, file_reader, load_yaml, resolve
 
 CHIP_KINDS = ("gpu", "tpu", "wafer", "lpu", "rdu", "soc", "accelerator")
 TIERS = ("hbm", "dram", "sram")
@@ -123,8 +123,7 @@ def load_link(name):
     """Link spec by id or path."""
     path = resolve("link", name)
     data = load_yaml(path)
-    reader = FieldReader(data, path, read_sources(data, path))
-    reader.seen.add("sources")
+    reader = file_reader(data, path)
     link_id = check_id(reader, path)
     entry = reader.raw("latency")
     is_assumption = isinstance(entry, dict) and entry.get("source") == "assumption"
@@ -137,13 +136,124 @@ def load_link(name):
     return link
 
 
+def load_hardware(name, overrides=None):
+    """Hardware spec by id (hardware_specs/<id>.yaml) or path; SpecError/RooflineError if invalid.
+
+    `overrides` {field: text with unit} changes fields for a what-if (see with_overrides).
+    """
+    hardware = _load_hardware(str(name))
+    return with_overrides(hardware, overrides) if overrides else hardware
+
+
+#: chip fields a what-if may change (`--set hardware.FIELD=VALUE`), with the dimension each must have;
+#: `peak_flops.<dtype>` [FLOP/s] as well
+OVERRIDABLE = {"memory_bandwidth": "bandwidth", "memory_capacity": "bytes", "power": "power", "price": "price"}
+#: prefixes of --set fields that address the chip rather than the model
+HARDWARE_PREFIXES = ("hardware.", "chip.")
+
+
+def split_overrides(overrides):
+    """({model field: text}, {chip field: text}) from --set pairs: `hardware.X` and `chip.X` address the
+    chip, `model.X` and bare fields the model."""
+    model, chip = {}, {}
+    for key, text in (overrides or {}).items():
+        for prefix in HARDWARE_PREFIXES:
+            if key.startswith(prefix):
+                chip[key[len(prefix):]] = text
+                break
+        else:
+            model[key[len("model."):] if key.startswith("model.") else key] = text
+    return model, chip
+
+
+def chip_with_overrides(hardware, overrides, memory_tier=None):
+    """(chip, memory tier left to choose) for a question with chip what-ifs: `hardware` (id, file or
+    Hardware) with `memory_tier` moved first, so that memory_* fields address the tier that holds
+    the weights, and `overrides` applied (with_overrides). Without overrides: unchanged."""
+    if not overrides:
+        return hardware, memory_tier
+    chip = hardware if isinstance(hardware, Hardware) else load_hardware(hardware)
+    chip = chip.with_tier(memory_tier) if memory_tier else chip
+    return with_overrides(chip, overrides), None
+
+
+def with_overrides(hardware, overrides):
+    """The chip with fields changed for a what-if: {field: "6 TB/s"}; each value is checked for its
+    dimension (OVERRIDABLE; `peak_flops.<dtype>` in FLOP/s) and must be greater than zero.
+
+    memory_bandwidth and memory_capacity change the tier that holds the weights (memory[0]). A
+    calibration keeps its achieved share of each peak: its bandwidth and measured FLOP rates scale
+    with the new datasheet figures (the same software efficiency on a faster part), which is what
+    a what-if on a faster chip means; ideal mode uses the new peaks directly.
+    """
+    from dataclasses import replace
+    from .specs import Fact, near_ids
+    from .units import to_si
+    memory, peaks = list(hardware.memory), dict(hardware.peak_flops)
+    changes, facts = {}, []
+    for key, text in overrides.items():
+        if key.startswith("peak_flops."):
+            dtype, dimension = key.split(".", 1)[1], "flops"
+            if dtype not in COMPUTE_DTYPES:
+                raise RooflineError(f"--set hardware.{key}: unknown dtype '{dtype}'; expected one of "
+                                    f"{', '.join(COMPUTE_DTYPES)}")
+        elif key in OVERRIDABLE:
+            dimension = OVERRIDABLE[key]
+        else:
+            fields = list(OVERRIDABLE) + [f"peak_flops.{d}" for d in hardware.peak_flops]
+            near = near_ids(key, fields, n=1)
+            hint = f"did you mean hardware.{near[0]}? " if near else ""
+            raise RooflineError(f"--set hardware.{key}: not a chip field a what-if can change; {hint}fields: "
+                                + ", ".join(f"hardware.{f}" for f in fields))
+        value = to_si(text, dimension, where=f"--set hardware.{key}")
+        if value <= 0:
+            raise RooflineError(f"--set hardware.{key}: {text!r} must be greater than zero")
+        if key == "memory_bandwidth":
+            memory[0] = replace(memory[0], bandwidth=value)
+        elif key == "memory_capacity":
+            memory[0] = replace(memory[0], capacity=value)
+        elif key.startswith("peak_flops."):
+            peaks[key.split(".", 1)[1]] = value
+        else:
+            changes[key] = value
+        facts.append(Fact(key, value, str(text), "--set on the command line (what-if)", "--set",
+                          note="what-if override"))
+    changed = replace(hardware, memory=tuple(memory), peak_flops=peaks, facts=tuple(
+        f for f in hardware.facts if f.field not in _fact_fields(overrides)) + tuple(facts), **changes)
+    if hardware.calibration is not None:
+        changed = replace(changed, calibration=_scaled_calibration(hardware, changed))
+    return changed
+
+
+def _fact_fields(overrides):
+    names = {"memory_bandwidth": "memory[0].bandwidth", "memory_capacity": "memory[0].capacity"}
+    return {names.get(key, key) for key in overrides}
+
+
+def _scaled_calibration(old, new):
+    """The calibration of `old` on chip `new`: achieved bandwidth and FLOP rates scaled by the ratios of
+    the datasheet figures (unchanged where the figures are)."""
+    from dataclasses import replace
+    cal = old.calibration
+    bandwidth = cal.bandwidth * new.mem_bandwidth / old.mem_bandwidth
+    flops = {dtype: rate * new.peak_flops[dtype] / old.peak_flops[dtype] if dtype in old.peak_flops else rate
+             for dtype, rate in cal.flops.items()}
+    return replace(cal, bandwidth=bandwidth, flops=flops)
+
+
 @lru_cache(maxsize=None)
-def load_hardware(name):
-    """Hardware spec by id (hardware_specs/<id>.yaml) or path; SpecError/RooflineError if invalid."""
+def _load_hardware(name):
+    return read_hardware(name)
+
+
+load_hardware.cache_clear = _load_hardware.cache_clear  # forget loaded chips (a test that adds a user spec)
+
+
+def read_hardware(name):
+    """The chip spec `name` read from its file now, bypassing load_hardware's cache."""
     path = resolve("hardware", name)
     data = load_yaml(path)
-    reader = FieldReader(data, path, read_sources(data, path))
-    reader.seen.add("sources")
+    reader = file_reader(data, path)
     chip_id = check_id(reader, path)
     memory = []
     for tier in reader.items("memory"):

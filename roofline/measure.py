@@ -1,7 +1,7 @@
 """Measure an accelerator for `roofline calibrate`: kernels, then whole steps of a model's shape.
 
-    python -m roofline.measure --model llama-3.1-8b --out h100.jsonl      (or: roofline measure ...)
-    python -m roofline.measure --model my-tiny.yaml --tiny                (CPU check of the script)
+    roofline measure --model llama-3.1-8b --out h100.jsonl
+    roofline measure --model my-tiny.yaml --tiny                 (CPU check of the script)
 
 Needs PyTorch (pip install 'roofline[measure]'); the rest of roofline never imports it. Writes
 JSON lines in the format roofline.measurements reads: a header row (kind=device: device name,
@@ -20,16 +20,19 @@ Every time is the median of many replays of a CUDA graph timed with CUDA events 
 median of a few calls). Shapes that do not fit in memory or the time budget are written as
 `*_skipped` rows with the reason. MLA and sparse-attention models are not supported.
 """
-import argparse
 import datetime
 import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # `roofline measure --help` still works; running says what to install (cli/measure_cmd.py)
+    torch = F = None
 
 from .errors import RooflineError
 from .models import load_model
@@ -43,16 +46,17 @@ TINY = dict(decode=[(1, 16), (4, 32), (8, 16)], prefill=[16, 32], linear=[1, 4, 
             matmul=128, linear_kn=(128, 256))
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="roofline measure", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="model id (roofline list models) or spec file")
-    p.add_argument("--out", default=None, help="JSON-lines file to write (default: measure_<model>.jsonl)")
-    p.add_argument("--tiny", action="store_true", help="tiny kernel shapes and sweeps (checks the script on a CPU)")
-    p.add_argument("--budget-s", type=float, default=600.0, help="stop starting new shapes after this many seconds")
-    p.add_argument("--layers", type=int, default=None, help="decoder layers to build (default: all that fit)")
-    p.add_argument("--reps", type=int, default=30, help="timed replays per shape")
-    p.add_argument("--skip-kernels", action="store_true", help="measure whole steps only")
-    return p.parse_args(argv)
+@dataclass
+class Options:
+    """What to measure (the options of `roofline measure`, roofline/cli/measure_cmd.py)."""
+    model: str
+    out: str = None            # JSON-lines file (default: measure_<model>.jsonl)
+    tiny: bool = False         # tiny kernel shapes and sweeps (checks the script on a CPU)
+    budget_s: float = 600.0    # stop starting new shapes after this many seconds
+    layers: int = None         # decoder layers to build (default: all that fit)
+    reps: int = 30             # timed replays per shape
+    skip_kernels: bool = False  # measure whole steps only
+    quiet: bool = False        # print no row as it is measured
 
 
 class Session:
@@ -74,8 +78,9 @@ class Session:
         row["device"] = self.name
         self.out.write(json.dumps(row) + "\n")
         self.out.flush()
-        shown = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items() if k != "device"}
-        print(" ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
+        if not self.args.quiet:
+            shown = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items() if k != "device"}
+            print(" ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
 
     def free_bytes(self):
         return torch.cuda.mem_get_info()[0] if self.cuda else 8 << 30
@@ -324,12 +329,9 @@ def _time_pass(s, net, kind, batch, cached, query, layers, row):
            kv_bytes=2 * m.num_kv_heads * m.head_dim * 2 * layers * batch * (cached + query))
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        model = load_model(args.model)
-    except RooflineError as exc:
-        sys.exit(f"error: {str(exc).splitlines()[0]}")
+def run(args):
+    """Measure what `args` (an Options) asks for and write it; returns 0. Needs PyTorch."""
+    model = load_model(args.model)
     name = model.id if spec_paths("model").get(model.id) == Path(model.path) else str(Path(model.path).resolve())
     args.out = args.out or f"measure_{model.id}.jsonl"
     s = Session(args)
@@ -344,9 +346,9 @@ def main(argv=None):
     except RooflineError as exc:
         s.emit(kind="decode_skipped", model=name, reason=str(exc))
     s.out.close()
-    print(f"wrote {args.out} in {time.time() - s.start:.1f} s on {s.name}", flush=True)
+    print(f"wrote {args.out} in {time.time() - s.start:.1f} s on {s.name}", file=sys.stderr, flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit("the command is `roofline measure` (roofline measure --help lists its options)")

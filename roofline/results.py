@@ -47,18 +47,26 @@ class Record:
         """A one-row pandas DataFrame of the scalar fields (pandas must be installed)."""
         return frame([self])
 
+    def _display_rows(self):
+        """(field, text) of the scalar fields with a value: units, SI prefixes, 4 significant digits."""
+        from .display import cell, field_unit
+        return [(k, cell(v, field_unit(k))) for k, v in self.summary_rows() if v is not None and v != ""]
+
     def __str__(self):
         from tabulate import tabulate
-        return tabulate(self.summary_rows(), tablefmt="plain", floatfmt=".4g")
+        return tabulate(self._display_rows(), tablefmt="plain", disable_numparse=True)
 
     def _repr_html_(self):
         from tabulate import tabulate
-        return tabulate(self.summary_rows(), headers=["field", "value"], tablefmt="html", floatfmt=".4g")
+        return tabulate(self._display_rows(), headers=["field", "value"], tablefmt="html", disable_numparse=True)
 
 
 def frame(records):
-    """A pandas DataFrame with one row per record (its scalar fields): results of a loop, say."""
-    import pandas as pd
+    """A pandas DataFrame with one row per record (its scalar fields): results of a loop, say.
+
+    RooflineError naming pip install 'roofline[notebooks]' where pandas is not installed."""
+    from .optional import require
+    pd = require("pandas")
     return pd.DataFrame([dict(r.summary_rows()) for r in records])
 
 
@@ -119,6 +127,11 @@ class StepResult(Record):
     @property
     def step_time_s(self):
         return self.time_s
+
+    def _repr_html_(self):
+        """In Jupyter: the sections of the CLI's table (answer, time, memory, layout, cost, assumptions)."""
+        from .display import sections_html, step_sections
+        return sections_html(step_sections(self))
 
     def breakdown_frame(self):
         """The operators as a pandas DataFrame: FLOPs, bytes, intensity, time, share of the step, bound."""

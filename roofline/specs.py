@@ -73,10 +73,25 @@ def resolve(kind, name):
     paths = spec_paths(kind)
     if name in paths:
         return paths[name]
-    near = difflib.get_close_matches(name, paths, n=3, cutoff=0.5)
+    near = near_ids(name, paths)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; known ids: {', '.join(paths)}"
     listing = {"model": "models", "hardware": "hardware", "link": "links"}.get(kind)
     raise RooflineError(f"unknown {kind} id '{name}'{hint}" + (f" (roofline list {listing})" if listing else ""))
+
+
+def near_ids(name, ids, n=3):
+    """Up to `n` ids close to `name`, best first: ids that start with it, then ids that contain it,
+    then the rest by similarity (difflib ratio >= 0.5); ties by similarity, so `h100` offers
+    h100-sxm and h100-pcie before h200."""
+    name = name.lower()
+
+    def rank(spec_id):
+        ratio = difflib.SequenceMatcher(None, name, spec_id.lower()).ratio()
+        return (not spec_id.lower().startswith(name), name not in spec_id.lower(), -ratio)
+
+    scored = [(rank(i), i) for i in ids]
+    close = [item for item in scored if item[0][1] is False or -item[0][2] >= 0.5]
+    return [spec_id for _, spec_id in sorted(close)[:n]]
 
 
 def find_any(name):
@@ -97,7 +112,7 @@ def find_any(name):
         if name in paths:
             return kind, paths[name]
         known.update({spec_id: kind for spec_id in paths})
-    near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    near = near_ids(name, known)
     hint = f"did you mean {', '.join(near)}?" if near else "see roofline list models|hardware|links"
     raise RooflineError(f"unknown spec id '{name}' (no model, chip or link has it); {hint}")
 
@@ -266,9 +281,32 @@ def read_sources(data, where):
     return {str(k): v for k, v in sources.items()}
 
 
+def _in_spec_directory(path):
+    folder = Path(path).resolve().parent
+    for kind in KINDS:
+        for directory in [builtin_dir(kind), *user_dirs(kind)]:
+            if directory.is_dir() and folder == directory.resolve():
+                return True
+    return False
+
+
+def file_reader(data, path):
+    """The FieldReader of a spec file's top level, with its `sources:` and its optional file-level
+    `source:` (the default source of bare values such as `power: 700 W`)."""
+    sources = read_sources(data, path)
+    default = data.get("source")
+    if default is not None and str(default) not in sources:
+        raise SpecError(path, f"source: '{default}' is not defined under 'sources:'")
+    reader = FieldReader(data, path, sources, default_source=None if default is None else str(default))
+    reader.seen.update({"sources", "source"})
+    return reader
+
+
 def check_id(reader, path):
-    """The spec's id, which must equal the file stem."""
+    """The spec's id, which must equal the file stem inside a spec directory (ids resolve to files
+    there by name); a file given by its path elsewhere may carry any id, so that
+    `roofline show h100-sxm --format yaml > mychip.yaml` loads back as it was."""
     spec_id = reader.text("id")
-    if Path(path).stem != spec_id:
+    if Path(path).stem != spec_id and _in_spec_directory(path):
         raise SpecError(path, f"id: '{spec_id}' must equal the file name '{Path(path).stem}'")
     return spec_id

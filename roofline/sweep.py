@@ -29,9 +29,10 @@ class SweepResult(dict):
     """Columns of a sweep, {name: 1-D numpy array}, one entry per grid point (dtype, batch, context
     in row-major order); `notes` holds warnings (context beyond the model's maximum, default mode)."""
 
-    def __init__(self, columns, model, hardware, mode, notes):
+    def __init__(self, columns, model, hardware, mode, notes, calibration_source=None):
         super().__init__(columns)
         self.model, self.hardware, self.mode, self.notes = model, hardware, mode, notes
+        self.calibration_source = calibration_source
 
     def __len__(self):
         return len(self["step_time_s"])
@@ -42,7 +43,8 @@ class SweepResult(dict):
 
     def to_frame(self):
         """The grid as a pandas DataFrame (pandas must be installed)."""
-        import pandas as pd
+        from .optional import require
+        pd = require("pandas")
         return pd.DataFrame({c: self[c] for c in COLUMNS})
 
 
@@ -109,4 +111,4 @@ def sweep(model, hardware, batch, context, weights_dtype=None, **options):
     columns["tokens_per_s"] = columns["batch"] / step
     first = scenarios[0]
     return SweepResult({c: columns[c] for c in COLUMNS}, first.model.id, first.hardware.id, first.mode,
-                       list(first.notes))
+                       list(first.notes), first.calibration_source)

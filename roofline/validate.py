@@ -73,9 +73,10 @@ def group_of(row):
     return {"decode_step": "decode", "prefill": "prefill", "generation": "published"}.get(row.kind, "kernels")
 
 
-def validate(measurements, hardware=None, mode="calibrated", calibration=None):
+def validate(measurements, hardware=None, mode="calibrated", calibration=None, progress=None):
     """Validate every row of a MeasurementFile on `hardware` (id/Hardware), or on the chip each row's
-    device names when `hardware` is None. `calibration` (file or id) replaces the chip's default."""
+    device names when `hardware` is None. `calibration` (file or id) replaces the chip's default.
+    `progress`, if given, is called once per row (the CLI's progress line)."""
     if mode not in MODES:
         raise RooflineError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     chip = None if hardware is None else (hardware if not isinstance(hardware, str) else load_hardware(hardware))
@@ -83,6 +84,8 @@ def validate(measurements, hardware=None, mode="calibrated", calibration=None):
         chip = with_calibration(chip, calibration)
     checked, skipped = [], list(measurements.skipped)
     for row in measurements.rows:
+        if progress is not None:
+            progress()
         target = chip
         if target is None:
             chip_id = chip_for_device(row.device)

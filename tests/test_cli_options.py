@@ -29,7 +29,12 @@ BASE = {
                        "--concurrency", "4"],
     "solve serving": ["solve", "serving", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--isl", "1024", "--osl", "128",
                       "--request-rate", "2", "--ttft-max", "1", "--tpot-max", "0.05", "--max-chips", "2"],
+    "plot roofline": ["plot", "roofline", "-m", "llama-3.1-8b", "-c", "h100-sxm"],
+    "plot breakdown": ["plot", "breakdown", "-m", "llama-3.1-8b", "-c", "h100-sxm"],
+    "plot sweep": ["plot", "sweep", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--batch", "1,2"],
 }
+#: commands that write a file: the file they are given, under tmp_path
+OUTPUT = {"sweep": "out.csv", "plot roofline": "out.png", "plot breakdown": "out.png", "plot sweep": "out.png"}
 
 
 def _commands(group=cli, prefix=()):
@@ -68,7 +73,7 @@ def test_bad_value_is_one_line_and_exit_2(path, option, tmp_path):
     else:
         args += [flag, option.bad]
     before = set(tmp_path.iterdir())
-    result = CliRunner().invoke(cli, args + (["--output", str(tmp_path / "out.csv")] if path == "sweep" else []))
+    result = CliRunner().invoke(cli, args + (["--output", str(tmp_path / OUTPUT[path])] if path in OUTPUT else []))
     assert result.exit_code == 2, (args, result.output)
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
@@ -84,7 +89,8 @@ def test_same_help_everywhere(path, option):
     assert set(param.opts) == set(option.flags)
 
 
-def test_base_invocations_run():
+def test_base_invocations_run(tmp_path):
     for path, args in BASE.items():
-        result = CliRunner().invoke(cli, args)
+        output = ["--output", str(tmp_path / OUTPUT[path])] if path.startswith("plot") else []
+        result = CliRunner().invoke(cli, args + output)
         assert result.exit_code == 0, (path, result.output)

@@ -6,6 +6,7 @@ the CLI must print one line that names the file and the field, and exit with sta
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -220,9 +221,46 @@ def test_unknown_indexer_dtype(tmp_path):
     one_line_error(decode_on(model_path=path), path, "attention.sparse.index_dtype", "unknown dtype 'fp7'")
 
 
-def test_id_must_match_file_name(tmp_path):
+def test_id_must_match_file_name_in_a_spec_directory(tmp_path, monkeypatch):
+    # inside a spec directory an id resolves to <id>.yaml, so the file's id must be its name
+    root = tmp_path / "specs"
+    (root / "hardware_specs").mkdir(parents=True)
     path = chip(tmp_path, lambda d: d.update(id="other"))
-    one_line_error(decode_on(chip_path=path), path, "id", "must equal the file name")
+    moved = root / "hardware_specs" / path.name
+    path.rename(moved)
+    monkeypatch.setenv("ROOFLINE_SPECS", str(root))
+    one_line_error(decode_on(chip_path=moved.stem), moved, "id", "must equal the file name")
+
+
+def test_show_yaml_saved_under_another_name_loads_back_unchanged(tmp_path):
+    from roofline.hardware import load_hardware
+    from roofline.models import load_model
+    for spec_id, load in (("h100-sxm", load_hardware), ("llama-3.1-8b", load_model)):
+        text = run("show", spec_id, "--format", "yaml").output
+        path = tmp_path / f"my-{spec_id}.yaml"
+        path.write_text(text)
+        mine, shipped = load(str(path)), load(spec_id)
+        assert replace(mine, path=None) == replace(shipped, path=None)  # every field, facts included
+        assert json.loads(run("decode", "-m", "llama-3.1-8b", "-c", str(path) if load is load_hardware
+                              else "h100-sxm", "--format", "json").output)["time_s"] == \
+            json.loads(run("decode", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--format", "json").output)["time_s"]
+
+
+def test_a_chip_file_may_give_bare_values_under_one_source(tmp_path):
+    path = tmp_path / "mychip.yaml"
+    path.write_text("id: mychip\nname: My chip\nvendor: Me\nkind: gpu\nsource: guess\n"
+                    "sources: {guess: 'my own estimate'}\n"
+                    "memory:\n  - {name: HBM, tier: hbm, capacity: 288 GB, bandwidth: 8 TB/s}\n"
+                    "peak_flops: {bf16: 2.5 PFLOP/s}\npower: 1 kW\n")
+    data = json.loads(run("decode", "-m", "llama-3.1-8b", "-c", str(path), "--mode", "ideal",
+                          "--format", "json").output)
+    # ideal decode at batch 1 streams the bf16 weights once except the embedding table, of which it
+    # reads one row (16.06 GB - 128256 x 4096 x 2 B), plus the KV cache of 1024 tokens (134.2 MB), at 8 TB/s
+    assert data["time_s"] == pytest.approx((16.06e9 - 128256 * 4096 * 2 + 134.2e6) / 8e12, rel=0.01)
+    assert data["capacity_bytes"] == 288e9 and data["power_w"] == 1000
+    bad = tmp_path / "badchip.yaml"  # another name: loaded specs are cached by path
+    bad.write_text(path.read_text().replace("source: guess", "source: nowhere"))
+    one_line_error(decode_on(chip_path=bad), bad, "source", "'nowhere' is not defined")
 
 
 def test_spec_file_that_does_not_exist(tmp_path):

@@ -11,13 +11,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "roofline"
 
 LAYERS = [
-    ("foundations", {"units", "dtypes", "mathops", "errors"}),
+    ("foundations", {"units", "dtypes", "mathops", "errors", "display", "optional"}),
     ("specs", {"specs", "calibration_params", "calibration", "hardware", "models", "hf_import"}),
     ("formulas", {"params", "memory", "operators", "step", "parallel", "collectives", "cost", "binding",
                   "transfer"}),
     ("evaluation", {"deployment", "placement", "results", "scenario", "api"}),
     ("analyses", {"sweep", "explain", "speculative", "predict", "measurements", "fit", "calibrate", "validate",
-                  "measure", "model_import", "plots", "serving", "docgen"}),
+                  "measure", "model_import", "plots", "serving", "docgen", "whatif"}),
     ("solver", {"solve"}),
     ("interface", {"cli", "__init__", "__main__"}),
 ]

@@ -49,7 +49,7 @@ def _spec(tmp_path, name, extra=""):
 def test_tiny_run_writes_rows_the_reader_accepts(tmp_path, name, extra):
     spec = _spec(tmp_path, name, extra)
     out = tmp_path / "out.jsonl"
-    assert measure.main(["--model", str(spec), "--tiny", "--out", str(out), "--reps", "2"]) == 0
+    assert measure.run(measure.Options(model=str(spec), tiny=True, out=str(out), reps=2)) == 0
     header = json.loads(out.read_text().splitlines()[0])
     assert header["kind"] == "device" and header["device"] == "cpu" and header["torch"] == torch.__version__
     data = read_measurements(out)
@@ -66,7 +66,7 @@ def test_tiny_run_writes_rows_the_reader_accepts(tmp_path, name, extra):
 
 def test_mla_models_are_refused_with_a_skip_row(tmp_path):
     out = tmp_path / "mla.jsonl"
-    assert measure.main(["--model", "deepseek-v3", "--tiny", "--out", str(out), "--skip-kernels"]) == 0
+    assert measure.run(measure.Options(model="deepseek-v3", tiny=True, out=str(out), skip_kernels=True)) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[-1]["kind"] == "decode_skipped" and "supports GQA attention; deepseek-v3 uses mla" in lines[-1]["reason"]
 
@@ -78,3 +78,12 @@ def test_cli_measure_passes_its_options_through(tmp_path):
                                       "--skip-kernels"])
     assert result.exit_code == 0, result.output
     assert {r.kind for r in read_measurements(out).rows} == {"decode_step", "prefill"}
+
+
+def test_quiet_prints_no_rows(tmp_path):
+    spec = _spec(tmp_path, "tiny-quiet")
+    out = tmp_path / "quiet.jsonl"
+    result = CliRunner().invoke(cli, ["measure", "-m", str(spec), "--tiny", "-o", str(out), "--reps", "2",
+                                      "--skip-kernels", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and read_measurements(out).rows

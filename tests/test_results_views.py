@@ -14,7 +14,9 @@ def result():
 
 def test_html_table(result):
     html = result._repr_html_()
-    assert html.startswith("<table>") and "tokens_per_s_per_user" in html and "usd_per_mtok" in html
+    # the CLI's sections: labels people read, numbers with units (field names are in to_dict and to_frame)
+    assert html.startswith("<table>") and "tokens/s per user" in html and "per million tokens" in html
+    assert "tok/s" in html and "USD/Mtok" in html
 
 
 def test_one_row_frame(result):

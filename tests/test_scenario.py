@@ -50,7 +50,7 @@ def test_cli_sweep_and_explain_on_several_chips():
     out = runner.invoke(cli, ["sweep", "-m", "llama-3.1-70b", "-c", "h100-sxm", "--tp", "8", "--batch", "1:64:x4",
                               "--format", "csv"])
     assert out.exit_code == 0, out.output
-    assert len(out.output.strip().splitlines()) == 1 + 4
+    assert len(out.stdout.strip().splitlines()) == 1 + 4    # the mode note goes to stderr
     out = runner.invoke(cli, ["explain", "decode", "-m", "deepseek-v3", "-c", "h200", "--chips", "8"])
     assert out.exit_code == 0, out.output
     assert "links" in out.output

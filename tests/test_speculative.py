@@ -1,6 +1,7 @@
 """Speculative decoding: the formulas against Leviathan et al. (2023), the verifier step's physics,
 and the published gpt-fast and DeepSeek-V3 speed-ups."""
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -196,9 +197,16 @@ def test_cli_speculative_fields():
     result = CliRunner().invoke(cli, ["decode", "-m", "deepseek-v3", "-c", "h200", "-b", "128",
                                       "--speculative", "mtp", "--acceptance", "0.85"])
     assert result.exit_code == 0, result.output
+    table = result.output.split("speculative decoding", 1)[1]
+    for label in ("tokens per round", "speed-up", "tokens/s per user", "cost per million tokens"):
+        assert label in table
+    assert "1.85" in table  # tokens per round at a = 0.85, k = 1
+    as_json = json.loads(CliRunner().invoke(cli, ["decode", "-m", "deepseek-v3", "-c", "h200", "-b", "128",
+                                                  "--speculative", "mtp", "--acceptance", "0.85",
+                                                  "--format", "json"]).output)
     for name in ("tokens_per_step", "speedup", "speculative_tokens_per_s_per_user", "speculative_usd_per_mtok"):
-        assert name in result.output
-    assert "1.85" in result.output  # tokens_per_step at a = 0.85, k = 1
+        assert name in as_json
+    assert as_json["tokens_per_step"] == pytest.approx(1.85)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -45,4 +45,4 @@ def main(argv=None):
     cli.main(args=argv)
 
 
-from . import analysis_cmd, calibrate_cmd, import_cmd, run_cmd, serve_cmd, solve_cmd, specs_cmd  # noqa: E402,F401  (commands register themselves on `cli`)
+from . import analysis_cmd, calibrate_cmd, import_cmd, measure_cmd, plot_cmd, run_cmd, serve_cmd, solve_cmd, specs_cmd  # noqa: E402,F401  (commands register themselves on `cli`)

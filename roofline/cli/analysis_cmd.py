@@ -3,32 +3,36 @@ import re
 
 import click
 
+from ..dtypes import DTYPES
 from ..errors import RooflineError
 from . import cli
-from .output import FORMATS, cell, emit_table, to_json
+from .output import COUNT, cell, echo_wrapped, emit_table, format_option, parse_count, to_json
 from .scenario_options import given, scenario_kwargs, scenario_options
 
-_RANGE = re.compile(r"^(\d+):(\d+)(?::(x?)(\d+(?:\.\d+)?))?$")
+_COUNT_TEXT = r"\d+(?:\.\d+)?(?:[kKmM]i?)?"   # 1024, 8k, 8Ki (output.parse_count)
+_RANGE = re.compile(rf"^({_COUNT_TEXT}):({_COUNT_TEXT})(?::(?:x(\d+(?:\.\d+)?)|({_COUNT_TEXT})))?$")
 MAX_VALUES = 100_000
 
 
 def parse_values(text, name):
-    """Whole numbers from '1,8,64', 'A:B' (step 1), 'A:B:S' (step S) or 'A:B:xF' (times F), mixed.
+    """Whole numbers from '1,8,64', 'A:B' (step 1), 'A:B:S' (step S) or 'A:B:xF' (times F), mixed;
+    counts may be written 8k (8000) or 8Ki (8192).
 
     Ranges include B when a step lands on it. RooflineError names the item that cannot be read.
     """
     values = []
     for item in (part.strip() for part in str(text).split(",")):
-        if re.fullmatch(r"\d+", item):
-            values.append(int(item))
+        if re.fullmatch(_COUNT_TEXT, item):
+            values.append(parse_count(item, f"--{name}", minimum=None))
             continue
         match = _RANGE.match(item)
         if not match:
             raise RooflineError(f"--{name} {item!r}: expected whole numbers or ranges like 1,8,64 or 1:1024:x2 "
-                                "or 1024:8192:1024")
-        start, stop, times, step = match.groups()
-        start, stop = int(start), int(stop)
-        step = float(step) if step else 1.0
+                                "or 1024:8192:1024 (or 1k:8k:1k)")
+        start, stop, factor, step = match.groups()
+        start, stop = (parse_count(v, f"--{name}", minimum=None) for v in (start, stop))
+        times = factor is not None
+        step = float(factor) if times else parse_count(step, f"--{name}", minimum=None) if step else 1.0
         if start < 1 or stop < start or (times and step <= 1) or (not times and step != int(step)) or step < 1:
             raise RooflineError(f"--{name} {item!r}: a range A:B[:S|:xF] needs 1 <= A <= B, a whole step S >= 1 "
                                 "or a factor F > 1")
@@ -49,11 +53,10 @@ def _echo_notes(notes, err=False):
 @cli.command()
 @click.argument("phase", type=click.Choice(["decode", "prefill"]))
 @scenario_options
-@click.option("--batch", "-b", type=int, default=None, help="Sequences (decode) or prompts (prefill) together [1].")
-@click.option("--context", type=int, default=None, help="Decode: tokens already in each KV cache [1024].")
-@click.option("--prompt", "-p", type=int, default=None, help="Prefill: prompt length in tokens [1024].")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="Output format.")
+@click.option("--batch", "-b", type=COUNT, default=None, help="Sequences (decode) or prompts (prefill) together [1].")
+@click.option("--context", type=COUNT, default=None, help="Decode: tokens already in each KV cache [1024].")
+@click.option("--prompt", "-p", type=COUNT, default=None, help="Prefill: prompt length in tokens [1024].")
+@format_option
 def explain(phase, batch, context, prompt, fmt, **params):
     """Show the step-time formula in symbols (sympy) and with the numbers of a model and chip.
 
@@ -97,21 +100,22 @@ def _emit_explanation(e, fmt):
         click.echo(f"{what} of {e.model} on {e.hardware}, {e.mode} mode, {point}\n")
     else:
         click.echo(f"{what} of a {e.model} (any chip), in symbols\n")
-    click.echo(f"  {e.formula}")
+    echo_wrapped(f"  {e.formula}", indent="    ")
     if e.mode != "ideal":
         click.echo(f"  {e.notes[0] if not numbers else 'smax_n(a, b) = (a^n + b^n)^(1/n), a smooth max with knee n'}")
-    click.echo("\nOperators (F_op FLOPs and Q_op bytes per occurrence, n_op occurrences):")
+    echo_wrapped("\nOperators (F_op FLOPs and Q_op bytes per occurrence, n_op occurrences):")
     headers = ["operator", "group", "n_op", "F_op [FLOP]", "Q_op [B]"]
     rows = [[o.name, o.group, o.layers, o.flops, o.bytes] for o in e.operators]
     if numbers:
         headers += ["F_op", "Q_op", "n_op·t_op [ms]", "bound"]
         rows = [r + [o.flops_value, o.bytes_value, o.time_s * 1e3, o.bound] for r, o in zip(rows, e.operators)]
     emit_table(rows, headers, table)
-    click.echo("\nTerms (each operator takes the larger of its compute and memory time, so t_step lies between "
+    echo_wrapped("\nTerms (each operator takes the larger of its compute and memory time, so t_step lies between "
                "max(memory, compute) + fixed and memory + compute + fixed):")
     emit_table([[t["term"], t["expression"]] + ([t["value_s"] * 1e3] if numbers else []) for t in e.terms],
                ["term", "expression"] + (["value [ms]"] if numbers else []), table)
-    click.echo(f"\nStep time in symbols:\n  t_step = {e.step_expression}\n")
+    click.echo("\nStep time in symbols:")
+    echo_wrapped(f"  t_step = {e.step_expression}\n", indent="    ")
     headers = ["symbol"] + (["value"] if numbers else []) + ["unit", "meaning"]
     emit_table([[s["symbol"]] + ([cell(s["value"])] if numbers else []) + [s["unit"], s["meaning"]]
                 for s in e.symbols], headers, table)
@@ -134,9 +138,10 @@ def _output_format(fmt, output):
               help="Batch sizes: a list and/or ranges, e.g. 1,8,64,512 or 1:1024:x2 or 64:512:64.")
 @click.option("--context", default="1024", show_default=True, help="Contexts, same syntax, e.g. 1024,8192.")
 @click.option("--weights-dtype", default=None, metavar="DTYPE[,DTYPE...]",
-              help="Storage dtypes of the weights to sweep, comma-separated, e.g. bf16,fp8 (default: the model's).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format [table; csv or json when --output ends so].")
+              help="Storage dtypes of the weights to sweep, comma-separated, e.g. bf16,fp8 (default: the model's); "
+                   f"each one of {', '.join(DTYPES)}.")
+@format_option(default=None, help_text="Output format: table, json, csv or markdown [table; csv or json when "
+                                        "--output ends so].")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
 def sweep(batch, context, weights_dtype, fmt, output, **params):
     """Decode over a grid of batch sizes x contexts (x weight dtypes) in one vectorised evaluation,
@@ -149,7 +154,8 @@ def sweep(batch, context, weights_dtype, fmt, output, **params):
     rows = grid.rows()
     data = None
     if fmt == "json":
-        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode, "notes": grid.notes,
+        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode,
+                "calibration_source": grid.calibration_source, "notes": grid.notes,
                 "points": [dict(zip(COLUMNS, row)) for row in rows]}
     if output is None:
         emit_table(rows, list(COLUMNS), fmt, data=data)
@@ -161,4 +167,6 @@ def sweep(batch, context, weights_dtype, fmt, output, **params):
             raise RooflineError(f"--output {output}: cannot write ({exc.strerror})") from None
         click.echo(f"wrote {len(rows)} points to {output}", err=True)
     if fmt != "json" or output is not None:
-        _echo_notes(grid.notes, err=True)
+        mode = f"{grid.mode} mode on {grid.hardware}" + (f" (calibration {grid.calibration_source})"
+                                                          if grid.calibration_source else "")
+        _echo_notes([mode, *grid.notes], err=True)

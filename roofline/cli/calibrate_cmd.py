@@ -1,4 +1,4 @@
-"""`roofline calibrate`, `roofline validate` and `roofline measure`: from measurements to calibrated mode."""
+"""`roofline calibrate` and `roofline validate`: from measurements (roofline measure) to calibrated mode."""
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +14,8 @@ from ..specs import KINDS, user_data_root
 from ..step import ceilings
 from ..validate import validate as validate_rows
 from . import cli
-from .output import emit_record, emit_table, format_option
+from ..display import si_text
+from .output import Progress, echo_wrapped, emit_record, emit_table, format_option, quiet_option
 
 
 def _percent(value):
@@ -42,8 +43,9 @@ def _summary_text(stats):
 @click.option("--max-iterations", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Iteration limit of the least-squares fit.")
 @format_option
+@quiet_option
 @click.pass_context
-def calibrate(ctx, hardware, measurements, output, force, hold_out, note, max_iterations, fmt):
+def calibrate(ctx, hardware, measurements, output, force, hold_out, note, max_iterations, fmt, quiet):
     """Fit calibrated mode (bandwidth, FLOP/s, knee, fixed costs) to measurements and write it.
 
     Prints the error before (ideal mode and the chip's current calibration) and after the fit.
@@ -61,7 +63,9 @@ def calibrate(ctx, hardware, measurements, output, force, hold_out, note, max_it
     if path.exists() and not force:
         raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
     steps, kernels, held_models, other = calibration_fit.prepare(data, chip, filters)
-    fit = calibration_fit.calibrate(steps, kernels, chip, held_models, max_iterations=max_iterations)
+    with Progress("fitting: residual evaluations", quiet=quiet) as progress:
+        fit = calibration_fit.calibrate(steps, kernels, chip, held_models, max_iterations=max_iterations,
+                                        progress=progress.advance)
     current = ceilings(chip, "calibrated") if chip.calibration is not None else None
     doc, comment = calibration_fit.document(fit, data, current, hold_out, note=note)
     write_calibration(path, doc, comment, chip, force=force)
@@ -77,9 +81,10 @@ def _count(reasons):
 
 def _report(fit, current, doc, other, path, fmt, chip):
     ideal = ceilings(fit.hardware, "ideal")
-    rows = []
+    rows, units = [], []
     for label, models in (("fit", fit.fit_models), ("held out", fit.held_out_models)):
         for m in models:
+            units.append("s" if m.rate_numerator is None else "tok/s")
             rows.append([label, m.row.label, m.measured, m.figure(ideal) / m.measured - 1,
                          None if current is None else m.figure(current) / m.measured - 1,
                          m.figure(fit.ceiling) / m.measured - 1])
@@ -92,8 +97,8 @@ def _report(fit, current, doc, other, path, fmt, chip):
         else:
             emit_table(rows, headers, fmt)
         return
-    emit_table([[r[0], r[1], f"{r[2]:.4g}", *map(_percent, r[3:])] for r in rows],
-               ["set", "row", "measured (s or tok/s)", "ideal", "current", "fitted"], fmt)
+    emit_table([[r[0], r[1], si_text(r[2], unit), *map(_percent, r[3:])] for r, unit in zip(rows, units)],
+               ["set", "row", "measured", "ideal", "current", "fitted"], fmt)
     click.echo()
     current_name = chip.calibration.path if chip.calibration is not None else "none"
     for label, summaries in stats.items():
@@ -185,7 +190,8 @@ def _shown(path):
               help="Mode of the predictions (calibrated falls back to ideal on a chip without calibration).")
 @click.option("--calibration", default=None, help="Calibration file or id replacing the chip's default.")
 @format_option
-def validate(measurements, hardware, mode, calibration, fmt):
+@quiet_option
+def validate(measurements, hardware, mode, calibration, fmt, quiet):
     """Predicted against measured for every row of a measurement file, with error statistics."""
     if calibration is not None and hardware is None:
         raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
@@ -195,7 +201,9 @@ def validate(measurements, hardware, mode, calibration, fmt):
             raise RooflineError("a serving CSV names each row's system; --hardware and --calibration do not apply")
         from .serve_cmd import validate_serving
         return validate_serving(measurements, mode, fmt)
-    result = validate_rows(read_measurements(measurements), hardware, mode, calibration)
+    data = read_measurements(measurements)
+    with Progress("validating rows", total=len(data.rows), quiet=quiet) as progress:
+        result = validate_rows(data, hardware, mode, calibration, progress=progress.advance)
     headers = ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal_is_bound"]
     rows = [[c.row.label, c.hardware, c.mode, c.unit, c.measured, c.predicted, c.error, c.ideal, c.ideal_is_bound]
             for c in result.rows]
@@ -211,31 +219,15 @@ def validate(measurements, hardware, mode, calibration, fmt):
     if fmt == "csv":
         emit_table(rows, headers, fmt)
         return
-    emit_table([[r[0], r[1], r[2], r[3], f"{r[4]:.4g}", f"{r[5]:.4g}", _percent(r[6]), f"{r[7]:.4g}",
-                 "yes" if r[8] else "NO"] for r in rows],
+    emit_table([[r[0], r[1], r[2], r[3], si_text(r[4], r[3]), si_text(r[5], r[3]), _percent(r[6]),
+                 si_text(r[7], r[3]), "yes" if r[8] else "NO"] for r in rows],
                ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal <= time"], fmt)
     click.echo()
     emit_table([[g, n, f"{100 * med:.1f}%", f"{100 * top:.1f}%", bad] for g, n, med, top, bad in summary],
                ["rows", "count", "median |error|", "largest |error|", "ideal not a bound"], fmt)
     for c in result.not_bounds:
-        click.echo(f"ideal mode is not a lower bound on time: {c.row.label} ({c.row.where}): ideal {c.ideal:.4g} "
-                   f"{c.unit}, measured {c.measured:.4g} {c.unit}")
+        echo_wrapped(f"ideal mode is not a lower bound on time: {c.row.label} ({c.row.where}): ideal "
+                     f"{si_text(c.ideal, c.unit)}, measured {si_text(c.measured, c.unit)}", indent="  ")
     if skipped:
         click.echo()
         emit_table(skipped, ["skipped", "row", "reason"], fmt)
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def measure(ctx):
-    """Measure this machine's accelerator (needs PyTorch: pip install 'roofline[measure]').
-
-    Takes the options of python -m roofline.measure (--model ID, --tiny, --out FILE, --budget-s S,
-    --layers N, ...); python -m roofline.measure --help lists them.
-    """
-    try:
-        import torch  # noqa: F401  (only to say clearly when it is missing)
-    except ImportError:
-        raise RooflineError("roofline measure needs PyTorch; install it with pip install 'roofline[measure]'") from None
-    from .. import measure as measure_module
-    measure_module.main(ctx.args)

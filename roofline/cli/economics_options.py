@@ -2,6 +2,7 @@
 import click
 
 from ..errors import RooflineError
+from .output import DTYPE
 
 
 def speculative_options(func):
@@ -14,7 +15,7 @@ def speculative_options(func):
                      help="Tokens drafted per round (default for mtp: the model's MTP depth)."),
         click.option("--acceptance", type=float, default=None, metavar="A",
                      help="Probability that a drafted token is accepted, 0..1."),
-        click.option("--draft-weights-dtype", default=None,
+        click.option("--draft-weights-dtype", type=DTYPE, default=None,
                      help="Storage dtype of the draft model's weights (default: --weights-dtype, else its own)."),
     ]
     for option in reversed(options):

@@ -4,7 +4,8 @@ import click
 from .. import api, speculative
 from . import cli
 from .economics_options import speculative_fields, speculative_options, speculative_request
-from .output import emit_record, emit_table, format_option
+from ..display import step_sections
+from .output import COUNT, emit_sections, emit_table, format_option
 from .scenario_options import scenario_kwargs, scenario_options
 
 DECODE_KEYS = ("step_time_s", "tokens_per_s_per_user", "tokens_per_s", "bound", "weight_bytes", "kv_cache_bytes",
@@ -12,33 +13,45 @@ DECODE_KEYS = ("step_time_s", "tokens_per_s_per_user", "tokens_per_s", "bound", 
 
 
 def emit_step(result, fmt, breakdown, keys, extra=None):
+    """Print a decode or prefill result: grouped sections for people, the plain fields for programs.
+
+    `keys` (the fields a command puts first) only orders CSV columns; tables group by meaning.
+    """
     data = {**result.to_dict(), **(extra or {})}
     if not breakdown:
         data.pop("operators")
-    if fmt == "json":
-        emit_record([], fmt, data=data)
-        return
-    pairs = [(k, data[k]) for k in keys] + [(k, v) for k, v in data.items()
-                                            if k not in keys and k not in ("operators", "notes", "dtypes")]
-    pairs.append(("dtypes", ", ".join(f"{k}={v}" for k, v in result.dtypes.items())))
     if fmt == "csv" and breakdown:
         _emit_operators(result, fmt)
         return
-    table = None
-    if breakdown:
-        table = _operator_table(result)
-    emit_record(pairs, fmt, notes=result.notes, extra_table=table)
+    if fmt == "csv":
+        data = {**{k: data[k] for k in keys if k in data}, **data}
+    emit_sections(step_sections(result, extra or {}), fmt, data, notes=result.notes)
+    if breakdown and fmt in ("table", "markdown"):
+        click.echo()
+        _emit_operators(result, fmt)
 
 
 def _operator_table(result):
-    rows = [[o.name, o.group, o.count, o.flops, o.bytes, o.intensity, o.time_s * 1e3,
-             100 * o.time_s / result.time_s, o.bound] for o in result.operators]
-    headers = ["operator", "layers", "count", "flops", "bytes", "flop/byte", "time_ms", "% of step", "bound"]
+    """Operators, then fixed costs and link time as rows of their own, so the share column sums to 100%."""
+    rows = [[o.name, o.group, o.count, o.flops, o.bytes, o.intensity, o.time_s, o.bound] for o in result.operators]
+    rows += [[name, "step", "", None, None, None, value, kind] for name, value, kind in (
+        ("fixed costs", result.overhead_time_s, "overhead"),
+        ("link latency", result.link_latency_time_s, "link latency"),
+        ("link bandwidth", result.link_bandwidth_time_s, "link bandwidth")) if value]
+    total = sum(row[6] for row in rows) or 1.0
+    for row in rows:
+        row.insert(7, 100 * row[6] / total)
+    headers = ["operator", "layers", "count", "flops", "bytes", "flop_per_byte", "time_s", "share_percent", "bound"]
     return rows, headers
 
 
 def _emit_operators(result, fmt):
     rows, headers = _operator_table(result)
+    if fmt in ("table", "markdown"):
+        rows = [row[:7] + [f"{row[7]:.1f}%"] + row[8:] for row in rows]
+        emit_table(rows, ["operator", "layers", "count", "FLOPs", "bytes", "FLOP/byte", "time", "share", "bound"],
+                   fmt, units=["", "", "", "FLOP", "B", "FLOP/B", "s", "", ""])
+        return
     emit_table(rows, headers, fmt)
 
 
@@ -53,8 +66,8 @@ def step_options(func):
 
 @cli.command()
 @step_options
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences decoded together.")
-@click.option("--context", type=int, default=1024, show_default=True, help="Tokens already in each KV cache.")
+@click.option("--batch", "-b", type=COUNT, default=1, show_default=True, help="Sequences decoded together.")
+@click.option("--context", type=COUNT, default=1024, show_default=True, help="Tokens already in each KV cache.")
 @speculative_options
 def decode(breakdown, fmt, batch, context, draft, draft_tokens, acceptance, draft_weights_dtype, **params):
     """Time of one decode step, tokens/s per user and in aggregate, what bounds it, and its cost.
@@ -72,8 +85,8 @@ def decode(breakdown, fmt, batch, context, draft, draft_tokens, acceptance, draf
 
 @cli.command()
 @step_options
-@click.option("--prompt", "-p", type=int, required=True, help="Prompt length in tokens.")
-@click.option("--batch", "-b", type=int, default=1, show_default=True, help="Prompts processed together.")
+@click.option("--prompt", "-p", type=COUNT, required=True, help="Prompt length in tokens.")
+@click.option("--batch", "-b", type=COUNT, default=1, show_default=True, help="Prompts processed together.")
 def prefill(breakdown, fmt, prompt, batch, **params):
     """Time of the prefill of a prompt (time to first token), prompt tokens/s and their cost."""
     result = api.prefill(prompt=prompt, batch=batch, **scenario_kwargs(params))

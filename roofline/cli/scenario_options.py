@@ -13,7 +13,9 @@ import click
 
 from ..dtypes import DTYPES
 from ..errors import RooflineError
+from ..hardware import chip_with_overrides, split_overrides
 from ..units import to_si
+from .output import COUNT
 
 _DTYPE_LIST = ", ".join(DTYPES)
 
@@ -60,10 +62,12 @@ OPTIONS = (
            metavar="DTYPE", bad="fp7", error="'fp7'"),
     Option("memory_tier", ("--memory-tier",), "Memory tier that holds the weights (default: the chip's first).",
            bad="no-such-tier", error="no memory tier"),
-    Option("sets", ("--set",), "Override a model spec field for a what-if, e.g. --set num_layers=20.",
+    Option("sets", ("--set",), "Override a model field, or a chip field as hardware.FIELD, for a what-if: "
+           "--set num_layers=20, --set hardware.memory_bandwidth='6 TB/s' (chip fields: memory_bandwidth, "
+           "memory_capacity, power, price, peak_flops.DTYPE, each with its unit).",
            multiple=True, metavar="FIELD=VALUE", default=(), bad="num_layers", error="expected FIELD=VALUE"),
     Option("chips", ("--chips", "-n"), "Chips to spread the model over; without --tp/--pp/--ep the fastest "
-           "layout is chosen.", type=int, default=1, bad="0", error="chips must be a whole number"),
+           "layout is chosen.", type=COUNT, default=1, bad="0", error="chips must be a whole number"),
     Option("tp", ("--tp",), "Tensor-parallel chips per pipeline stage.", type=int, bad="0",
            error="tp must be a whole number"),
     Option("pp", ("--pp",), "Pipeline stages.", type=int, bad="0", error="pp must be a whole number"),
@@ -127,5 +131,11 @@ def scenario_kwargs(params):
         if kwargs.get(name) is not None:
             to_si(kwargs[name], dimension, BY_NAME[name].flags[0])   # an error names the option
     if "sets" in kwargs:
-        kwargs["overrides"] = parse_sets(kwargs.pop("sets"))
+        kwargs["overrides"], chip_sets = split_overrides(parse_sets(kwargs.pop("sets")))
+        if chip_sets and "hardware" not in kwargs:
+            raise RooflineError("--set hardware.FIELD: this command takes several chips; change a chip in a spec "
+                                "file of its own (roofline show CHIP --format yaml)")
+        if chip_sets:
+            kwargs["hardware"], kwargs["memory_tier"] = chip_with_overrides(kwargs["hardware"], chip_sets,
+                                                                            kwargs.get("memory_tier"))
     return kwargs

@@ -3,6 +3,8 @@
 Tables print quantities with decimal SI prefixes (units.format_si); JSON and CSV carry the plain
 SI magnitudes (bytes, B/s, FLOP/s, s).
 """
+from pathlib import Path
+
 import click
 
 from .. import dtypes
@@ -31,11 +33,12 @@ def count_text(n):
 
 
 @cli.command("list")
-@click.argument("kind", type=click.Choice(["hardware", "models", "links"]))
+@click.argument("kind", type=click.Choice(["hardware", "chips", "models", "links"]))
 @format_option
 def list_specs(kind, fmt):
-    """List the chips, models or links roofline knows (shipped and user specs)."""
-    table = fmt == "table"
+    """List the chips (`hardware` or `chips`), models or links roofline knows (shipped and user specs)."""
+    kind = "hardware" if kind == "chips" else kind
+    table = fmt in ("table", "markdown")
     if kind == "models":
         headers = ["id", "name", "params", "active", "layers", "attention", "max_context"]
         rows = []
@@ -72,10 +75,19 @@ def list_specs(kind, fmt):
 
 @cli.command("show")
 @click.argument("spec_id")
-@format_option
+@format_option(extra=("yaml",), help_text="Output format: table, json, csv, markdown, or yaml: the spec file itself, "
+                                          "to save and edit as a chip or model of your own.")
 def show(spec_id, fmt):
-    """Show a model, chip or link spec (id or .yaml file) with its sources and derived figures."""
+    """Show a model, chip or link spec (id or .yaml file) with its sources and derived figures.
+
+    `roofline show h100-sxm --format yaml > mychip.yaml` writes a file that loads back as it is
+    (pass it as --chip mychip.yaml); edit its numbers for a chip of your own.
+    """
     kind, path = find_any(spec_id)
+    if fmt == "yaml":
+        (load_model if kind == "model" else load_hardware if kind == "hardware" else load_link)(str(path))  # valid
+        click.echo(Path(path).read_text(encoding="utf-8"), nl=False)
+        return
     if kind == "model":
         _show_model(load_model(str(path)), fmt)
     elif kind == "hardware":

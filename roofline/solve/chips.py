@@ -162,7 +162,8 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         binding_name = "tokens_per_s"
     else:
         binding_name = binding(ev.split)
-    why = [f"{chips} chips: {replicas} replica{'s' if replicas > 1 else ''} of {layout.describe()}, "
+    why = [f"{chips} chip{'s' if chips != 1 else ''}: {replicas} replica{'s' if replicas > 1 else ''} of "
+           f"{layout.describe()}, "
            f"{speed:.4g} tokens/s per user, {replicas * batch * speed:.4g} tokens/s in aggregate"]
     if batch_why:
         why.append(batch_why)

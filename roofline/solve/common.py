@@ -64,7 +64,7 @@ def assumptions(scenario):
     out.append(f"{scenario.mode} mode on {hardware.id} ({hardware.main_memory.name}: "
                f"{format_si(hardware.mem_capacity, 'B')} at {format_si(hardware.mem_bandwidth, 'B/s')} per chip)")
     if scenario.calibration_source is not None:
-        out.append(f"calibration from {hardware.calibration.source}")
+        out.append(f"calibration {scenario.calibration_source}: {hardware.calibration.source}")
     out.append("dtypes: " + ", ".join(f"{k}={v}" for k, v in model.dtypes.items()))
     return out
 
