@@ -221,3 +221,38 @@ def test_ideal_mode_is_a_lower_bound_on_every_serving_time():
 def test_validate_of_a_serving_csv_refuses_a_chip_option():
     out = run("validate", "--measurements", str(ROWS), "--hardware", "h200")
     assert out.exit_code == 2 and "names each row's system" in out.output
+
+
+def test_a_chunk_of_several_prompts_attends_within_each_prompt_only(h100):
+    # n prompts of P tokens: n S(P) causal pairs, not S(n P); a step of 8 prompts of 1024 tokens
+    # therefore costs less than one 8192-token prompt (attention 8x smaller) and more than one
+    # 1024-token prompt (8x the GEMM FLOPs)
+    from roofline.operators import causal_pairs, mixed_operators
+    chip, ceiling = h100
+    model = load_model("llama-3.1-8b")
+    ops = mixed_operators(model, 0, 0, 8 * 1024, 0, chip.peak_flops, 8)
+    attention = next(op for op in ops if op.name == "prefill_attention")
+    one = next(op for op in mixed_operators(model, 0, 0, 1024, 0, chip.peak_flops, 1)
+               if op.name == "prefill_attention")
+    assert attention.flops == pytest.approx(8 * one.flops)
+    assert causal_pairs(8 * 1024, None) > 60 * causal_pairs(1024, None)
+    batch = evaluate("mixed", model, chip, 0, MixedShape(0, 8 * 1024, 0, 8), Layout(1), ceiling).cycle_time
+    long = evaluate("mixed", model, chip, 0, MixedShape(0, 8 * 1024, 0, 1), Layout(1), ceiling).cycle_time
+    single = evaluate("mixed", model, chip, 0, MixedShape(0, 1024, 0, 1), Layout(1), ceiling).cycle_time
+    assert single < batch < long
+
+
+def test_a_prefill_worker_batches_prompts_up_to_its_token_budget(h100):
+    # Qwen3-235B-A22B (fp8) on TP4/EP4 H100 prefills a 512-token prompt alone reading 59 GB of
+    # weights per chip (about 19 ms) for 5 ms of FLOPs; 16 prompts in one 8192-token step share
+    # those reads, so a prefill worker serves several times 1 / t_p(1) prompts per second
+    from roofline.models import with_dtypes
+    from roofline.serving.model import prefill_step
+    chip, ceiling = h100
+    model = with_dtypes(load_model("qwen3-235b-a22b"), weights="fp8", experts="fp8")
+    one = evaluate("mixed", model, chip, 0, MixedShape(0, 512, 0, 1), Layout(4, 1, 4), ceiling).cycle_time
+    full = evaluate("mixed", model, chip, 0, MixedShape(0, 16 * 512, 0, 16), Layout(4, 1, 4), ceiling).cycle_time
+    assert 16 / full > 2.5 / one
+    assert prefill_step(0.02, 0.05, 8, 1) == 0.02 and prefill_step(0.02, 0.05, 8, 8) == 0.05
+    assert prefill_step(0.02, 0.05, 8, 20) == 0.05 and prefill_step(0.02, 0.05, 1, 5) == 0.02
+    assert 0.02 < prefill_step(0.02, 0.05, 8, 4) < 0.05

@@ -29,7 +29,8 @@ request waits the rest of the step in progress (the mean residual of the step le
 that arrived meanwhile.
 
 Disaggregated serving (xPyD: x prefill workers, y decode workers, each with its own layout)
-prefills on one pool (a queue of x servers of prefill time t_p), moves the prompt's KV cache over
+prefills on one pool (a queue of x servers, each batching up to its token budget of prompts per
+step, `prefill_step`), moves the prompt's KV cache over
 the link between the pools, and decodes on the other (decode-only steps):
 
 .. math:: TTFT = \\tau_{req} + W_p + t_p + t_{kv}, \\qquad t_{kv} = \\alpha + \\frac{KV(ISL)}{n \\, BW}
@@ -419,6 +420,23 @@ def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
     return ceiling.latency_of(link) + size / (lanes * link.bandwidth), link.link.id
 
 
+def prefill_step(alone, full, most, prompts):
+    r"""Time of a prefill worker's step carrying `prompts` prompts [s], between one prompt alone
+    (`alone`) and a full token budget of `most` prompts (`full`), linear in between:
+
+    .. math:: t_p(m) = t_p(1) + \frac{m - 1}{m_{max} - 1} \, [t_p(m_{max}) - t_p(1)]
+
+    A prefill worker batches the prompts waiting for it up to its token budget N (m_max = N / P
+    prompts of P tokens): the weights are read once per step, so a batch costs less than m_max
+    prompts one by one where a prompt alone is weight-bound (a 512-token prompt of Qwen3-235B-A22B
+    in fp8 on TP4/EP4 H100 reads 59 GB of weights per chip, about 19 ms, for 5 ms of FLOPs; 16 of
+    them take 5x one, not 16x). Its capacity is m_max / t_p(m_max) prompts per second.
+    """
+    if most <= 1:
+        return alone
+    return alone + (min(prompts, most) - 1) / (most - 1) * (full - alone)
+
+
 def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_id=None, table=None):
     """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`)."""
     isl, osl = load.mean_isl, load.mean_osl
@@ -431,12 +449,16 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     n_max = min(engine.max_sequences, capacity)
     chunk = min(prompt, engine.max_batched_tokens) if prompt else 0
     chunks = math.ceil(prompt / chunk) if prompt else 0
-    t_prefill = 0.0
+    t_prefill = t_batch = 0.0
+    batch = max(1, engine.max_batched_tokens // prompt) if prompt else 1
     if prompt:
         one = float(evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2,
                                                                      1 / chunks), prefill.layout, ceiling,
                              link_id).cycle_time)
         t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead)
+        t_batch = t_prefill if batch == 1 else float(evaluate(
+            "mixed", model, hardware, 0, MixedShape(0, batch * prompt, cached, batch), prefill.layout, ceiling,
+            link_id).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead
     t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
     per_worker = load.concurrency / decode.workers if load.closed else None
     top = min(n_max, math.ceil(per_worker)) if load.closed else n_max
@@ -448,11 +470,12 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
         xs = x if load.closed else min(x, cap)
         b = min(xs / decode.workers * decodes * t, n_max)
         t = table(max(b, 1))[0]
-        rho = xs * t_prefill / prefill.workers
-        wait = mgc_wait(min(rho, 0.999), prefill.workers, t_prefill)
-        ttft_server = engine.request_overhead + wait + t_prefill + t_kv
+        rho = xs * t_batch / (batch * prefill.workers)
+        wait = mgc_wait(min(rho, 0.999), prefill.workers, t_batch)
+        own = prefill_step(t_prefill, t_batch, batch, 1 + (batch - 1) * min(rho, 1.0))
+        ttft_server = engine.request_overhead + wait + own + t_kv
         in_decode = t / 2 + decodes * t
-        cap = min(decode.workers * n_max / in_decode, prefill.workers / t_prefill if t_prefill else math.inf)
+        cap = min(decode.workers * n_max / in_decode, prefill.workers * batch / t_batch if t_batch else math.inf)
         if load.closed:
             x_new = min(load.concurrency / (ttft_server + in_decode), cap)
             queue = max(load.concurrency / x_new - ttft_server - in_decode, 0.0)
@@ -465,7 +488,7 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
         # the run's first requests reach the prefill workers all at once: S budget-full prefill steps
         clients = load.concurrency / prefill.workers
         steps = math.ceil(clients * prompt / engine.max_batched_tokens)
-        step = min(clients * prompt, engine.max_batched_tokens) * t_prefill / prompt
+        step = prefill_step(t_prefill, t_batch, batch, min(clients, batch))
         first = engine.request_overhead + (steps + 1) / 2 * step + t_kv
         ttft = (1 - 1 / load.requests_per_client) * ttft + first / load.requests_per_client
     tpot = in_decode / decodes
