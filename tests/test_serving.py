@@ -256,3 +256,22 @@ def test_a_prefill_worker_batches_prompts_up_to_its_token_budget(h100):
     assert prefill_step(0.02, 0.05, 8, 1) == 0.02 and prefill_step(0.02, 0.05, 8, 8) == 0.05
     assert prefill_step(0.02, 0.05, 8, 20) == 0.05 and prefill_step(0.02, 0.05, 1, 5) == 0.02
     assert 0.02 < prefill_step(0.02, 0.05, 8, 4) < 0.05
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.sampled_from([8, 32, 128]), st.sampled_from([128, 1024]))
+def test_eager_prefill_steps_slow_tpot_by_at_most_their_launch_time(concurrency, osl):
+    # a step carrying prompt tokens pays E = tau_eager x layers; at most every step does (p <= 1),
+    # so TPOT grows by more than 0 and by no more than E (plus the fixed point's settling, 1%)
+    from dataclasses import replace as swap
+    from roofline.serving.engines import load_engine
+    from roofline.serving.model import Pool, aggregated, workload
+    chip = load_hardware("h100-sxm")
+    ceiling = ceilings(chip, "calibrated")
+    model = load_model("llama-3.1-8b")
+    load = workload(model, 1024, osl, concurrency=concurrency)
+    base = swap(load_engine("trtllm", "h100-sxm"), eager_layer_overhead=0.0)
+    slow = swap(base, eager_layer_overhead=100e-6)
+    t0 = aggregated(model, chip, Pool(Layout(1)), ceiling, base, load).tpot_s
+    t1 = aggregated(model, chip, Pool(Layout(1)), ceiling, slow, load).tpot_s
+    assert t0 < t1 <= (t0 + 100e-6 * model.num_layers) * 1.01

@@ -9,7 +9,10 @@ fixed costs per step and per scheduled sequence:
           \\Delta(B) = k \\, [t_{mixed}(B, c) - t_{mixed}(B, 0) + \\tau_{seq}]
 
 (an engine that does not mix prefill into decode steps pays the chunk's own step,
-t_mixed(0, c) + tau_step, instead of the increment). Delta is what one prompt's prefill adds to the steps it rides in: P = ISL (1 - h) new tokens
+t_mixed(0, c) + tau_step, instead of the increment). A step that carries prompt tokens also pays
+E = tau_eager L (L decoder layers per stage): the engines replay captured CUDA graphs for
+decode-only steps, and launch a mixed or prefill step's kernels from the host one by one; a share
+p = min(1, a k) of the steps carry a chunk, so t gains p E, and a prompt's own k steps k E. Delta is what one prompt's prefill adds to the steps it rides in: P = ISL (1 - h) new tokens
 (h: prefix-cache hit rate) in k = ceil(P / c) chunks of c = min(P, N - B) tokens. Mean-value
 analysis (Little's law, Reiser & Lavenberg, J. ACM 27(2) 1980) closes the loop at throughput X
 [requests/s], with D = OSL - 1 decode steps per request:
@@ -177,6 +180,8 @@ class StepTable:
             else:
                 mixed.append(0.0)
         self.decode, self.increment = np.array(decode), np.array(mixed)
+        # a step that carries prompt tokens runs outside the captured decode graphs: host launch time
+        self.eager = engine.eager_layer_overhead * math.ceil(model.num_layers / layout.pp) if prompt else 0.0
 
     def __call__(self, batch):
         """(t_dec [s], Delta [s]) at decode batch `batch`."""
@@ -285,9 +290,9 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
         b = min(xs * decodes * t, n_max, per_replica if per_replica else n_max)
         t_dec, delta = table(max(b, 1))
         a = xs * t
-        t = t_dec + a * delta
-        ttft_server = engine.request_overhead + residual_step(t_dec, delta, k, a) + k * t_dec \
-            + max(group, 1 + a) * delta
+        t = t_dec + a * delta + min(1.0, a * k) * table.eager
+        ttft_server = engine.request_overhead + residual_step(t_dec, delta + k * table.eager, k, a) \
+            + k * (t_dec + table.eager) + max(group, 1 + a) * delta
         in_engine = ttft_server - engine.request_overhead + decodes * t
         cap = min(n_max / in_engine, max(budget - b, 1) / (prompt * t) if prompt else math.inf)
         if load.closed:
@@ -344,7 +349,7 @@ def residual_step(t_dec, delta, chunks, arrivals):
 def first_wave_ttft(table, engine, clients, prompt):
     r"""Mean TTFT of a closed-loop run's first requests, all sent at once [s].
 
-    .. math:: TTFT_1 = \tau_{req} + \frac{S + 1}{2} \left[t_{dec}(C/2) + \min(C P, N) \, \frac{\Delta}{P}\right],
+    .. math:: TTFT_1 = \tau_{req} + \frac{S + 1}{2} \left[t_{dec}(C/2) + E + \min(C P, N) \, \frac{\Delta}{P}\right],
               \qquad S = \lceil C P / N \rceil
 
     The C prompts (P new tokens each) fill S steps of the token budget N; a request's first token
@@ -356,7 +361,8 @@ def first_wave_ttft(table, engine, clients, prompt):
     budget = engine.max_batched_tokens
     steps = math.ceil(clients * prompt / budget)
     t_dec, delta = table(max(clients / 2, 1))
-    return engine.request_overhead + (steps + 1) / 2 * (t_dec + min(clients * prompt, budget) * delta / prompt)
+    return engine.request_overhead + (steps + 1) / 2 * (t_dec + table.eager
+                                                        + min(clients * prompt, budget) * delta / prompt)
 
 
 def synchronized_waves(table, engine, clients, n_max, prompt, decodes):
@@ -376,7 +382,7 @@ def synchronized_waves(table, engine, clients, n_max, prompt, decodes):
     wave = min(clients, n_max)
     steps = math.ceil(wave * prompt / engine.max_batched_tokens)
     t_dec, delta = table(wave)
-    t_prefill = min(wave * prompt, engine.max_batched_tokens) * delta / prompt
+    t_prefill = min(wave * prompt, engine.max_batched_tokens) * delta / prompt + table.eager
     ttft = engine.request_overhead + (steps + 1) / 2 * t_prefill
     tpot = t_dec + (steps - 1) * t_prefill / (2 * decodes)
     e2e = ttft + decodes * tpot
@@ -455,10 +461,11 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
         one = float(evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2,
                                                                      1 / chunks), prefill.layout, ceiling,
                              link_id).cycle_time)
-        t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead)
+        eager = engine.eager_layer_overhead * math.ceil(model.num_layers / prefill.layout.pp)
+        t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead + eager)
         t_batch = t_prefill if batch == 1 else float(evaluate(
             "mixed", model, hardware, 0, MixedShape(0, batch * prompt, cached, batch), prefill.layout, ceiling,
-            link_id).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead
+            link_id).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead + eager
     t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
     per_worker = load.concurrency / decode.workers if load.closed else None
     top = min(n_max, math.ceil(per_worker)) if load.closed else n_max
