@@ -14,12 +14,11 @@ the residuals of the fit. The chip's default calibration is ``calibrations/<chip
 like any spec (shipped ``hardware_specs/calibrations/``, then $ROOFLINE_SPECS and the user data
 directory, which override it); `--calibration FILE` (API: ``calibration=``) picks another.
 """
-import difflib
 from dataclasses import MISSING, replace
 from pathlib import Path
 
 from .calibration_params import PARAMETERS, range_text, with_parameter_fields
-from .errors import RooflineError, SpecError
+from .errors import RooflineError, SpecError, excerpt
 from .specs import FieldReader, load_yaml, read_sources, resolve, spec_paths
 from .units import to_si
 
@@ -94,9 +93,11 @@ def _refuse_unknown_keys(reader):
     known = [row.name for row in PARAMETERS] + list(PROVENANCE_KEYS)
     for key in map(str, reader.data):
         if key not in known:
+            import difflib  # only for a suggestion (start-up time)
+
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean '{near[0]}'? " if near else ""
-            reader._fail(key, f"unknown field; {hint}a calibration's parameters are "
+            reader._fail(key[:60], f"unknown field; {hint}a calibration's parameters are "
                               f"{', '.join(row.name for row in PARAMETERS)} (docs/calibration-parameters.md)")
 
 
@@ -174,7 +175,7 @@ def calibration_path(calibration):
         return resolve("calibration", calibration)
     except RooflineError:
         known = ", ".join(spec_paths("calibration")) or "none"
-        raise RooflineError(f"calibration '{calibration}' is neither a file nor a known calibration id "
+        raise RooflineError(f"calibration {excerpt(calibration)} is neither a file nor a known calibration id "
                             f"(known: {known})") from None
 
 
@@ -222,17 +223,22 @@ def write_calibration(path, document, comment, hardware, force=False):
         raise RooflineError(f"{path} exists; use --force to replace it or --output to write elsewhere")
     if path.exists() and not path.is_file():
         raise RooflineError(f"{path} is not a file")
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(f"# {line}\n" for line in comment.splitlines())
     for key, value in document.items():
         text += yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=None if isinstance(value, (dict, list)) and key != "sources" else False,
                                width=10000, allow_unicode=True)
-    handle, temporary = tempfile.mkstemp(prefix=".calibration-", suffix=".yaml", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".calibration-", suffix=".yaml", dir=path.parent)
+    except OSError as exc:
+        raise RooflineError(f"{path}: cannot write there ({exc.strerror or exc.__class__.__name__})") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         read_calibration(temporary, hardware)
         os.replace(temporary, path)
+    except OSError as exc:
+        raise RooflineError(f"{path}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

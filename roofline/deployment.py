@@ -11,7 +11,7 @@ token of one sequence is
           + t_{step} + (pp - 1) \\, t_{hop} + [pp > 1] \\, \\alpha_{return}
 
 and with m micro-batches in flight a sequence gets a token every
-max(t_token, m t_stage,max) (parallel.pipeline_cycle): more stages add hops to the per-user
+max(t_token, m t_stage,max) (collectives.pipeline_cycle): more stages add hops to the per-user
 latency while the aggregate throughput is held up by the micro-batches.
 """
 import math
@@ -21,11 +21,12 @@ from functools import cached_property
 import numpy as np
 
 from . import dtypes
+from .collectives import (Fabric, Network, allreduce, alltoall, destination_ranks, hop_time, pipeline_cycle,
+                          residual_bytes, routed_bytes)
 from .mathops import ceil, maximum
 from .memory import footprint
 from .operators import decode_operators, mixed_operators, mtp_draft_operators, prefill_operators
-from .parallel import (allreduce_time, alltoall_time, choose_links, hop_time, pipeline_cycle, residual_bytes,
-                       routed_bytes)
+from .parallel import choose_links
 from .params import count_params
 from .step import fixed_time, time_operators
 
@@ -106,21 +107,39 @@ def _plain(value):
     return float(value) if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
-def shard(op, tp, mla):
+#: MLA's down projections: their outputs are the latents every head shares, so engines replicate
+#: them on every tensor-parallel rank (vLLM ReplicatedLinear for the q_a and kv_a projections;
+#: DeepSeek-V3.2's indexer key likewise)
+REPLICATED_UNDER_TP = ("q_a", "kv_a", "index_k_w")
+
+
+def shard(op, tp, model):
     """The share of one operator a chip of a `tp`-wide tensor-parallel group runs.
 
     GEMMs split their weights and FLOPs (column/row parallel, vocab-parallel LM head); attention
-    splits its heads, and GQA its KV heads; MLA's latent cache is shared by all heads, so every
-    chip reads all of it. Norms and the embedding lookup work on the replicated residual stream
-    and are replicated; the FFN's activation function works on the column-parallel intermediate
-    (each chip holds 1/tp of it: Shoeybi et al. 2019, Sec. 3) and splits with it.
+    splits its heads: the per-head queries and outputs divide by tp, the KV cache by the KV heads
+    a rank holds (GQA: min(tp, kv_heads), each KV head replicated over tp / kv_heads ranks when tp
+    is larger; MLA: 1, the latent cache is shared by all heads and every chip reads all of it).
+    The QKV projection of a rank holds H/tp query heads and max(kv/tp, 1) KV heads; MLA's down
+    projections are replicated (REPLICATED_UNDER_TP). Norms and the embedding lookup work on the
+    replicated residual stream and are replicated; the FFN's activation function works on the
+    column-parallel intermediate (each chip holds 1/tp of it: Shoeybi et al. 2019, Sec. 3) and
+    splits with it.
     """
     if tp == 1 or (op.kind == "elementwise" and not op.name.endswith("act")):
         return op
     if op.kind == "elementwise":
         return replace(op, bytes=op.bytes / tp)
-    if op.kind == "attention" and mla:
-        return replace(op, flops=op.flops / tp)
+    mla = model.attention.kind == "mla"
+    if mla and op.name in REPLICATED_UNDER_TP:
+        return op
+    if op.kind == "attention":
+        kv_split = 1 if mla else min(tp, model.num_kv_heads)
+        return replace(op, flops=op.flops / tp, bytes=(op.bytes - op.kv_bytes) / tp + op.kv_bytes / kv_split,
+                       kv_bytes=op.kv_bytes / kv_split)
+    if op.name == "qkv" and tp > model.num_kv_heads:
+        share = (model.num_heads / tp + 2) / (model.num_heads + 2 * model.num_kv_heads)
+        return replace(op, flops=op.flops * share, bytes=op.bytes * share, weights=op.weights * share)
     return replace(op, flops=op.flops / tp, bytes=op.bytes / tp, weights=op.weights / tp)
 
 
@@ -129,17 +148,21 @@ def is_routed(op):
     return op.name.startswith("experts_")
 
 
-def spread_experts(op, ep):
+def spread_experts(op, ep, num_experts):
     """The share of a routed-expert operator of a whole micro-batch one of `ep` expert chips runs.
 
     .. math:: F_{chip} = \\frac{F}{n_{ep}}, \\qquad
-              Q_{chip} = \\frac{N (1 - (1 - k/N)^T) \\, Q_{expert} + Q_{act}}{n_{ep}}
+              Q_{chip} = \\frac{N (1 - (1 - k/N)^T) \\, Q_{expert} + Q_{act}}{\\min(n_{ep}, N)}
 
     Each chip holds N / ep of the N experts and receives 1/ep of the T k routed tokens under
     uniform routing (DeepSeek-V3, arXiv 2412.19437, Sec. 3.4): the FLOPs, the weights of the
-    distinct experts the micro-batch touches and the routed activations all divide by ep.
+    distinct experts the micro-batch touches and the routed activations all divide by ep. With
+    more chips than experts (one expert a chip, ep - N redundant copies of hot experts: DeepSeek's
+    EP320 for 256 experts) the FLOPs still spread over ep, but a chip reads its whole expert
+    whenever it is touched: the bytes divide by N.
     """
-    return replace(op, flops=op.flops / ep, bytes=op.bytes / ep, weights=op.weights / ep)
+    spread = min(ep, num_experts)
+    return replace(op, flops=op.flops / ep, bytes=op.bytes / spread, weights=op.weights / spread)
 
 
 def chip_operators(model, layout, build, b):
@@ -150,40 +173,69 @@ def chip_operators(model, layout, build, b):
     operator for its group's ceil(b / groups) sequences (and 1/groups of the chunks), split over tp, and its 1/ep of the routed
     experts of the whole micro-batch.
     """
-    mla = model.attention.kind == "mla"
     groups = layout.attention_groups
-    ops = [shard(op, layout.tp, mla) for op in build(ceil(b / groups), 1 / groups)]
+    ops = [shard(op, layout.tp, model) for op in build(ceil(b / groups), 1 / groups)]
     if groups == 1:
         return ops
-    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep) for op in build(b, 1)
-                                                      if is_routed(op)]
+    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep, model.moe.num_experts)
+                                                      for op in build(b, 1) if is_routed(op)]
 
 
-def communication(model, layout, tokens, group_tokens, tp_link, ep_link, ceiling):
+def chip_network(hardware, ceiling, link_id=None):
+    """The two-level Network of a chip's scale-up and scale-out links, with this mode's latency per
+    crossing; a forced `link_id` is the only level, joining any number of chips."""
+    def level(chip_link, domain):
+        return Fabric(chip_link.link.fabric, chip_link.bandwidth, ceiling.latency_of(chip_link), domain,
+                      chip_link.link.dimensions)
+
+    if link_id is not None:
+        return Network(up=level(hardware.link(link_id=link_id), math.inf))
+    up = next((cl for cl in hardware.links if cl.role == "scale-up"), None)
+    out = next((cl for cl in hardware.links if cl.role == "scale-out"), None)
+    return Network(up=level(up, up.domain or math.inf) if up is not None else None,
+                   out=level(out, math.inf) if out is not None else None)
+
+
+def dispatch_bytes_per_value(model):
+    """Bytes per hidden value of an MoE dispatch [B]: fp8 with one fp32 scale per 128 values where the
+    experts run in fp8 (DeepEP dispatches fp8 and combines bf16, deepseek-ai/DeepEP README), else the
+    activation dtype."""
+    if str(model.dtypes["experts"]).startswith("fp8"):
+        return 1 + 4 / 128
+    return dtypes.bytes_per_value(model.dtypes["activations"])
+
+
+def communication(model, layout, tokens, group_tokens, network, ceiling):
     """CommTiming of the tensor- and expert-parallel collectives of one micro-batch, all layers.
 
-    Dense layers all-reduce the residual stream of a group's `group_tokens` over its tp chips
-    twice (after attention, after the FFN); MoE layers with ep > 1 all-reduce after attention and
-    dispatch and combine the routed copies of the micro-batch's `tokens` all-to-all over ep chips.
+    Every layer all-reduces the residual stream of a group's `group_tokens` over its tp chips twice:
+    after attention, and after the FFN (dense), the MoE layer (ep <= tp: after the attention
+    all-reduce every rank holds every token, so the dispatch is local and the combine of the routed
+    experts and the tensor-parallel shared experts is one all-reduce) or the group's merge of its
+    combined tokens (ep > tp). With ep > tp, MoE layers also dispatch and combine the micro-batch's
+    `tokens` all-to-all over the ep chips: each token once to each distinct rank that holds one of
+    its experts (destination_ranks), those inside the scale-up domain over it, the rest over
+    scale-out. Calibrated mode adds the fitted fixed cost of one collective to each.
     """
     act = dtypes.bytes_per_value(model.dtypes["activations"])
     fixed = ceiling.collective_overhead
-    moe_layers = model.num_moe_layers if layout.ep > 1 else 0
     comms = []
     if layout.tp > 1:
         message = residual_bytes(group_tokens, model.hidden_size, act)
-        bw_part = allreduce_time(message, layout.tp, tp_link.bandwidth, 0.0)
-        lat_part = allreduce_time(0.0, layout.tp, tp_link.bandwidth, ceiling.latency_of(tp_link)) + fixed
-        comms.append(CommTiming("allreduce_attn", "layer", model.num_layers, message, lat_part, bw_part))
-        if model.num_layers - moe_layers:
-            comms.append(CommTiming("allreduce_ffn", "layer", model.num_layers - moe_layers, message, lat_part,
-                                    bw_part))
+        t = allreduce(message, layout.tp, network)
+        comms += [CommTiming("allreduce_attn", "layer", model.num_layers, message, t.latency + fixed, t.bandwidth),
+                  CommTiming("allreduce_ffn", "layer", model.num_layers, message, t.latency + fixed, t.bandwidth)]
+    moe_layers = model.num_moe_layers if layout.ep > layout.tp else 0
     if moe_layers:
-        routed = routed_bytes(tokens, model.moe.experts_per_token, model.hidden_size, act, layout.ep)
-        a2a_bw = alltoall_time(routed, layout.ep, ep_link.bandwidth, 0.0)
-        a2a_lat = alltoall_time(0.0, layout.ep, ep_link.bandwidth, ceiling.latency_of(ep_link)) + fixed
-        comms += [CommTiming("dispatch", "moe", moe_layers, routed, a2a_lat, a2a_bw),
-                  CommTiming("combine", "moe", moe_layers, routed, a2a_lat, a2a_bw)]
+        ep = layout.ep
+        holders = min(ep, model.moe.num_experts)     # ep > N: a token's experts sit on k distinct ranks
+        remote = destination_ranks(model.moe.num_experts, model.moe.experts_per_token, holders) * (ep - 1) / ep
+        near = remote * (min(ep, network.domain) - 1) / (ep - 1)
+        for name, per_value in (("dispatch", dispatch_bytes_per_value(model)), ("combine", act)):
+            near_bytes = routed_bytes(tokens, near, model.hidden_size, per_value, ep)
+            far_bytes = routed_bytes(tokens, remote - near, model.hidden_size, per_value, ep)
+            t = alltoall(near_bytes, far_bytes, ep, network)
+            comms.append(CommTiming(name, "moe", moe_layers, near_bytes + far_bytes, t.latency + fixed, t.bandwidth))
     return comms
 
 
@@ -195,7 +247,8 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     are contiguous blocks of ceil(L / pp) layers: a model whose first layers are dense, or whose MoE
     layers alternate with dense ones, does not hold ceil(L / pp) / L of all experts per stage). A chip
     keeps the KV cache of its attention group's ceil(batch / groups) sequences: GQA KV heads split
-    over tp, MLA's latent cache replicated on every chip of the group. Activations divide over the
+    over min(tp, kv_heads) (replicated beyond), MLA's latent cache replicated on every chip of the
+    group. Routed experts divide over min(max(tp, ep), N): with more chips than experts each holds one. Activations divide over the
     stage.
     """
     whole = footprint(model, batch, context, tokens_in_flight)
@@ -208,8 +261,8 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
                    for start in range(0, model.num_layers, per_stage))
     moe_share = most_moe / model.num_moe_layers if model.num_moe_layers else 0
     weights = (other_layers * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp \
-        + experts * moe_share / layout.expert_chips
-    kv_split = 1 if model.attention.kind == "mla" else layout.tp
+        + experts * moe_share / (min(layout.expert_chips, model.moe.num_experts) if model.moe else layout.expert_chips)
+    kv_split = 1 if model.attention.kind == "mla" else min(layout.tp, model.num_kv_heads)
     group_batch = ceil(batch / layout.attention_groups)
     kv = whole["kv_cache"] * share / kv_split * group_batch / batch
     act = whole["activations"] / layout.stage_chips
@@ -217,15 +270,20 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
 
 
 def stage_work(layer_time, head_time, layers, stages):
-    """Work of the busiest pipeline stage per micro-batch [s], stages balanced by layer count.
+    """Work of the busiest pipeline stage per micro-batch [s]: stages hold whole layers.
 
-    .. math:: t_{stage} = \\max\\left(\\frac{t_{layers} + t_{head}}{pp}, \\; t_{head} + \\frac{t_{layers}}{L}\\right)
+    .. math:: t_{stage} = \\max\\left(\\left\\lceil \\frac{L}{pp} \\right\\rceil \\bar t, \\;
+              \\left\\lfloor \\frac{L}{pp} \\right\\rfloor \\bar t + t_{head}\\right),
+              \\qquad \\bar t = t_{layers} / L
 
-    The stage that holds the LM head takes fewer layers; it still needs at least one.
+    Layers are spread as evenly as whole layers allow, the L mod pp extra ones on stages before the
+    last, which holds the LM head (vLLM's get_pp_indices, vllm/distributed/utils.py). GLM-4.7's 92
+    layers over 38 stages put 3 layers on the fullest stage, not 92/38 = 2.42.
     """
     if stages == 1:
         return layer_time + head_time
-    return maximum((layer_time + head_time) / stages, head_time + layer_time / layers)
+    per_layer = layer_time / layers
+    return maximum(math.ceil(layers / stages) * per_layer, (layers // stages) * per_layer + head_time)
 
 
 #: phases a forward pass can be: a decode step, a prompt's prefill, a draft step of MTP modules
@@ -255,6 +313,7 @@ class ForwardPass:
     group_tokens: object    # tokens of one attention group (all-reduced over tp, sent between stages)
     links: tuple            # (tp_link, pp_link, ep_link), ChipLink or None
     query_tokens: int = 1   # new tokens per sequence in a decode step (speculative verification)
+    link_id: str = None     # a link forced for every transfer (roofline.collectives prices it as one level)
 
     def evaluate(self, ceiling):
         """The Evaluation of this pass under `ceiling` (roofline.step.Ceilings).
@@ -266,7 +325,8 @@ class ForwardPass:
         model, layout = self.model, self.layout
         tp_link, pp_link, ep_link = self.links
         timed = time_operators(self.operators, ceiling)
-        comms = communication(model, layout, self.tokens, self.group_tokens, tp_link, ep_link, ceiling)
+        network = chip_network(self.hardware, ceiling, self.link_id)
+        comms = communication(model, layout, self.tokens, self.group_tokens, network, ceiling)
         layer_time = self.layers * ceiling.layer_overhead
         head_time = 0
         for op in timed:
@@ -290,7 +350,10 @@ class ForwardPass:
         if layout.pp == 1:
             stage_time = cycle = token_time
         else:
-            stage_time = stage_work(layer_time, head_time, self.layers, layout.pp) + hops[0].time
+            stage_time = stage_work(layer_time, head_time, model.num_layers, layout.pp) + hops[0].time
+            if self.phase == "prefill":
+                # the last of m micro-batches leaves the last stage (m - 1) stage times after the first
+                token_time = token_time + (layout.microbatches - 1) * stage_time
             cycle = pipeline_cycle(token_time, stage_time, layout.microbatches)
         return Evaluation(timed=timed, comms=comms + hops, token_time=_plain(token_time), cycle_time=_plain(cycle),
                           stage_time=_plain(stage_time), microbatch=self.microbatch, forward=self, ceiling=ceiling,
@@ -330,7 +393,7 @@ def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, qu
     return ForwardPass(phase=phase, model=model, hardware=hardware, batch=batch, length=length, layout=layout,
                        operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
                        microbatch=b, tokens=tokens, group_tokens=group_tokens, links=links,
-                       query_tokens=query_tokens)
+                       query_tokens=query_tokens, link_id=link_id)
 
 
 def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1):

@@ -15,3 +15,18 @@ class SpecError(RooflineError):
         self.where = str(where)
         self.what = what
         super().__init__(f"{where}: {what}")
+
+
+def excerpt(value, limit=60):
+    """A short quotation of `value` for an error message: its repr, cut to about `limit` characters.
+
+    Bounded in time as well as length (reprlib), so a huge or deeply shared value (a YAML alias
+    bomb, a 3M-element list) never makes a huge message.
+    """
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxlist, shortener.maxdict, shortener.maxtuple = 3, 6, 6, 6
+    shortener.maxstring, shortener.maxother, shortener.maxlong = limit, limit, limit
+    text = shortener.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit] + "..."

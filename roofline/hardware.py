@@ -15,6 +15,7 @@ CHIP_KINDS = ("gpu", "tpu", "wafer", "lpu", "rdu", "soc", "accelerator")
 TIERS = ("hbm", "dram", "sram")
 LINK_KINDS = ("scale-up", "scale-out", "host", "chip-to-chip")
 LINK_ROLES = ("scale-up", "scale-out", "host")
+FABRICS = ("switched", "point-to-point", "torus")
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,21 @@ class MemoryTier:
 
 @dataclass(frozen=True)
 class Link:
-    """A chip-to-chip link technology: per-direction bandwidth per chip and one-hop latency."""
+    """A chip-to-chip link technology: per-direction bandwidth per chip, one-hop latency, fabric.
+
+    fabric: 'switched' (every chip reaches every other through one switch crossing at its full
+    bandwidth: NVSwitch, InfiniBand, Ethernet, PCIe), 'point-to-point' (a full mesh: one dedicated
+    link to each peer of the domain: AMD Infinity Fabric, Gaudi 3 RoCE, Groq C2C) or 'torus'
+    (neighbours only, `dimensions` axes: TPU ICI). roofline.collectives prices each.
+    """
     id: str
     name: str
     kind: str
     bandwidth: float          # [B/s] per direction, per chip
     latency: float            # [s] one hop, small message
     latency_is_assumption: bool
+    fabric: str = "switched"
+    dimensions: int = 1       # torus axes (2 for a 2D torus); 1 otherwise
     facts: tuple = ()
     sources: dict = field(default_factory=dict, compare=False)
 
@@ -131,7 +140,12 @@ def load_link(name):
         id=link_id, name=reader.text("name"), kind=reader.text("kind", choices=LINK_KINDS),
         bandwidth=reader.quantity("bandwidth", "bandwidth"),
         latency=reader.quantity("latency", "time", allow_zero=True),
-        latency_is_assumption=is_assumption, facts=tuple(reader.facts), sources=reader.sources)
+        latency_is_assumption=is_assumption, fabric=reader.text("fabric", required=False, default="switched",
+                                                                 choices=FABRICS),
+        dimensions=reader.count("dimensions", required=False, default=1), sources=reader.sources)
+    if link.fabric == "torus" and "dimensions" not in data:
+        reader._fail("dimensions", "a torus link needs its number of axes (2 for a 2D torus, 3 for a 3D one)")
+    link = _replace(link, facts=tuple(reader.facts))
     reader.finish()
     return link
 

@@ -9,9 +9,9 @@ MistralConfig, MixtralConfig, Qwen2/Qwen3/Qwen3MoeConfig, DeepseekV3Config, Glm4
 GptOssConfig, Gemma3TextConfig, Llama4TextConfig): where a config omits a key, the class default
 is used and the spec says so (source `hf-defaults`).
 """
-import json
-
-from .errors import SpecError
+from .errors import SpecError, excerpt
+from .models import LIMITS, WIDTH_LIMIT
+from .readers import read_json
 
 #: architectures[0] -> family; the family decides what the config's keys mean
 FAMILIES = {
@@ -39,6 +39,8 @@ CLASS_NAMES = {"llama": "LlamaConfig", "mistral": "MistralConfig", "mixtral": "M
 TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 LAYER_TYPES = {"full_attention": "G", "sliding_attention": "L", "chunked_attention": "L"}
 COMPUTED = "computed from the architecture by roofline model import"
+#: the largest config.json read [bytes] (released configs are a few kB)
+MAX_CONFIG_BYTES = 4_000_000
 
 
 class _Config:
@@ -73,27 +75,23 @@ class _Config:
         value = self.get(key, expected, default, required)
         if value is None:
             return None
+        maximum = LIMITS["num_layers"] if key == "num_hidden_layers" else WIDTH_LIMIT
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < minimum:
-            self.fail(key, f"{value!r} is not valid; expected {expected} (a whole number >= {minimum})")
+            self.fail(key, f"{excerpt(value)} is not valid; expected {expected} (a whole number >= {minimum})")
+        if value > maximum:
+            self.fail(key, f"{value:.6g} is more than the limit of {maximum:,}")
         return int(value)
 
     def flag(self, key, default=False):
         value = self.get(key, "true or false", default=default)
         if not isinstance(value, bool):
-            self.fail(key, f"{value!r} is not valid; expected true or false")
+            self.fail(key, f"{excerpt(value)} is not valid; expected true or false")
         return value
 
 
 def read_config(path):
     """The parsed config.json (a mapping); SpecError naming the file on unreadable or malformed JSON."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise SpecError(path, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
-                              "expected a Hugging Face config.json") from None
-    except OSError as exc:
-        raise SpecError(path, f"cannot read: {exc.strerror}") from None
+    data = read_json(path, "a Hugging Face config.json", MAX_CONFIG_BYTES)
     if not isinstance(data, dict):
         raise SpecError(path, "expected a JSON object (a Hugging Face config.json)")
     return data
@@ -106,7 +104,7 @@ def family_of(data, path):
         raise SpecError(path, "architectures: missing; expected a list naming the model class, "
                               "e.g. [\"LlamaForCausalLM\"]")
     if archs[0] not in FAMILIES:
-        raise SpecError(path, f"architectures: '{archs[0]}' is not supported; expected one of "
+        raise SpecError(path, f"architectures: {excerpt(archs[0])} is not supported; expected one of "
                               f"{', '.join(sorted(FAMILIES))}")
     return FAMILIES[archs[0]], archs[0]
 
@@ -230,7 +228,10 @@ def _windows(cfg, layers):
         window = cfg.count("attention_chunk_size", "the attention chunk of the RoPE layers in tokens")
         kinds = cfg.get("layer_types", "a list of layer types", required=False)
         if kinds is None and cfg.has("no_rope_layers"):
-            kinds = ["chunked_attention" if x else "full_attention" for x in cfg.get("no_rope_layers", "")]
+            flags = cfg.get("no_rope_layers", "a list of 0/1 per layer")
+            if not isinstance(flags, list) or any(x not in (0, 1) or isinstance(x, float) for x in flags):
+                cfg.fail("no_rope_layers", f"{excerpt(flags)} is not valid; expected a list of 0 or 1, one per layer")
+            kinds = ["chunked_attention" if x else "full_attention" for x in flags]
         if kinds is None:
             every = cfg.count("no_rope_layer_interval", "the interval of the NoPE global layers")
             kinds = ["chunked_attention" if (i + 1) % every else "full_attention" for i in range(layers)]
@@ -270,12 +271,13 @@ def _pattern(cfg, kinds, layers):
         cfg.fail("layer_types", f"expected a list of {layers} layer types (one per layer)")
     letters = []
     for kind in kinds:
-        if kind not in LAYER_TYPES:
-            cfg.fail("layer_types", f"'{kind}' is not supported; expected one of {', '.join(LAYER_TYPES)}")
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
+            cfg.fail("layer_types", f"{excerpt(kind)} is not supported; expected one of {', '.join(LAYER_TYPES)}")
         letters.append(LAYER_TYPES[kind])
-    for period in range(1, layers + 1):
-        if all(letters[i] == letters[i % period] for i in range(layers)):
-            return "".join(letters[:period])
+    text = "".join(letters)
+    for period in range(1, layers + 1):      # text has period p when it equals itself shifted by p
+        if text[period:] == text[:layers - period]:
+            return text[:period]
 
 
 def _moe(cfg, layers):
@@ -300,8 +302,8 @@ def _moe(cfg, layers):
         moe["expert_intermediate_size"] = cfg.count("moe_intermediate_size", "the FFN size of one expert")
         step = cfg.count("decoder_sparse_step", "the MoE layer interval", default=1)
         only = cfg.get("mlp_only_layers", "a list of dense layers", default=[])
-        if not isinstance(only, list) or sorted(only) != list(range(len(only))):
-            cfg.fail("mlp_only_layers", f"{only!r} is not supported; expected the first k layers [0, 1, ..., k-1]")
+        if not isinstance(only, list) or any(type(x) is not int for x in only) or sorted(only) != list(range(len(only))):
+            cfg.fail("mlp_only_layers", f"{excerpt(only)} is not supported; expected the first k layers [0, 1, ..., k-1]")
         first_dense = len(only)
         comments.update({"moe.first_dense_layers": "mlp_only_layers", "moe.layer_step": "decoder_sparse_step"})
     elif family in ("deepseek_v3", "glm4_moe"):
@@ -345,8 +347,9 @@ def _dtypes(cfg, data, is_moe):
     if raw is None:  # gpt-oss ships without one; its unquantized tensors are bf16
         raw = "bfloat16"
         cfg.comments["dtypes"] = "torch_dtype absent: bf16 assumed (check the checkpoint)"
-    if raw not in TORCH_DTYPES:
-        raise SpecError(cfg.path, f"torch_dtype: '{raw}' is not supported; expected one of {', '.join(TORCH_DTYPES)}")
+    if not isinstance(raw, str) or raw not in TORCH_DTYPES:
+        raise SpecError(cfg.path, f"torch_dtype: {excerpt(raw)} is not supported; expected one of "
+                                  f"{', '.join(TORCH_DTYPES)}")
     base = TORCH_DTYPES[raw]
     dtypes = {"weights": base, "kv_cache": base, "activations": base}
     quant = data.get("quantization_config")
@@ -360,7 +363,7 @@ def _dtypes(cfg, data, is_moe):
     elif method in ("gptq", "awq") and quant.get("bits") == 4 and quant.get("group_size") == 128:
         dtypes["weights"] = "int4-g128"
     else:
-        raise SpecError(cfg.path, f"quantization_config.quant_method: {method!r} is not supported; expected fp8, "
+        raise SpecError(cfg.path, f"quantization_config.quant_method: {excerpt(method)} is not supported; expected fp8, "
                                   "mxfp4, or gptq/awq with bits 4 and group_size 128")
     cfg.comments["dtypes"] += f"; quantization_config.quant_method {method}"
     return dtypes

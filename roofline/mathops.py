@@ -1,7 +1,8 @@
-"""max, min and the smooth maximum for floats, numpy arrays and sympy expressions alike.
+"""max, min, ceil, a choice and the smooth maximum for floats, numpy arrays and sympy expressions.
 
-The formulas of roofline are written once; these three are the only operations whose spelling
-differs between numpy (np.maximum) and sympy (sympy.Max), so they dispatch on their arguments.
+The formulas of roofline are written once; these are the only operations whose spelling differs
+between numpy (np.maximum, np.ceil, np.where) and sympy (sympy.Max, sympy.ceiling,
+sympy.Piecewise), so they dispatch on their arguments. On plain numbers they return plain numbers.
 """
 import math
 
@@ -25,6 +26,26 @@ def minimum(a, b):
         import sympy
         return sympy.Min(a, b)
     return np.minimum(a, b)
+
+
+def floor(x):
+    """The largest whole number <= x, for floats (an int), numpy arrays and sympy expressions."""
+    if is_symbolic(x):
+        import sympy
+        return sympy.floor(x)
+    if np.ndim(x):
+        return np.floor(x)
+    return math.floor(x)
+
+
+def where(condition, a, b):
+    """a where `condition` holds, else b (elementwise for arrays; one of the two for numbers)."""
+    if is_symbolic(condition, a, b):
+        import sympy
+        return sympy.Piecewise((a, condition), (b, True))
+    if np.ndim(condition) == 0 and np.ndim(a) == 0 and np.ndim(b) == 0:
+        return a if condition else b
+    return np.where(condition, a, b)
 
 
 def smooth_max(a, b, n):

@@ -18,14 +18,15 @@ context [input_len], output_len (optional), metric, value, unit, source [source_
 decode_tokens_per_s_per_user and aggregate_output_tokens_per_s, in tok/s.
 """
 import csv
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import dtypes as dtype_table
-from .errors import RooflineError
-from .specs import spec_paths
+from .errors import RooflineError, SpecError, excerpt
+from .models import LIMITS, MAX_BATCH, MAX_CONTEXT, WIDTH_LIMIT
+from .readers import parse_json, read_text
+from .specs import is_file, spec_paths
 
 KERNEL_KINDS = ("copy", "read_reduce", "matmul", "linear")
 STEP_KINDS = ("decode_step", "prefill")
@@ -40,6 +41,17 @@ _CSV_COLUMNS = {"model": ("model",), "hardware": ("hardware",), "chips": ("chips
                 "metric": ("metric",), "value": ("value",), "unit": ("unit",)}
 #: words that mark a published figure as speculative decoding (several tokens per forward pass)
 SPECULATIVE_WORDS = ("specul", "medusa", "eagle", "draft model", "lookahead")
+#: the largest measurement file read [bytes] (the shipped ones are under 20 kB)
+MAX_FILE_BYTES = 50_000_000
+#: a timed row's seconds must lie in this range [s]: no kernel launch is shorter than 1 ns, no
+#: measured step longer than 11 days
+MIN_SECONDS, MAX_SECONDS = 1e-9, 1e6
+#: the most bytes a copy or read row may move [B] (1 PB)
+MAX_BYTES = 1e15
+#: the longest cell of a CSV of published figures [characters]
+MAX_CELL = 2000
+#: the most chips a published row may state
+MAX_CHIPS = 1_000_000
 #: a published per-user speed without a stated prompt length is taken at this context [tokens]
 DEFAULT_CONTEXT = 1024
 _OPTIONAL_COLUMNS = {"context": ("context", "input_len"), "notes": ("notes",), "date": ("date", "source_date"),
@@ -117,12 +129,9 @@ class MeasurementFile:
 def read_measurements(path):
     """Rows of a measurement file (JSON lines or CSV); RooflineError naming the line on bad input."""
     path = Path(path)
-    if not path.is_file():
-        raise RooflineError(f"measurement file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RooflineError(f"measurement file {path}: cannot read ({exc.__class__.__name__})") from None
+    if not is_file(path):
+        raise RooflineError(f"measurement file {excerpt(str(path))} does not exist")
+    text = read_text(path, "a measurement file", MAX_FILE_BYTES)
     if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):
         return _read_csv(path, text)
     return _read_jsonl(path, text)
@@ -136,9 +145,9 @@ def _read_jsonl(path, text):
             continue
         where = f"{path} line {number}"
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RooflineError(f"{where}: not a JSON object ({exc.msg})") from None
+            data = parse_json(line, where, "a JSON object")
+        except SpecError as exc:
+            raise RooflineError(f"{where}: not a JSON object ({exc.what})") from None
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
             raise RooflineError(f"{where}: expected a JSON object with a 'kind' field")
         kind = data["kind"]
@@ -167,17 +176,20 @@ def _jsonl_row(data, where, header):
         raise RooflineError(f"{where}: {kind} row lacks {', '.join(map(repr, missing))} "
                             f"(a {kind} row needs {', '.join(needed)})")
     device = data.get("device") or header.get("device")
+    if not isinstance(dtype, str):
+        raise RooflineError(f"{where}: dtype must be a dtype name such as 'bf16', got {excerpt(dtype)}")
     if not isinstance(device, str) or not device.strip():
         raise RooflineError(f"{where}: no device name; give each row a 'device' or start the file with "
                             '{"kind": "device", "device": "<name>"}')
-    seconds = _positive(data["seconds"], "seconds", where)
+    seconds = _positive(data["seconds"], "seconds", where, MIN_SECONDS, MAX_SECONDS)
     try:
         dtype_table.check(dtype)
     except RooflineError as exc:
         raise RooflineError(f"{where}: {exc}") from None
     common = dict(where=where, device=device.strip(), seconds=seconds, dtype=dtype)
     if kind in ("copy", "read_reduce"):
-        return Measurement(kind, shape=(_positive(data["bytes_moved"], "bytes_moved", where),), **common)
+        return Measurement(kind, shape=(_positive(data["bytes_moved"], "bytes_moved", where, 1, MAX_BYTES),),
+                           **common)
     if kind == "matmul":
         shape = tuple(_whole(data[k], k, where) for k in ("m", "k", "n"))
         return Measurement(kind, shape=shape, **common)
@@ -185,13 +197,14 @@ def _jsonl_row(data, where, header):
         shape = (_whole(data["batch"], "batch", where), _whole(data["k"], "k", where), _whole(data["n"], "n", where))
         return Measurement(kind, batch=shape[0], shape=shape, **common)
     if not isinstance(data["model"], str):
-        raise RooflineError(f"{where}: model must be a model id, got {data['model']!r}")
+        raise RooflineError(f"{where}: model must be a model id, got {excerpt(data['model'])}")
     model, layers = _model_name(data["model"])
-    if data.get("layers") is not None:
-        layers = _whole(data["layers"], "layers", where)
-    batch = _whole(data.get("batch", 1), "batch", where)
+    if data.get("layers") is not None or layers is not None:
+        layers = _whole(data["layers"] if data.get("layers") is not None else layers, "layers", where,
+                        LIMITS["num_layers"])
+    batch = _whole(data.get("batch", 1), "batch", where, MAX_BATCH)
     context = _whole(data["ctx"] if kind == "decode_step" else data["prompt"],
-                     "ctx" if kind == "decode_step" else "prompt", where)
+                     "ctx" if kind == "decode_step" else "prompt", where, MAX_CONTEXT)
     return Measurement(kind, model=model, layers=layers, batch=batch, context=context,
                        dtypes={"weights": dtype}, **common)
 
@@ -199,24 +212,38 @@ def _jsonl_row(data, where, header):
 def _model_name(text):
     """(model id, layers) of a measured model name: 'llama-3.1-70b[20 layers]' (a shape run with
     fewer of its layers, as measure_decode.py names it) -> ('llama-3.1-70b', 20); else (text, None)."""
-    match = re.fullmatch(r"\s*(.+?)\s*\[\s*(\d+)\s*layers?\s*\]\s*", text)
+    match = re.fullmatch(r"(.+?)\s*\[\s*(\d{1,9})\s*layers?\s*\]", text.strip()) \
+        if len(text) <= 200 and text.rstrip().endswith("]") else None
     return (match.group(1), int(match.group(2))) if match else (text, None)
 
 
-def _positive(value, name, where):
+def _positive(value, name, where, low, high):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-        raise RooflineError(f"{where}: {name} must be a number greater than zero, got {value!r}")
+        raise RooflineError(f"{where}: {name} must be a number greater than zero, got {excerpt(value)}")
+    if not low <= value <= high:
+        raise RooflineError(f"{where}: {name} {value:g} is outside the range read, {low:g} to {high:g}")
     return float(value)
 
 
-def _whole(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
-        raise RooflineError(f"{where}: {name} must be a whole number of at least 1, got {value!r}")
+def _whole(value, name, where, maximum=WIDTH_LIMIT):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1 \
+            or value == float("inf") or value != int(value):
+        raise RooflineError(f"{where}: {name} must be a whole number of at least 1, got {excerpt(value)}")
+    if value > maximum:
+        raise RooflineError(f"{where}: {name} {value:.6g} is more than the limit of {maximum:,}")
     return int(value)
 
 
 # --------------------------------------------------------------------------- published CSV
 def _read_csv(path, text):
+    try:
+        return _read_csv_rows(path, text)
+    except csv.Error as exc:
+        raise RooflineError(f"{path}: not a readable CSV ({exc}); expected a CSV of published figures or "
+                            "JSON lines") from None
+
+
+def _read_csv_rows(path, text):
     reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
     columns = {}
@@ -232,6 +259,9 @@ def _read_csv(path, text):
     for number, raw in enumerate(reader, 2):
         where = f"{path} line {number}"
         cell = {name: (raw.get(col) or "").strip() if col else "" for name, col in columns.items()}
+        long = next((name for name, text in cell.items() if not isinstance(text, str) or len(text) > MAX_CELL), None)
+        if long is not None:
+            raise RooflineError(f"{where}: the {long} cell is longer than {MAX_CELL:,} characters or not one cell")
         row_or_reason = _csv_row(cell, where)
         if isinstance(row_or_reason, Measurement):
             rows.append(row_or_reason)
@@ -247,20 +277,25 @@ def _csv_row(cell, where):
     try:
         value = float(cell["value"])
     except ValueError:
-        raise RooflineError(f"{where}: value {cell['value']!r} is not a number") from None
+        raise RooflineError(f"{where}: value {excerpt(cell['value'])} is not a number") from None
     if not value > 0 or value == float("inf"):
-        raise RooflineError(f"{where}: value must be greater than zero, got {cell['value']!r}")
+        raise RooflineError(f"{where}: value must be greater than zero, got {excerpt(cell['value'])}")
     batch = _leading_int(cell["batch"]) if cell["batch"] else 1
     context = _leading_int(cell["context"]) if cell["context"] else DEFAULT_CONTEXT
     if batch is None or context is None:
-        return (f"batch {cell['batch']!r} and context {cell['context']!r} must be numbers to model the row "
+        return (f"batch {excerpt(cell['batch'])} and context {excerpt(cell['context'])} must be numbers to model the row "
                 "(a 'max throughput' figure does not say its concurrency)")
     if batch < 1 or context < 1:
-        raise RooflineError(f"{where}: batch and context must be at least 1, got {cell['batch']!r}, "
-                            f"{cell['context']!r}")
+        raise RooflineError(f"{where}: batch and context must be at least 1, got {excerpt(cell['batch'])}, "
+                            f"{excerpt(cell['context'])}")
+    if batch > MAX_BATCH or context > MAX_CONTEXT:
+        raise RooflineError(f"{where}: batch {excerpt(cell['batch'])} or context {excerpt(cell['context'])} is "
+                            f"more than the limits of {MAX_BATCH:,} sequences and {MAX_CONTEXT:,} tokens")
     chips = _leading_int(cell["chips"]) if cell["chips"] else None
     if cell["chips"] and chips is None:
-        return f"chips '{cell['chips']}' is not a number"
+        return f"chips {excerpt(cell['chips'])} is not a number"
+    if chips is not None and not 1 <= chips <= MAX_CHIPS:
+        raise RooflineError(f"{where}: chips {excerpt(cell['chips'])} must be from 1 to {MAX_CHIPS:,}")
     described = " ".join((cell["system"], cell["parallelism"], cell["notes"])).lower()
     if any(word in described for word in SPECULATIVE_WORDS):
         return "speculative decoding: more than one token per forward pass, not a plain decode"
@@ -286,6 +321,9 @@ def _csv_row(cell, where):
         return precision
     dtype, dtypes = precision
     output = _leading_int(cell["output_len"]) if cell["output_len"] else None
+    if output is not None and not 1 <= output <= MAX_CONTEXT:
+        raise RooflineError(f"{where}: output_len {excerpt(cell['output_len'])} must be a whole number of tokens "
+                            f"from 1 to {MAX_CONTEXT:,}")
     return Measurement("generation", where, cell["hardware"], rate=value, metric=metric, model=model,
                        batch=batch, context=context, output=output, dtype=dtype, dtypes=dtypes,
                        source=cell["source"], system=cell["system"], chips=chips, tp=tp, pp=pp,
@@ -304,8 +342,12 @@ def _parallelism(text):
 
 
 def _leading_int(text):
+    """The whole number a cell starts with ('8 (TP=8)' -> 8), None if none; over 18 digits reads as
+    10**18, above every limit."""
     match = re.match(r"\s*(\d+)", text or "")
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    return int(match.group(1)) if len(match.group(1)) <= 18 else 10 ** 18
 
 
 def _precision(text):
@@ -380,9 +422,9 @@ def row_filter(text):
 
 
 def _condition(part, text):
-    match = re.fullmatch(r"\s*([a-z_]+)\s*(<=|>=|!=|=|<|>)\s*(\S.*?)\s*", part)
+    match = re.fullmatch(r"([a-z_]+)\s*(<=|>=|!=|=|<|>)\s*(\S.*)", part.strip()) if len(part) <= 200 else None
     if not match or match.group(1) not in FILTER_FIELDS:
-        raise RooflineError(f"row filter {text!r}: expected FIELD OP VALUE such as batch>=128 or model=llama-2-13b "
+        raise RooflineError(f"row filter {excerpt(text)}: expected FIELD OP VALUE such as batch>=128 or model=llama-2-13b "
                             f"(conditions joined by commas all hold); fields: {', '.join(FILTER_FIELDS)}; "
                             "operators: = != < <= > >=")
     name, op, value = match.groups()
@@ -391,9 +433,9 @@ def _condition(part, text):
         try:
             value = float(value)
         except ValueError:
-            raise RooflineError(f"row filter {text!r}: {name} compares with a number, got {value!r}") from None
+            raise RooflineError(f"row filter {excerpt(text)}: {name} compares with a number, got {excerpt(value)}") from None
     elif op not in ("=", "!=") and name != "date":
-        raise RooflineError(f"row filter {text!r}: {name} is text; use = or != (dates, YYYY-MM-DD, also < and >)")
+        raise RooflineError(f"row filter {excerpt(text)}: {name} is text; use = or != (dates, YYYY-MM-DD, also < and >)")
     compare = _OPERATORS[op]
 
     def accepts(row):

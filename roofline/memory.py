@@ -25,10 +25,16 @@ def kv_bytes_per_token_layer(model):
     """KV-cache bytes one token adds to one layer [B/token].
 
     .. math:: 2 H_{kv} d \\, b_{kv} \\text{ (GQA)}, \\quad (r_{kv} + d_{rope}) b_{kv} \\text{ (MLA)}
+
+    An fp8 MLA cache keeps the latent in fp8 with one fp32 scale per 128 values and the RoPE part
+    in bf16 (FlashMLA's fp8 KV format, deepseek-ai/FlashMLA README: 512 + 4 x 4 + 64 x 2 = 656 B a
+    token for DeepSeek-V3.2).
     """
     a = model.attention
     per_value = dtypes.bytes_per_value(model.dtypes["kv_cache"])
-    if a.kind == "mla":
+    if a.kind == "mla" and str(model.dtypes["kv_cache"]).startswith("fp8"):
+        cached = a.kv_lora_rank * (per_value + 4 / 128) + a.qk_rope_head_dim * 2
+    elif a.kind == "mla":
         cached = (a.kv_lora_rank + a.qk_rope_head_dim) * per_value
     else:
         cached = 2 * model.num_kv_heads * model.head_dim * per_value

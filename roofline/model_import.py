@@ -13,9 +13,13 @@ from pathlib import Path
 
 import yaml
 
-from .errors import RooflineError
+from .errors import RooflineError, excerpt
 from .hf_import import COMPUTED, read_config, spec_from_config
 from .specs import builtin_dir, user_data_root
+
+
+#: the longest model id (it becomes a file name; file systems allow 255 bytes)
+MAX_ID = 100
 
 
 def default_id(config_path):
@@ -59,14 +63,27 @@ def output_path(model_id, output=None):
     if output is None:
         return user_data_root() / "model_specs" / f"{model_id}.yaml"
     output = Path(output)
-    if output.is_dir():
+    try:
+        is_folder = output.is_dir()
+    except OSError as exc:
+        raise RooflineError(f"--output {excerpt(str(output))}: {exc.strerror}") from None
+    if is_folder:
         return output / f"{model_id}.yaml"
     if output.suffix not in (".yaml", ".yml"):
-        raise RooflineError(f"--output {output}: expected a .yaml file or an existing folder")
+        raise RooflineError(f"--output {excerpt(str(output))}: expected a .yaml file or an existing folder")
     if output.stem != model_id:
         raise RooflineError(f"--output {output}: the file name must be the model id, {model_id}.yaml "
                             "(or pass --id to match it)")
     return output
+
+
+def _exists(path):
+    """Path.exists, with a path the file system refuses (a name too long) as a one-line error."""
+    try:
+        return Path(path).exists()
+    except OSError as exc:
+        raise RooflineError(f"{excerpt(str(path))}: cannot write there ({exc.strerror}); "
+                            "check --output and XDG_DATA_HOME") from None
 
 
 def write_spec(text, target, force=False):
@@ -77,15 +94,21 @@ def write_spec(text, target, force=False):
     from .models import load_model
 
     target = Path(target)
-    if target.exists() and not force:
+    if _exists(target) and not force:
         raise RooflineError(f"{target}: already exists; pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".roofline-import-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".roofline-import-", dir=target.parent))
+    except OSError as exc:
+        raise RooflineError(f"{target}: cannot write there ({exc.strerror or exc.__class__.__name__}); "
+                            "expected a writable folder (check --output and XDG_DATA_HOME)") from None
     try:
         draft = scratch / target.name
         draft.write_text(text, encoding="utf-8")
         model = load_model(str(draft))
         os.replace(draft, target)
+    except OSError as exc:
+        raise RooflineError(f"{target}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return model
@@ -96,14 +119,17 @@ def import_config(config_path, model_id=None, output=None, force=False, name=Non
     from .models import model_from_data
     from .params import count_params
 
+    if output is not None and not str(output).strip():
+        raise RooflineError("--output '': expected a .yaml file or an existing folder")
     config_path = Path(config_path)
     data = read_config(config_path)
     if model_id is None:
         model_id = Path(output).stem if output and Path(output).suffix in (".yaml", ".yml") else default_id(config_path)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model_id or ""):
-        raise RooflineError(f"--id {model_id!r}: expected letters, digits, '.', '_' or '-' (it becomes the file name)")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_ID - 1), model_id or ""):
+        raise RooflineError(f"--id {excerpt(model_id)}: expected up to {MAX_ID} letters, digits, '.', '_' or '-' "
+                            "(it becomes the file name)")
     target = output_path(model_id, output)
-    if target.exists() and not force:
+    if _exists(target) and not force:
         raise RooflineError(f"{target}: already exists; pass --force to overwrite it")
     if output is None and (builtin_dir("model") / f"{model_id}.yaml").is_file() and not force:
         raise RooflineError(f"--id {model_id}: a shipped model has this id and the import would override it; "

@@ -4,12 +4,12 @@ Loaded from model_specs/<id>.yaml (format in docs/spec-format.md). `load_model(i
 applies what-if overrides (`--set num_layers=20`, `--set attention.sliding_window=4096`) to the
 file's fields before the same checks run, so an override is validated like the file itself.
 """
+import math
 from dataclasses import dataclass, field, replace
 
-import yaml
-
 from .dtypes import check as check_dtype
-from .errors import RooflineError, SpecError
+from .errors import RooflineError, SpecError, excerpt
+from .readers import parse_yaml
 from .specs import FieldReader, check_id, load_yaml, read_sources, resolve
 
 ATTENTION_KINDS = ("gqa", "mla")
@@ -26,6 +26,20 @@ SPARSE_FIELDS = ("index_topk", "index_heads", "index_head_dim", "index_dtype")
 MOE_FIELDS = ("num_experts", "experts_per_token", "expert_intermediate_size", "num_shared_experts",
               "shared_intermediate_size", "first_dense_layers", "layer_step", "router_bias", "expert_bias")
 DTYPE_FIELDS = ("weights", "experts", "kv_cache", "activations")
+
+#: upper limits of model fields, far beyond any published model (the deepest has under 200 layers,
+#: the widest vocabulary 262k, the longest context 10M tokens): a larger value is a typo or a
+#: hostile input, refused with the limit in the message instead of computed for minutes
+LIMITS = {"num_layers": 10_000, "mtp_layers": 10_000, "max_context": 1_000_000_000, "vocab_size": 100_000_000,
+          "num_heads": 1_000_000, "num_kv_heads": 1_000_000, "num_experts": 1_000_000,
+          "experts_per_token": 1_000_000, "num_shared_experts": 1_000_000, "first_dense_layers": 10_000,
+          "layer_step": 10_000, "sink_tokens": 1_000_000_000, "sliding_window": 1_000_000_000,
+          "index_topk": 1_000_000_000, "index_heads": 1_000_000}
+#: limit of every other whole-number field (widths and ranks)
+WIDTH_LIMIT = 100_000_000
+#: the largest batch [sequences] and context [tokens] a question may ask about
+MAX_BATCH = 1_000_000_000
+MAX_CONTEXT = LIMITS["max_context"]
 
 
 @dataclass(frozen=True)
@@ -107,10 +121,24 @@ class Model:
     @property
     def layer_groups(self):
         """{(local: bool, moe: bool): number of layers}: identical layers are computed once."""
+        return self.layer_counts(0, self.num_layers)
+
+    def layer_counts(self, start, stop):
+        """{(local, moe): number of layers} among layers start .. stop-1, in order of first appearance.
+
+        Counted arithmetically: past the leading dense layers, a layer's kind repeats with the period
+        P = lcm(len(layer_pattern), layer_step), so each of the first P layers of a range stands for
+        ceil((stop - layer) / P) layers; the work grows with P, not with the number of layers.
+        """
+        pattern = len(self.attention.layer_pattern) if self.attention.sliding_window is not None else 1
+        step = self.moe.layer_step if self.moe is not None else 1
+        first = min(max(self.moe.first_dense_layers if self.moe is not None else 0, start), stop)
+        period = pattern * step // math.gcd(pattern, step)
         groups = {}
-        for layer in range(self.num_layers):
-            key = (self.is_local(layer), self.is_moe(layer))
-            groups[key] = groups.get(key, 0) + 1
+        for low, high in ((start, first), (first, stop)):
+            for layer in range(low, min(high, low + period)):
+                key = (self.is_local(layer), self.is_moe(layer))
+                groups[key] = groups.get(key, 0) + (high - layer + period - 1) // period
         return groups
 
     @property
@@ -135,11 +163,13 @@ def _apply_overrides(data, overrides):
                 or (len(parts) == 3 and (parts[:2] != ["attention", "sparse"] or parts[2] not in SPARSE_FIELDS)):
             fields = ", ".join([*TOP_FIELDS, *(f"attention.{f}" for f in ATTENTION_FIELDS),
                                 *(f"moe.{f}" for f in MOE_FIELDS), *(f"dtypes.{f}" for f in DTYPE_FIELDS)])
-            raise RooflineError(f"--set {dotted}: no such model field; fields: {fields}")
+            raise RooflineError(f"--set {dotted[:60]}: no such model field; fields: {fields}")
         try:
-            value = yaml.safe_load(text) if isinstance(text, str) else text
-        except yaml.YAMLError:
+            value = parse_yaml(text, f"--set {dotted}") if isinstance(text, str) else text
+        except SpecError:
             value = text
+        if isinstance(value, (dict, list)):
+            raise RooflineError(f"--set {dotted}={excerpt(text)}: expected one number, word or true/false")
         target = data
         for part in parts[:-1]:
             if not isinstance(target.get(part), dict):
@@ -169,7 +199,7 @@ def load_model(name, overrides=None):
         except SpecError as exc:
             field_name = exc.what.split(":", 1)[0]
             if field_name in overrides:
-                raise RooflineError(f"--set {field_name}={overrides[field_name]}: "
+                raise RooflineError(f"--set {field_name}={str(overrides[field_name])[:60]}: "
                                     f"{exc.what.split(': ', 1)[1]}") from None
             raise
     return _read_model(data, path)
@@ -180,6 +210,13 @@ def model_from_data(data, path):
     return _read_model(data, path)
 
 
+def _limited(reader):
+    """`reader.count` refusing a value above the field's limit (LIMITS, else WIDTH_LIMIT)."""
+    def count(key, **options):
+        return reader.count(key, maximum=LIMITS.get(key, WIDTH_LIMIT), **options)
+    return count
+
+
 def _read_model(data, path):
     sources = read_sources(data, path)
     default = data.get("source")
@@ -188,14 +225,14 @@ def _read_model(data, path):
     reader = FieldReader(data, path, sources, default_source=None if default is None else str(default))
     reader.seen.update({"sources", "source"})
     model_id = check_id(reader, path)
-    count = reader.count
+    count = _limited(reader)
     values = dict(
         id=model_id, name=reader.text("name"), architecture=reader.text("architecture"),
         num_layers=count("num_layers"), hidden_size=count("hidden_size"), num_heads=count("num_heads"),
         num_kv_heads=count("num_kv_heads"), head_dim=count("head_dim"),
         intermediate_size=count("intermediate_size", allow_zero=True),
         ffn=reader.text("ffn", choices=FFN_KINDS), vocab_size=count("vocab_size"),
-        tie_embeddings=reader.flag("tie_embeddings"), max_context=count("max_context"),
+        tie_embeddings=reader.flag("tie_embeddings", required=True), max_context=count("max_context"),
         mtp_layers=count("mtp_layers", required=False, default=0, allow_zero=True))
     if values["num_heads"] % values["num_kv_heads"]:
         reader._fail("num_kv_heads", f"{values['num_kv_heads']} does not divide num_heads {values['num_heads']}")
@@ -224,13 +261,15 @@ def _read_model(data, path):
 def _read_attention(reader, values):
     if reader is None:
         return Attention()
-    count = reader.count
+    count = _limited(reader)
     kind = reader.text("kind", required=False, default="gqa", choices=ATTENTION_KINDS)
     mla = {}
     for key in ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
         mla[key] = count(key, required=(kind == "mla" and key != "q_lora_rank"), default=0, allow_zero=True)
     window = count("sliding_window", required=False)
     pattern = reader.text("layer_pattern", required=False, default="L" if window else "G")
+    if len(pattern) > LIMITS["num_layers"]:
+        reader._fail("layer_pattern", f"{len(pattern)} letters; at most {LIMITS['num_layers']:,}")
     if set(pattern) - {"L", "G"}:
         reader._fail("layer_pattern", f"'{pattern}' may hold only L (local) and G (global)")
     if "L" in pattern and window is None:
@@ -243,9 +282,9 @@ def _read_attention(reader, values):
             check_dtype(index_dtype)
         except RooflineError as exc:
             sparse_reader._fail("index_dtype", str(exc))
-        sparse = SparseIndexer(index_topk=sparse_reader.count("index_topk"),
-                               index_heads=sparse_reader.count("index_heads"),
-                               index_head_dim=sparse_reader.count("index_head_dim"), index_dtype=index_dtype)
+        sparse_count = _limited(sparse_reader)
+        sparse = SparseIndexer(index_topk=sparse_count("index_topk"), index_heads=sparse_count("index_heads"),
+                               index_head_dim=sparse_count("index_head_dim"), index_dtype=index_dtype)
         sparse_reader.finish()
     attention = Attention(
         kind=kind, **mla, sliding_window=window,
@@ -260,7 +299,7 @@ def _read_attention(reader, values):
 def _read_moe(reader, values):
     if reader is None:
         return None
-    count = reader.count
+    count = _limited(reader)
     expert = count("expert_intermediate_size")
     moe = MoE(num_experts=count("num_experts"), experts_per_token=count("experts_per_token"),
               expert_intermediate_size=expert,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from . import dtypes
 from .errors import RooflineError
-from .mathops import maximum, minimum
+from .mathops import floor, maximum, minimum
 from .memory import cached_tokens, index_bytes_per_token_layer, kv_bytes_per_token_layer
 
 
@@ -35,6 +35,7 @@ class Operator:
     group: str = ""    # which layers: "dense", "moe", "local dense", ... or "head"
     weights: object = 0       # weight values it reads
     dequantized: bool = False  # stored in a format its matmul does not run natively (weight-only)
+    kv_bytes: object = 0      # attention: the part of `bytes` that is KV cache read and written [B]
 
 
 def expected_experts(num_experts, experts_per_token, tokens):
@@ -190,7 +191,10 @@ def decode_operators(model, batch, context, peaks, query_tokens=1):
         ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
         projections, o_proj = _projections(model, s, tokens, layers, group)
         ops += projections
-        attended = cached_tokens(model, attended_full, local)
+        if local and model.attention.window_kind == "chunked" and query_tokens == 1:
+            attended = chunk_position(attended_full, model.attention.sliding_window)
+        else:
+            attended = cached_tokens(model, attended_full, local)
         flops_per_pair, q_bytes, kv_layer = _attention_core(model, s, tokens, False)
         sparse = model.attention.sparse
         if sparse is not None:
@@ -203,11 +207,31 @@ def decode_operators(model, batch, context, peaks, query_tokens=1):
             read = attended
             kv_read = batch * read * kv_layer
         ops.append(Operator("attention", tokens * read * flops_per_pair, kv_read + q_bytes + tokens * kv_layer,
-                            s.attn, layers, "attention", group))
+                            s.attn, layers, "attention", group, kv_bytes=kv_read + tokens * kv_layer))
         ops.append(o_proj)
         ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
         ops += _ffn(model, s, tokens, moe, layers, group)
     return s.mark(ops + _head(model, s, tokens, tokens))
+
+
+def chunked_pairs(prompt, chunk):
+    """(query, key) pairs of causal attention inside fixed chunks of `chunk` tokens (Llama 4) [1].
+
+    .. math:: \\left\\lfloor \\frac{P}{C} \\right\\rfloor \\frac{C (C+1)}{2} + \\frac{r (r+1)}{2},
+              \\quad r = P - C \\lfloor P / C \\rfloor
+
+    A query sees only the earlier tokens of its own chunk, not a window sliding across chunks:
+    at a 32k prompt with 8k chunks 4 x 8192 x 8193 / 2 pairs, 1.75x fewer than a sliding window.
+    """
+    full = floor(prompt / chunk)
+    rest = prompt - chunk * full
+    return full * chunk * (chunk + 1) / 2 + rest * (rest + 1) / 2
+
+
+def chunk_position(tokens, chunk):
+    """Tokens a new token attends to inside its chunk when it is the `tokens`-th of the sequence:
+    ((tokens - 1) mod C) + 1 [1]."""
+    return tokens - 1 - chunk * floor((tokens - 1) / chunk) + 1
 
 
 def causal_pairs(prompt, window=None):
@@ -236,8 +260,10 @@ def prefill_operators(model, batch, prompt, peaks):
         ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
         projections, o_proj = _projections(model, s, tokens, layers, group)
         ops += projections
-        window = a.sliding_window + a.sink_tokens if local else None
-        pairs = batch * causal_pairs(prompt, window)
+        if local and a.window_kind == "chunked":
+            pairs = batch * chunked_pairs(prompt, a.sliding_window)
+        else:
+            pairs = batch * causal_pairs(prompt, a.sliding_window + a.sink_tokens if local else None)
         flops_per_pair, q_bytes, kv_layer = _attention_core(model, s, tokens, True)
         if a.sparse is not None:
             index_layer = index_bytes_per_token_layer(model)
@@ -245,7 +271,7 @@ def prefill_operators(model, batch, prompt, peaks):
                                 tokens * index_layer, s.attn, layers, "attention", group))
             pairs = batch * causal_pairs(prompt, a.sparse.index_topk)
         ops.append(Operator("attention", pairs * flops_per_pair, 2 * tokens * kv_layer + q_bytes, s.attn, layers,
-                            "attention", group))
+                            "attention", group, kv_bytes=2 * tokens * kv_layer))
         ops.append(o_proj)
         ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
         ops += _ffn(model, s, tokens, moe, layers, group)

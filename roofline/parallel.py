@@ -1,4 +1,5 @@
-"""Several chips: collective and hop times over links, and the parallel layouts a model allows.
+"""Several chips: the parallel layouts a model allows and the links they use (roofline.collectives
+prices the traffic).
 
 Tensor parallelism (TP, Megatron-LM: Shoeybi et al. 2019, arXiv 1909.08053) splits every weight
 matrix and the attention heads over `tp` chips and all-reduces the layer's output twice per layer
@@ -11,76 +12,12 @@ with ep a multiple of tp larger than it, a pipeline stage has ep chips: attentio
 FFN, shared experts, embedding and LM head) runs tensor-parallel over tp chips in ep/tp
 data-parallel attention groups, each serving its own share of the sequences, while the routed
 experts are spread over all ep chips (DeepSeek-V3 decodes with EP320 and data-parallel attention,
-prefills with EP32). Every transfer pays the link's latency and its bandwidth term.
+prefills with EP32).
 """
 import math
 from dataclasses import dataclass, replace
 
 from .errors import RooflineError
-from .mathops import maximum
-
-
-def allreduce_time(message_bytes, chips, bandwidth, latency):
-    """All-reduce of a `message_bytes` buffer over `chips` chips [s].
-
-    .. math:: t = 2 \\lceil \\log_2 n \\rceil \\, \\alpha + \\frac{2 (n - 1)}{n} \\frac{S}{BW}
-
-    The bandwidth term is the ring optimum (each chip sends and receives 2(n-1)/n of the buffer);
-    the latency term is that of a tree or switch-reduced algorithm, which NCCL picks for the small
-    messages of decode (a reduce and a broadcast, log2 n hops each). message_bytes [B], bandwidth
-    per direction per chip [B/s], latency alpha per hop [s]. Zero for one chip.
-    """
-    if chips <= 1:
-        return 0 * message_bytes
-    return 2 * math.ceil(math.log2(chips)) * latency + 2 * (chips - 1) / chips * message_bytes / bandwidth
-
-
-def alltoall_time(bytes_per_chip, chips, bandwidth, latency):
-    """All-to-all in which each chip sends `bytes_per_chip` spread evenly over the others [s].
-
-    .. math:: t = \\alpha + \\frac{n - 1}{n} \\frac{S}{BW}
-
-    Direct sends through a switch: one hop of latency; (n-1)/n of the data leaves the chip.
-    bytes_per_chip [B] (for an MoE dispatch: routed_bytes), bandwidth per direction per chip [B/s],
-    latency alpha [s]. Zero for one chip.
-    """
-    if chips <= 1:
-        return 0 * bytes_per_chip
-    return latency + (chips - 1) / chips * bytes_per_chip / bandwidth
-
-
-def routed_bytes(tokens, experts_per_token, hidden_size, activation_bytes, chips):
-    """Bytes one chip sends in an MoE dispatch (or receives back in the combine) [B].
-
-    .. math:: S = \\frac{T \\, k \\, h \\, b_a}{n_{ep}}
-
-    Each of the T tokens of a micro-batch goes to its k routed experts; the chips share the
-    tokens evenly, so each sends 1/n_ep of the T k copies of the hidden state (DeepSeek-V3,
-    arXiv 2412.19437, Sec. 3.4: dispatch and combine of routed tokens).
-    """
-    return tokens * experts_per_token * hidden_size * activation_bytes / chips
-
-
-def hop_time(message_bytes, bandwidth, latency):
-    """Point-to-point transfer between pipeline stages: alpha + S / BW [s]."""
-    return latency + message_bytes / bandwidth
-
-
-def residual_bytes(tokens, hidden_size, activation_bytes):
-    """Bytes of the residual stream of `tokens` tokens: tokens x hidden x bytes per value [B]."""
-    return tokens * hidden_size * activation_bytes
-
-
-def pipeline_cycle(token_time, bottleneck_stage_time, microbatches):
-    """Time between two tokens of one sequence in a pipeline with `microbatches` in flight [s].
-
-    .. math:: t_{cycle} = \\max(t_{token}, \\; m \\, t_{stage,max})
-
-    A sequence's next token cannot start before its previous one has crossed every stage
-    (t_token); the busiest stage cannot serve its m micro-batches faster than m t_stage,max.
-    With m = 1 all other stages idle: per-user latency is t_token, aggregate throughput B / t_token.
-    """
-    return maximum(token_time, microbatches * bottleneck_stage_time)
 
 
 #: The most chips a question may ask for. The largest accelerator clusters announced by 2025 hold
@@ -105,9 +42,13 @@ def attention_groups(tp, ep):
 class Layout:
     """How a model is spread over chips: `pp` stages of tp chips, or of ep chips when ep > tp.
 
-    ep = 1: routed experts are split like every other GEMM over the tp chips; ep = tp: whole
-    experts over the tensor-parallel group; ep > tp (a multiple of tp): ep / tp data-parallel
-    attention groups of tp chips each, routed experts over all ep chips of the stage.
+    ep = 1: routed experts are split like every other GEMM over the tp chips; ep dividing tp: ep
+    expert groups of tp/ep chips (MoE EP x MoE TP = TP), each expert split over its group; ep = tp:
+    whole experts over the tensor-parallel group; ep > tp (a multiple of tp): ep / tp data-parallel
+    attention groups of tp chips each, routed experts over all ep chips of the stage (with ep larger
+    than the expert count, one expert a chip and ep - N redundant copies of hot ones).
+    A tp larger than a GQA model's KV heads (a multiple of them) replicates each KV head over
+    tp / kv_heads ranks, as vLLM, SGLang and TensorRT-LLM do.
     """
     tp: int = 1
     pp: int = 1
@@ -168,19 +109,22 @@ def check_layout(model, layout, batch=None):
     check_chips(layout.chips, "chips of the layout (tp x pp, or ep x pp)")
     if model.num_heads % tp:
         raise RooflineError(f"tp={tp} does not divide {model.id}'s {model.num_heads} attention heads")
-    if model.attention.kind != "mla" and tp > model.num_kv_heads:
-        raise RooflineError(f"tp={tp} is larger than {model.id}'s {model.num_kv_heads} KV heads; "
-                            f"use tp <= {model.num_kv_heads} and pipeline stages for more chips")
+    if model.attention.kind != "mla" and tp > model.num_kv_heads and tp % model.num_kv_heads:
+        raise RooflineError(f"tp={tp} is larger than {model.id}'s {model.num_kv_heads} KV heads and not a multiple "
+                            f"of them: each rank would hold part of a KV head (use a multiple of "
+                            f"{model.num_kv_heads}, which replicates each KV head over tp/{model.num_kv_heads} ranks)")
     if pp > model.num_layers:
         raise RooflineError(f"pp={pp} is larger than {model.id}'s {model.num_layers} layers")
     if ep > 1:
         if model.moe is None:
             raise RooflineError(f"ep={ep}: {model.id} has no experts")
-        if ep % tp:
-            raise RooflineError(f"ep={ep} is not a multiple of tp={tp}: use ep = 1, ep = tp (experts over the "
-                                f"tensor-parallel group) or a multiple of tp (ep/tp data-parallel attention groups)")
-        if model.moe.num_experts % ep:
-            raise RooflineError(f"ep={ep} does not divide {model.id}'s {model.moe.num_experts} experts")
+        if ep % tp and tp % ep:
+            raise RooflineError(f"ep={ep} is neither a divisor nor a multiple of tp={tp}: use a divisor of tp (expert "
+                                f"groups of tp/ep chips that split each expert, as an MoE TP x EP = TP layout does) "
+                                f"or a multiple of tp (ep/tp data-parallel attention groups)")
+        if ep <= model.moe.num_experts and model.moe.num_experts % ep:
+            raise RooflineError(f"ep={ep} does not divide {model.id}'s {model.moe.num_experts} experts (more ranks "
+                                f"than experts hold one expert each, the rest redundant copies of hot experts)")
     groups = layout.attention_groups
     if batch is not None and layout.microbatches > batch:
         raise RooflineError(f"{layout.microbatches} micro-batches need at least as many sequences; batch is {batch}")
@@ -223,12 +167,12 @@ def divisors(n):
 
 
 def tp_options(model, max_tp=None):
-    """Tensor-parallel widths a model allows: divisors of the heads, at most the KV heads for GQA
-    (MLA shares its latent cache over all heads), at most `max_tp`."""
-    limit = model.num_heads if model.attention.kind == "mla" else model.num_kv_heads
-    if max_tp is not None:
-        limit = min(limit, max_tp)
-    return [tp for tp in divisors(model.num_heads) if tp <= limit]
+    """Tensor-parallel widths a model allows: divisors of the heads; for GQA wider than the KV heads
+    only multiples of them (each KV head replicated over tp / H_kv ranks, as vLLM, SGLang and
+    TensorRT-LLM do; MLA shares its latent cache over all heads); at most `max_tp`."""
+    kv = model.num_kv_heads
+    return [tp for tp in divisors(model.num_heads) if (max_tp is None or tp <= max_tp)
+            and (model.attention.kind == "mla" or tp <= kv or tp % kv == 0)]
 
 
 def ep_options(model, tp, batch=None, max_stage_chips=None):

@@ -4,14 +4,13 @@ Every spec file is a YAML mapping. A `FieldReader` walks it, converting each num
 magnitude (units.to_si), remembering its provenance (a `Fact`), and collecting the first problem
 as a SpecError that names the file, the field and what was expected. Unknown keys are errors.
 """
-import difflib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from .errors import RooflineError, SpecError
+from .errors import RooflineError, SpecError, excerpt
+from .readers import read_spec
 from .units import to_si
 
 KINDS = {"hardware": "hardware_specs", "model": "model_specs", "link": "hardware_specs/links",
@@ -56,33 +55,62 @@ def spec_paths(kind):
     """{id: path} of every spec of `kind`; user directories override shipped files of the same id."""
     found = {}
     for directory in [builtin_dir(kind), *user_dirs(kind)]:
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.yaml")):
-                found[path.stem] = path
+        try:                # a folder that cannot be listed (too long a name, no permission) adds none
+            paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+        except OSError:
+            paths = []
+        for path in paths:
+            found[path.stem] = path
     return dict(sorted(found.items()))
+
+
+def is_file(path):
+    """Path.is_file, False also for a name the file system refuses (too long, bad bytes)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _spec_path(kind, spec_id):
+    """The path spec_paths(kind) gives `spec_id`, found by looking for <id>.yaml in each directory
+    (last that has it wins) instead of listing them all; None if none has it."""
+    for directory in reversed([builtin_dir(kind), *user_dirs(kind)]):
+        path = directory / f"{spec_id}.yaml"
+        if is_file(path):
+            return path
+    return None
 
 
 def resolve(kind, name):
     """Path of the spec `name` (an id, or a path to a .yaml file); unknown ids suggest the nearest."""
     name = str(name)
+    if not name.strip():
+        raise RooflineError(f"empty {kind} id; expected an id or a .yaml spec file")
     if name.endswith((".yaml", ".yml")) or os.sep in name:
         path = Path(name)
-        if not path.is_file():
-            raise RooflineError(f"{kind} spec file {name} does not exist")
+        if not is_file(path):
+            raise RooflineError(f"{kind} spec file {excerpt(name)} does not exist")
+        return path
+    path = _spec_path(kind, name) if re.fullmatch(r"[\w.+-]+", name) else None
+    if path is not None:
         return path
     paths = spec_paths(kind)
     if name in paths:
         return paths[name]
     near = near_ids(name, paths)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; known ids: {', '.join(paths)}"
-    listing = {"model": "models", "hardware": "hardware", "link": "links"}.get(kind)
-    raise RooflineError(f"unknown {kind} id '{name}'{hint}" + (f" (roofline list {listing})" if listing else ""))
+    listing = {"model": " (roofline list models)", "hardware": " (roofline list hardware)",
+               "link": " (roofline list links)"}.get(kind, "")
+    raise RooflineError(f"unknown {kind} id {excerpt(name)}{hint}{listing}")
 
 
 def near_ids(name, ids, n=3):
     """Up to `n` ids close to `name`, best first: ids that start with it, then ids that contain it,
     then the rest by similarity (difflib ratio >= 0.5); ties by similarity, so `h100` offers
     h100-sxm and h100-pcie before h200."""
+    import difflib  # only for a suggestion (20 ms of start-up otherwise)
+
     name = name.lower()
 
     def rank(spec_id):
@@ -117,33 +145,10 @@ def find_any(name):
     raise RooflineError(f"unknown spec id '{name}' (no model, chip or link has it); {hint}")
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """The safe loader, refusing a key written twice in one mapping (YAML would keep the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key '{key}' appears twice",
-                                                        key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
 def load_yaml(path):
-    """The mapping in a YAML file (safe loader); SpecError on malformed YAML, a repeated key or a
-    non-mapping."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(path, f"malformed YAML{at}: {problem}") from None
-    except OSError as exc:
-        raise SpecError(path, f"cannot read: {exc.strerror}") from None
+    """The mapping in a YAML spec file (readers.load_spec_text: YAML 1.2, bounded, cached); SpecError
+    on an unreadable, oversized or malformed file, a repeated key or a non-mapping."""
+    data = read_spec(path)
     if not isinstance(data, dict):
         raise SpecError(path, "expected a mapping of fields at the top level")
     return data
@@ -158,7 +163,7 @@ class FieldReader:
 
     def __init__(self, data, where, sources, default_source=None, facts=None, prefix=""):
         if not isinstance(data, dict):
-            raise SpecError(where, f"{prefix.rstrip('.') or 'top level'}: expected a mapping, got {data!r}")
+            raise SpecError(where, f"{prefix.rstrip('.') or 'top level'}: expected a mapping, got {excerpt(data)}")
         self.data, self.where, self.sources = data, where, sources
         self.default_source, self.prefix = default_source, prefix
         self.facts = [] if facts is None else facts
@@ -201,8 +206,11 @@ class FieldReader:
                 source_key = self.default_source
         else:
             value, source_key = entry, self.default_source
+        if isinstance(value, (list, dict)):
+            self._fail(key, f"expected one {dimension if dimension != 'count' else 'whole number'}, got a "
+                            f"{type(value).__name__}: {excerpt(value)}")
         if source_key is None:
-            self._fail(key, f"{value!r} has no source; write {{value: {value}, source: <key of sources>}}")
+            self._fail(key, f"{excerpt(value)} has no source; write {{value: {excerpt(value)}, source: <key of sources>}}")
         if str(source_key) not in self.sources:
             self._fail(key, f"source '{source_key}' is not defined under 'sources:'")
         try:
@@ -210,15 +218,18 @@ class FieldReader:
         except RooflineError as exc:
             raise SpecError(self.where, str(exc).split(": ", 1)[1]) from None
         if dimension == "count" and magnitude != int(magnitude):
-            self._fail(key, f"expected a whole number, got {value!r}")
+            self._fail(key, f"expected a whole number, got {excerpt(value)}")
         if positive and (magnitude < 0 or (magnitude == 0 and not allow_zero)):
-            self._fail(key, f"{value!r} must be {'zero or more' if allow_zero else 'greater than zero'}")
+            self._fail(key, f"{excerpt(value)} must be {'zero or more' if allow_zero else 'greater than zero'}")
         self.facts.append(Fact(field, magnitude, str(value), str(self.sources[str(source_key)]),
                                str(source_key), **extra))
         return magnitude
 
-    def count(self, key, required=True, default=None, allow_zero=False):
+    def count(self, key, required=True, default=None, allow_zero=False, maximum=None):
+        """A whole number; `maximum` (if given) is the largest accepted, said in the error."""
         value = self.quantity(key, "count", required, allow_zero=allow_zero)
+        if value is not None and maximum is not None and value > maximum:
+            self._fail(key, f"{value:.6g} is more than the limit of {maximum:,}")
         return default if value is None else int(value)
 
     def text(self, key, required=True, default=None, choices=None):
@@ -228,17 +239,17 @@ class FieldReader:
         if isinstance(value, dict) and "value" in value:
             value = value["value"]
         if not isinstance(value, str) or not value.strip():
-            self._fail(key, f"expected text, got {value!r}")
+            self._fail(key, f"expected text, got {excerpt(value)}")
         if choices and value not in choices:
             self._fail(key, f"'{value}' is not one of {', '.join(choices)}")
         return value
 
-    def flag(self, key, default=False):
-        value = self.raw(key, required=False)
+    def flag(self, key, default=False, required=False):
+        value = self.raw(key, required=required)
         if value is None:
             return default
         if not isinstance(value, bool):
-            self._fail(key, f"expected true or false, got {value!r}")
+            self._fail(key, f"expected true or false, got {excerpt(value)}")
         return value
 
     def sub(self, key, required=True):
@@ -247,7 +258,7 @@ class FieldReader:
         if value is None:
             return None
         if not isinstance(value, dict):
-            self._fail(key, f"expected a mapping, got {value!r}")
+            self._fail(key, f"expected a mapping, got {excerpt(value)}")
         return FieldReader(value, self.where, self.sources, self.default_source, self.facts,
                            f"{self.prefix}{key}.")
 
@@ -263,8 +274,10 @@ class FieldReader:
 
     def finish(self):
         """Raise on keys nobody read (typos, fields this version does not know)."""
-        unknown = [str(k) for k in self.data if k not in self.seen]
+        unknown = [str(k)[:60] for k in self.data if k not in self.seen]
         if unknown:
+            import difflib
+
             self._fail(unknown[0], "unknown field" + (
                 f"; did you mean '{near[0]}'?" if (near := difflib.get_close_matches(
                     unknown[0], [str(k) for k in self.seen], n=1)) else ""))

@@ -7,7 +7,7 @@
 maximum over the step's totals, matters: the weight GEMMs of a large batch are compute-bound while
 attention stays memory-bound, and they run one after the other.
 
-Ideal mode uses datasheet peaks and no fixed costs: a lower bound on time. Calibrated mode uses
+Ideal mode uses datasheet peaks, no fixed costs and no latency between chips: a lower bound on time. Calibrated mode uses
 the chip's achievable ceilings, a smooth knee and fixed per-layer and per-step costs
 (roofline.calibration).
 """
@@ -30,7 +30,11 @@ class Ceilings:
     mode: str
 
     def latency_of(self, chip_link):
-        """One-hop latency of a link in this mode [s]."""
+        """One-hop latency of a link in this mode [s]: none in ideal mode (the link specs' latencies
+        are assumptions that include software, and ideal mode stays a lower bound:
+        roofline.collectives), the fitted one or the link's own in calibrated mode."""
+        if self.mode == "ideal":
+            return 0.0
         return chip_link.link.latency if self.link_latency is None else self.link_latency
 
 

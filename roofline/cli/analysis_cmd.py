@@ -4,7 +4,7 @@ import re
 import click
 
 from ..dtypes import DTYPES
-from ..errors import RooflineError
+from ..errors import RooflineError, excerpt
 from . import cli
 from .output import COUNT, cell, echo_wrapped, emit_table, format_option, parse_count, to_json
 from .scenario_options import given, scenario_kwargs, scenario_options
@@ -18,31 +18,44 @@ def parse_values(text, name):
     """Whole numbers from '1,8,64', 'A:B' (step 1), 'A:B:S' (step S) or 'A:B:xF' (times F), mixed;
     counts may be written 8k (8000) or 8Ki (8192).
 
-    Ranges include B when a step lands on it. RooflineError names the item that cannot be read.
+    Ranges include B when a step lands on it; repeats are dropped, first order kept. Work is linear
+    in the values produced, which are at most MAX_VALUES (counted before a range is expanded).
+    RooflineError names the item that cannot be read.
     """
     values = []
     for item in (part.strip() for part in str(text).split(",")):
+        if len(item) > 60:
+            raise RooflineError(f"--{name} {excerpt(item)}: too long; expected whole numbers or ranges")
         if re.fullmatch(_COUNT_TEXT, item):
             values.append(parse_count(item, f"--{name}", minimum=None))
-            continue
-        match = _RANGE.match(item)
-        if not match:
-            raise RooflineError(f"--{name} {item!r}: expected whole numbers or ranges like 1,8,64 or 1:1024:x2 "
-                                "or 1024:8192:1024 (or 1k:8k:1k)")
-        start, stop, factor, step = match.groups()
-        start, stop = (parse_count(v, f"--{name}", minimum=None) for v in (start, stop))
-        times = factor is not None
-        step = float(factor) if times else parse_count(step, f"--{name}", minimum=None) if step else 1.0
-        if start < 1 or stop < start or (times and step <= 1) or (not times and step != int(step)) or step < 1:
-            raise RooflineError(f"--{name} {item!r}: a range A:B[:S|:xF] needs 1 <= A <= B, a whole step S >= 1 "
-                                "or a factor F > 1")
-        value = start
-        while value <= stop:
-            if len(values) >= MAX_VALUES:
-                raise RooflineError(f"--{name} {text!r}: more than {MAX_VALUES} values; use a coarser step")
-            values.append(int(round(value)))
-            value = value * step if times else value + int(step)
-    return sorted(set(values), key=values.index)
+        else:
+            values.extend(_range_values(item, name))
+        if len(values) > MAX_VALUES:
+            raise RooflineError(f"--{name} {excerpt(text)}: more than {MAX_VALUES:,} values; use a coarser step")
+    return list(dict.fromkeys(values))
+
+
+def _range_values(item, name):
+    match = _RANGE.match(item)
+    if not match:
+        raise RooflineError(f"--{name} {item!r}: expected whole numbers or ranges like 1,8,64 or 1:1024:x2 "
+                            "or 1024:8192:1024 (or 1k:8k:1k)")
+    start, stop, factor, step = match.groups()
+    start, stop = (parse_count(v, f"--{name}", minimum=None) for v in (start, stop))
+    times = factor is not None
+    step = float(factor) if times else parse_count(step, f"--{name}", minimum=None) if step else 1.0
+    if start < 1 or stop < start or (times and step <= 1) or (not times and step != int(step)) or step < 1:
+        raise RooflineError(f"--{name} {item!r}: a range A:B[:S|:xF] needs 1 <= A <= B, a whole step S >= 1 "
+                            "or a factor F > 1")
+    if not times:
+        if (stop - start) // int(step) + 1 > MAX_VALUES:
+            raise RooflineError(f"--{name} {item!r}: more than {MAX_VALUES:,} values; use a coarser step")
+        return list(range(start, stop + 1, int(step)))
+    values, value = [], float(start)
+    while value <= stop and len(values) <= MAX_VALUES:
+        values.append(int(round(value)))
+        value *= step
+    return values
 
 
 def _echo_notes(notes, err=False):
@@ -124,6 +137,56 @@ def _emit_explanation(e, fmt):
         _echo_notes(e.notes)
 
 
+#: grid points turned into rows at a time when a sweep is written as CSV
+CHUNK = 100_000
+
+
+def _emit_grid(grid, fmt, handle):
+    """Print a sweep's grid; CSV in chunks of CHUNK rows, so a grid of millions of points never
+    becomes one list of Python rows."""
+    from ..sweep import COLUMNS
+    if fmt == "csv":
+        import csv
+        import io
+        for start in range(0, len(grid), CHUNK):
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            if start == 0:
+                writer.writerow(COLUMNS)
+            writer.writerows(zip(*(grid[c][start:start + CHUNK].tolist() for c in COLUMNS)))
+            click.echo(buffer.getvalue(), nl=False, file=handle)
+        return
+    rows = grid.rows()
+    data = None
+    if fmt == "json":
+        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode,
+                "calibration_source": grid.calibration_source, "notes": grid.notes,
+                "points": [dict(zip(COLUMNS, row)) for row in rows]}
+    emit_table(rows, list(COLUMNS), fmt, data=data, file=handle)
+
+
+def _write_atomically(output, write):
+    """Call write(handle) on a scratch file beside `output`, then rename it to `output`: on any
+    error nothing is left behind."""
+    import os
+    import tempfile
+    from pathlib import Path
+    target = Path(output)
+    try:
+        descriptor, scratch = tempfile.mkstemp(prefix=".roofline-", suffix=".part", dir=target.parent or ".")
+    except OSError as exc:
+        raise RooflineError(f"--output {excerpt(str(output))}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            write(handle)
+        os.replace(scratch, target)
+    except OSError as exc:
+        raise RooflineError(f"--output {excerpt(str(output))}: cannot write ({exc.strerror})") from None
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+
+
 def _output_format(fmt, output):
     if fmt is not None:
         return fmt
@@ -146,26 +209,16 @@ def _output_format(fmt, output):
 def sweep(batch, context, weights_dtype, fmt, output, **params):
     """Decode over a grid of batch sizes x contexts (x weight dtypes) in one vectorised evaluation,
     on one chip or a given layout of several."""
-    from ..sweep import COLUMNS, sweep as run_sweep
+    from ..sweep import sweep as run_sweep
     dtypes = None if weights_dtype is None else [d.strip() for d in weights_dtype.split(",")]
     grid = run_sweep(batch=parse_values(batch, "batch"), context=parse_values(context, "context"),
                      weights_dtype=dtypes, **scenario_kwargs(params))
     fmt = _output_format(fmt, output)
-    rows = grid.rows()
-    data = None
-    if fmt == "json":
-        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode,
-                "calibration_source": grid.calibration_source, "notes": grid.notes,
-                "points": [dict(zip(COLUMNS, row)) for row in rows]}
     if output is None:
-        emit_table(rows, list(COLUMNS), fmt, data=data)
+        _emit_grid(grid, fmt, None)
     else:
-        try:
-            with open(output, "w", encoding="utf-8") as handle:
-                emit_table(rows, list(COLUMNS), fmt, data=data, file=handle)
-        except OSError as exc:
-            raise RooflineError(f"--output {output}: cannot write ({exc.strerror})") from None
-        click.echo(f"wrote {len(rows)} points to {output}", err=True)
+        _write_atomically(output, lambda handle: _emit_grid(grid, fmt, handle))
+        click.echo(f"wrote {len(grid)} points to {output}", err=True)
     if fmt != "json" or output is not None:
         mode = f"{grid.mode} mode on {grid.hardware}" + (f" (calibration {grid.calibration_source})"
                                                           if grid.calibration_source else "")

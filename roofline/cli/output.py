@@ -8,6 +8,7 @@ significant digits so that binary noise (`4.9999999999999996e-06`) does not reac
 import csv
 import io
 import json
+import math
 import re
 import shutil
 import sys
@@ -18,19 +19,42 @@ import click
 
 from ..display import cell, field_unit, plain
 from ..dtypes import DTYPES
-from ..errors import RooflineError
+from ..errors import RooflineError, excerpt
 
 FORMATS = ("table", "json", "csv", "markdown")
 
 
 def to_json(data):
-    def default(obj):
-        if hasattr(obj, "tolist"):
-            return plain(obj.tolist())
-        if hasattr(obj, "to_dict"):
-            return plain(obj.to_dict())
-        return str(obj)
-    return json.dumps(plain(data), indent=2, default=default, allow_nan=True)
+    """`data` as valid JSON text (floats through display.plain): a value that is not a finite number
+    (inf, NaN) is written as null, and a note on standard error names where and what it was."""
+    replaced = []
+    text = json.dumps(_finite_only(data, "", replaced), indent=2, allow_nan=False)
+    for where, value in replaced[:3]:
+        click.echo(f"note: {where or 'the value'} is {value} (not a finite number); written as null", err=True)
+    if len(replaced) > 3:
+        click.echo(f"note: {len(replaced) - 3} more values that are not finite numbers written as null", err=True)
+    return text
+
+
+def _finite_only(obj, where, replaced):
+    """A JSON-ready copy of `obj` (numpy values as Python ones, floats rounded by display.plain) with
+    each float that is not finite as None, recorded in `replaced` as (where, value)."""
+    if hasattr(obj, "tolist") and not isinstance(obj, (list, tuple, dict, str)):
+        obj = obj.tolist()
+    elif hasattr(obj, "to_dict"):
+        obj = obj.to_dict()
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return plain(obj)
+        replaced.append((where, obj))
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _finite_only(v, f"{where}.{k}" if where else str(k), replaced) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_only(v, f"{where}[{i}]", replaced) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -89,7 +113,7 @@ def parse_count(text, name="count", minimum=1):
     k and M are decimal (roofline's rule: decimal SI prefixes); Ki and Mi are binary. RooflineError
     names `name` when the text is no whole number or (with a `minimum`) less than `minimum`.
     """
-    where = f"{name} {text!r}" if name else repr(text)
+    where = f"{name} {excerpt(text)}" if name else excerpt(text)
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     else:
@@ -99,6 +123,8 @@ def parse_count(text, name="count", minimum=1):
                                 "8Ki (8192)")
         number, suffix = match.groups()
         exact = float(number) * _COUNT_SCALE[suffix.lower() if suffix else None]
+        if not math.isfinite(exact):
+            raise RooflineError(f"{where} is too large; expected a count such as 8192, 8k (8000) or 8Ki (8192)")
         if exact != int(exact):
             raise RooflineError(f"{where} is not a valid integer ({exact:g}); expected a whole count")
         value = int(exact)

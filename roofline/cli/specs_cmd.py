@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .. import dtypes
+from ..errors import RooflineError
 from ..hardware import load_hardware, load_link
 from ..memory import kv_bytes_per_token, weight_bytes
 from ..models import load_model, with_dtypes
@@ -32,6 +33,16 @@ def count_text(n):
     return f"{n:.4g}"
 
 
+def _readable(kind, load):
+    """Each spec of `kind` loaded with `load`; a file that cannot be read is skipped with a warning on
+    standard error naming the file and why, so one broken user spec does not hide the others."""
+    for spec_id in spec_paths(kind):
+        try:
+            yield load(spec_id)
+        except RooflineError as exc:
+            click.echo(f"warning: skipped {spec_id}: {str(exc).replace(chr(10), ' ')[:300]}", err=True)
+
+
 @cli.command("list")
 @click.argument("kind", type=click.Choice(["hardware", "chips", "models", "links"]))
 @format_option
@@ -42,8 +53,7 @@ def list_specs(kind, fmt):
     if kind == "models":
         headers = ["id", "name", "params", "active", "layers", "attention", "max_context"]
         rows = []
-        for spec_id in spec_paths("model"):
-            m = load_model(spec_id)
+        for m in _readable("model", load_model):
             attention = m.attention.kind + (" + window" if m.attention.sliding_window else "") \
                 + (" + sparse" if m.attention.sparse else "")
             active = m.params_active or m.params_total
@@ -52,8 +62,7 @@ def list_specs(kind, fmt):
     elif kind == "hardware":
         headers = ["id", "name", "memory_bytes", "bandwidth_bytes_per_s", "bf16_flops_per_s", "memory_tier"]
         rows = []
-        for spec_id in spec_paths("hardware"):
-            h = load_hardware(spec_id)
+        for h in _readable("hardware", load_hardware):
             peak = h.peak_flops.get("bf16", h.peak_flops.get("fp16"))
             rows.append([h.id, h.name, h.mem_capacity, h.mem_bandwidth, peak, h.main_memory.tier])
         if table:
@@ -63,8 +72,7 @@ def list_specs(kind, fmt):
     else:
         headers = ["id", "name", "kind", "bandwidth_bytes_per_s", "latency_s", "latency_source"]
         rows = []
-        for spec_id in spec_paths("link"):
-            link = load_link(spec_id)
+        for link in _readable("link", load_link):
             rows.append([link.id, link.name, link.kind, link.bandwidth, link.latency,
                          "assumption" if link.latency_is_assumption else "sourced"])
         if table:
