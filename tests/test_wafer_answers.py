@@ -121,3 +121,20 @@ def test_filled_pipeline_next_to_batch_one(headline):
 def test_single_chip_answer_has_no_pipeline_to_fill():
     answer = solve.solve_chips("llama-3.1-8b", "wse-3", tokens_per_s_per_user=100)
     assert answer.result["pp"] == 1 and answer.result["pipeline_filled"] is None
+
+
+def test_fit_with_the_dense_peak_holds_bandwidth_and_runs():
+    """At the dense FP16 estimate (15.84 PFLOP/s, hardware_specs/wse-3.yaml) batch-1 decode on a wafer is
+    compute-sensitive and no row's time depends on the bandwidth: the fit holds it at its ceiling (it
+    used to crash on the missing value) and fits FLOP/s instead."""
+    from dataclasses import replace
+
+    from roofline.calibrate import calibrate, prepare
+    from roofline.measurements import row_filter
+
+    chip = load_hardware("wse-3")
+    dense = replace(chip, peak_flops={**chip.peak_flops, "fp16": 15.84e15, "bf16": 15.84e15})
+    steps, kernels, held, _ = prepare(read_measurements(SRAM_FILE), dense, [row_filter("date<2025")])
+    fit = calibrate(steps, kernels, dense, held)
+    assert "bandwidth" in fit.held and fit.ceiling.bandwidth == pytest.approx(21e15)
+    assert fit.ceiling.flops["fp16"] <= 15.84e15
