@@ -307,7 +307,9 @@ def mixed_operators(model, decode_batch, context, prefill_tokens, prefill_contex
     .. math:: \\mathrm{pairs} = \\sum_{i=1}^{P} \\min(c + i, W) = S(c + P) - S(c), \\qquad
               S(n) = \\mathrm{causal\\_pairs}(n, W)
 
-    with W the window of local layers (or the top-k of sparse attention), bytes = the chunk's new
+    with W the window of local layers (or the top-k of sparse attention); n = `prefill_sequences` >= 1
+    whole prompts of P / n tokens each attend to their own tokens only, n [S(c + P/n) - S(c)] pairs
+    (below 1: the chunk is that share of one prompt). Bytes = the chunk's new
     KV written once, the c cached tokens' KV read once, and its queries in and out. Logits are
     computed for the B decodes and `prefill_sequences` prompt ends. With P = 0 this is
     decode_operators at batch B; with B = 0 and c = 0 a chunk of P prompt tokens is
@@ -336,7 +338,9 @@ def mixed_operators(model, decode_batch, context, prefill_tokens, prefill_contex
         window = a.sliding_window + a.sink_tokens if local else None
         if a.sparse is not None:
             window = a.sparse.index_topk if window is None else min(window, a.sparse.index_topk)
-        pairs = causal_pairs(prefill_context + prefill_tokens, window) - causal_pairs(prefill_context, window)
+        prompts = maximum(prefill_sequences, 1)   # chunks of that many prompts, each attending to its own
+        pairs = prompts * (causal_pairs(prefill_context + prefill_tokens / prompts, window)
+                           - causal_pairs(prefill_context, window))
         chunk_pairs, chunk_q, _ = _attention_core(model, s, prefill_tokens, True)
         cached = cached_tokens(model, prefill_context, local)
         ops.append(Operator("prefill_attention", pairs * chunk_pairs,

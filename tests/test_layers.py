@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent / "roofline"
 
 LAYERS = [
     ("foundations", {"units", "dtypes", "mathops", "errors", "display", "optional"}),
-    ("specs", {"readers", "specs", "calibration_params", "calibration", "hardware", "models", "hf_import"}),
+    ("specs", {"readers", "specs", "published", "calibration_params", "calibration", "hardware", "models", "hf_import"}),
     ("formulas", {"params", "memory", "operators", "step", "parallel", "collectives", "cost", "binding",
                   "transfer"}),
     ("evaluation", {"deployment", "placement", "results", "scenario", "api"}),

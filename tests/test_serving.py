@@ -56,16 +56,40 @@ def test_a_chunk_riding_in_a_decode_step_costs_less_than_its_prefill_alone(h100)
 
 
 def test_h100_rows_tpot_within_target_for_vllm_and_trtllm():
-    # target of issue 11: TPOT within 8% median on aggregated H100 rows; measured 6.5-7% for these
-    # two engines with the fixed costs fitted on concurrency <= 64 (2 points of slack for changes
+    # target of issue 11: TPOT within 8% median on aggregated H100 rows; measured 6.0% for these
+    # two engines with the fixed costs fitted on concurrency <= 64 (3 points of slack for changes
     # to the shared calibration)
     predictions, skipped = validate_file(str(ROWS))
     agg = [p for p in predictions if p.mode == "agg" and p.engine in ("vllm", "trtllm")]
     assert len(agg) > 550
     assert statistics.median(abs(p.tpot_error) for p in agg) < 0.10
+    # TTFT (target 20% median): 21.1% measured on all aggregated rows (the step in progress counted
+    # as its mean residual, eager prefill steps); about 2 points of slack for the shared calibration
+    every_agg = [p for p in predictions if p.mode == "agg"]
+    assert statistics.median(abs(p.ttft_error) for p in every_agg) < 0.24
     # every row is predicted or skipped with its reason, none lost
     assert len(predictions) + len(skipped) == 917
     assert all(reason for _, reason in skipped)
+    # the 7 dynamo disaggregated rows record no client concurrency (their decode_batch_size is the
+    # decode workers' configured batch): skipped, never predicted at a made-up load
+    unknown_load = [i for i, reason in skipped if "without the client concurrency" in reason]
+    assert len(unknown_load) == 7 and all("disagg" in i for i in unknown_load)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(1e-4, 0.1), st.floats(0.0, 1.0), st.integers(0, 8), st.floats(0.0, 2.0))
+def test_an_arrival_waits_at_least_half_the_mean_step_and_at_most_half_the_longest(t_dec, delta, chunks, arrivals):
+    # mean residual life E[T^2] / (2 E[T]) of two step lengths lies between half their mean and
+    # half the longer one, and is t_dec / 2 when no step carries a prompt
+    from roofline.serving.model import residual_step
+    wait = residual_step(t_dec, delta, chunks, arrivals)
+    if not chunks or not arrivals or not delta:
+        assert wait == pytest.approx(t_dec / 2)
+        return
+    share = min(1.0, arrivals * chunks)
+    long = t_dec + delta / chunks
+    mean = (1 - share) * t_dec + share * long
+    assert mean / 2 * (1 - 1e-12) <= wait <= long / 2 * (1 + 1e-12)
 
 
 def test_closed_loop_tpot_and_throughput_grow_with_concurrency_until_the_cache_is_full():
@@ -197,3 +221,57 @@ def test_ideal_mode_is_a_lower_bound_on_every_serving_time():
 def test_validate_of_a_serving_csv_refuses_a_chip_option():
     out = run("validate", "--measurements", str(ROWS), "--hardware", "h200")
     assert out.exit_code == 2 and "names each row's system" in out.output
+
+
+def test_a_chunk_of_several_prompts_attends_within_each_prompt_only(h100):
+    # n prompts of P tokens: n S(P) causal pairs, not S(n P); a step of 8 prompts of 1024 tokens
+    # therefore costs less than one 8192-token prompt (attention 8x smaller) and more than one
+    # 1024-token prompt (8x the GEMM FLOPs)
+    from roofline.operators import causal_pairs, mixed_operators
+    chip, ceiling = h100
+    model = load_model("llama-3.1-8b")
+    ops = mixed_operators(model, 0, 0, 8 * 1024, 0, chip.peak_flops, 8)
+    attention = next(op for op in ops if op.name == "prefill_attention")
+    one = next(op for op in mixed_operators(model, 0, 0, 1024, 0, chip.peak_flops, 1)
+               if op.name == "prefill_attention")
+    assert attention.flops == pytest.approx(8 * one.flops)
+    assert causal_pairs(8 * 1024, None) > 60 * causal_pairs(1024, None)
+    batch = evaluate("mixed", model, chip, 0, MixedShape(0, 8 * 1024, 0, 8), Layout(1), ceiling).cycle_time
+    long = evaluate("mixed", model, chip, 0, MixedShape(0, 8 * 1024, 0, 1), Layout(1), ceiling).cycle_time
+    single = evaluate("mixed", model, chip, 0, MixedShape(0, 1024, 0, 1), Layout(1), ceiling).cycle_time
+    assert single < batch < long
+
+
+def test_a_prefill_worker_batches_prompts_up_to_its_token_budget(h100):
+    # Qwen3-235B-A22B (fp8) on TP4/EP4 H100 prefills a 512-token prompt alone reading 59 GB of
+    # weights per chip (about 19 ms) for 5 ms of FLOPs; 16 prompts in one 8192-token step share
+    # those reads, so a prefill worker serves several times 1 / t_p(1) prompts per second
+    from roofline.models import with_dtypes
+    from roofline.serving.model import prefill_step
+    chip, ceiling = h100
+    model = with_dtypes(load_model("qwen3-235b-a22b"), weights="fp8", experts="fp8")
+    one = evaluate("mixed", model, chip, 0, MixedShape(0, 512, 0, 1), Layout(4, 1, 4), ceiling).cycle_time
+    full = evaluate("mixed", model, chip, 0, MixedShape(0, 16 * 512, 0, 16), Layout(4, 1, 4), ceiling).cycle_time
+    assert 16 / full > 2.5 / one
+    assert prefill_step(0.02, 0.05, 8, 1) == 0.02 and prefill_step(0.02, 0.05, 8, 8) == 0.05
+    assert prefill_step(0.02, 0.05, 8, 20) == 0.05 and prefill_step(0.02, 0.05, 1, 5) == 0.02
+    assert 0.02 < prefill_step(0.02, 0.05, 8, 4) < 0.05
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.sampled_from([8, 32, 128]), st.sampled_from([128, 1024]))
+def test_eager_prefill_steps_slow_tpot_by_at_most_their_launch_time(concurrency, osl):
+    # a step carrying prompt tokens pays E = tau_eager x layers; at most every step does (p <= 1),
+    # so TPOT grows by more than 0 and by no more than E (plus the fixed point's settling, 1%)
+    from dataclasses import replace as swap
+    from roofline.serving.engines import load_engine
+    from roofline.serving.model import Pool, aggregated, workload
+    chip = load_hardware("h100-sxm")
+    ceiling = ceilings(chip, "calibrated")
+    model = load_model("llama-3.1-8b")
+    load = workload(model, 1024, osl, concurrency=concurrency)
+    base = swap(load_engine("trtllm", "h100-sxm"), eager_layer_overhead=0.0)
+    slow = swap(base, eager_layer_overhead=100e-6)
+    t0 = aggregated(model, chip, Pool(Layout(1)), ceiling, base, load).tpot_s
+    t1 = aggregated(model, chip, Pool(Layout(1)), ceiling, slow, load).tpot_s
+    assert t0 < t1 <= (t0 + 100e-6 * model.num_layers) * 1.01

@@ -13,7 +13,8 @@ from roofline.errors import RooflineError, SpecError
 from roofline.hardware import MemoryTier, load_hardware
 from roofline.measurements import read_measurements
 from roofline.specs import builtin_dir, spec_paths
-from roofline.transfer import load_published, published_path, regenerate, transfer, with_calibration
+from roofline.published import load_published, published_path
+from roofline.transfer import regenerate, transfer, with_calibration
 from roofline.validate import validate
 
 H100_ROWS = "data/validation/h100/llama-3.1-8b_and_kernels.jsonl"

@@ -56,7 +56,7 @@ def setup(model, hardware, engine=DEFAULT_ENGINE, mode=None, max_batched_tokens=
     used, note = choose_mode(hw, mode)
     eng = load_engine(engine, hw.id, max_batched_tokens, max_sequences, memory_fraction)
     if used == "ideal":     # ideal mode stays a lower bound on time: no fixed costs, the engine's neither
-        eng = replace(eng, step_overhead=0.0, sequence_overhead=0.0, request_overhead=0.0,
+        eng = replace(eng, step_overhead=0.0, sequence_overhead=0.0, request_overhead=0.0, eager_layer_overhead=0.0,
                       source="none in ideal mode (a lower bound on time)")
     notes = [note] if note else []
     notes.append(f"engine {eng.name}: fixed costs {eng.source}")

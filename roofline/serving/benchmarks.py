@@ -98,11 +98,16 @@ def _int(row, key, default=None):
 
 
 def _concurrency(row):
+    """The run's client concurrency: `silicon_concurrency=` in the source, else `batch_size` (agg rows:
+    the README's concurrent clients). None for a disaggregated row that does not record it: its
+    decode_batch_size is the decode pool's batch per worker, a configuration, not the load (the
+    dynamo runs of Qwen3 measured 8.75 ms TPOT at a nominal 224 sequences of 5k tokens per TP4
+    decode worker, where the decode step alone takes 31 ms; about 8 ran)."""
     found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
     if found:
         return int(found.group(1))
     if (row.get("mode") or "agg") == "disagg":
-        return _int(row, "decode_batch_size", 1) * _int(row, "decode_num_workers", 1)
+        return None
     return _int(row, "batch_size")
 
 
@@ -219,6 +224,9 @@ def predict_row(row, engines=None, caches=None, mode="calibrated"):
         ttft, tpot = float(row["silicon_ttft_ms"]) / 1e3, float(row["silicon_tpot_ms"]) / 1e3
     except (TypeError, ValueError):
         return "ISL, OSL, TTFT or TPOT is not a number"
+    if concurrency is None and (row.get("mode") or "agg") == "disagg":
+        return ("disaggregated row without the client concurrency (silicon_concurrency): decode_batch_size is "
+                "the decode workers' configured batch, not the load")
     if not concurrency or not math.isfinite(ttft) or not math.isfinite(tpot):
         return "no concurrency in the row"
     ceiling = ceilings(hw, mode)

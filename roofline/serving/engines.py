@@ -23,8 +23,12 @@ sequences' decodes plus chunks of new prompts up to a token budget. What sets it
 The fixed costs (calibrated, per engine; in seconds) stand for host work the forward pass does not
 contain: ``step_overhead`` per scheduler step (scheduling, input preparation, the sampler launch,
 the host-device sync), ``sequence_overhead`` per scheduled sequence per step (sampling,
-detokenizing and streaming one token of one request) and ``request_overhead`` per request, paid
-once before its first token (HTTP handling, tokenization, admission). They are fitted on the H100
+detokenizing and streaming one token of one request), ``request_overhead`` per request, paid
+once before its first token (HTTP handling, tokenization, admission), and ``eager_layer_overhead``
+per decoder layer of a step that carries prompt tokens: decode-only steps replay captured CUDA
+graphs, a step with a prefill chunk launches its kernels from the host one by one (TensorRT-LLM's
+PyTorch backend captures generation-only batches; SGLang's prefill ("extend") runs without graphs),
+so its host launch time, about the kernels of a layer times a launch, is paid per layer. They are fitted on the H100
 serving rows (roofline.serving.fit) and stored with their provenance in
 ``calibrations/engines/<chip>.yaml``; a chip without its own file uses those of h100-sxm and says so.
 """
@@ -52,6 +56,7 @@ class Engine:
     step_overhead: float = 0.0        # [s] per step
     sequence_overhead: float = 0.0    # [s] per scheduled sequence per step
     request_overhead: float = 0.0     # [s] per request, before its first token
+    eager_layer_overhead: float = 0.0  # [s] per decoder layer of a step that carries prompt tokens
     source: str = "defaults"          # where the fixed costs come from
 
 
@@ -74,7 +79,7 @@ ENGINES = {
 ALIASES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "tensorrt-llm": "trtllm", "tensorrt_llm": "trtllm",
            "trt-llm": "trtllm"}
 
-FIXED_COSTS = ("step_overhead", "sequence_overhead", "request_overhead")
+FIXED_COSTS = ("step_overhead", "sequence_overhead", "request_overhead", "eager_layer_overhead")
 
 
 def engine_dir():
@@ -93,7 +98,8 @@ def fixed_cost_file(chip_id):
 
 
 def read_fixed_costs(path):
-    """{engine: {step_overhead, sequence_overhead, request_overhead} [s]} from an engine file."""
+    """{engine: {step_overhead, sequence_overhead, request_overhead, eager_layer_overhead} [s]} from an
+    engine file."""
     data = load_yaml(path)
     engines = data.get("engines") if isinstance(data, dict) else None
     if not isinstance(engines, dict):

@@ -1,13 +1,15 @@
 """Fitting the engines' fixed costs to serving-benchmark rows, and checking them on rows held out.
 
-Per engine three constants (engines.Engine): tau_step [s per step], tau_seq [s per scheduled
-sequence per step] and tau_req [s per request before its first token]. The forward pass is the
-chip's calibrated step; what the rows add beyond it is host work, so the fit is linear: with the
-decode batch B of each row's fixed point,
+Per engine four constants (engines.Engine): tau_step [s per step], tau_seq [s per scheduled
+sequence per step], tau_eager [s per decoder layer of a step carrying prompt tokens] and tau_req
+[s per request before its first token]. The forward pass is the chip's calibrated step; what the
+rows add beyond it is host work, so the fit is linear: with the decode batch B of each row's fixed
+point and g = d TPOT / d tau_eager of its prediction (a finite difference: the share of steps
+that carry a chunk times the layers, as the model counts it),
 
-.. math:: TPOT \\approx TPOT_0 + \\tau_{step} + B \\, \\tau_{seq}
+.. math:: TPOT \\approx TPOT_0 + \\tau_{step} + B \\, \\tau_{seq} + g \\, \\tau_{eager}
 
-is fitted by least squares on the relative TPOT error (both constants kept >= 0), then tau_req as
+is fitted by least squares on the relative TPOT error (the constants kept >= 0), then tau_req as
 the offset minimising the median relative TTFT error (>= 0), and the rows re-predicted.
 Only rows passing `train` are used; the others are reported apart (held out).
 
@@ -15,6 +17,7 @@ Only rows passing `train` are used; the others are reported apart (held out).
 """
 import argparse
 import datetime
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +29,9 @@ from .engines import ALIASES, ENGINES, load_engine
 
 #: passes of (TPOT fit, TTFT fit, re-prediction)
 PASSES = 2
+
+#: step of tau_eager for the finite difference of TPOT [s per layer]
+PROBE = 50e-6
 
 
 def row_filter(text):
@@ -57,7 +63,7 @@ def row_filter(text):
 def fit_engines(rows, chip_id="h100-sxm"):
     """{engine: Engine with fitted fixed costs} from `rows` (dicts of a serving CSV)."""
     engines = {name: replace(load_engine(name, chip_id), step_overhead=0.0, sequence_overhead=0.0,
-                             request_overhead=0.0, source="fit") for name in ENGINES}
+                             request_overhead=0.0, eager_layer_overhead=0.0, source="fit") for name in ENGINES}
     by_id = {row["id"]: row for row in rows}
     for _ in range(PASSES):
         predictions, _ = validate_file(None, engines=engines, rows=rows)
@@ -66,10 +72,16 @@ def fit_engines(rows, chip_id="h100-sxm"):
             if len(mine) < 3:
                 continue
             running = np.array([_running(by_id[p.id], p) for p in mine])
-            base = np.array([p.tpot_s for p in mine]) - engine.step_overhead - running * engine.sequence_overhead
+            probe = replace(engine, eager_layer_overhead=engine.eager_layer_overhead + PROBE)
+            probed = {p.id: p.tpot_s for p in validate_file(None, engines={**engines, name: probe},
+                                                             rows=[by_id[p.id] for p in mine])[0]}
+            eager = np.array([(probed.get(p.id, p.tpot_s) - p.tpot_s) / PROBE for p in mine])
+            base = np.array([p.tpot_s for p in mine]) - engine.step_overhead - running * engine.sequence_overhead \
+                - eager * engine.eager_layer_overhead
             measured = np.array([p.measured_tpot_s for p in mine])
-            step, seq = _nonnegative_lstsq(np.stack([1 / measured, running / measured], axis=1), 1 - base / measured)
-            trial = replace(engine, step_overhead=step, sequence_overhead=seq)
+            step, seq, per_layer = _nonnegative_lstsq(
+                np.stack([1 / measured, running / measured, eager / measured], axis=1), 1 - base / measured)
+            trial = replace(engine, step_overhead=step, sequence_overhead=seq, eager_layer_overhead=per_layer)
             again, _ = validate_file(None, engines={**engines, name: trial}, rows=[by_id[p.id] for p in mine])
             engines[name] = replace(trial, request_overhead=_best_offset(
                 np.array([p.ttft_s - engine.request_overhead for p in again]),
@@ -92,11 +104,12 @@ def _running(row, prediction):
 
 
 def _nonnegative_lstsq(a, b):
-    """Least squares with both unknowns >= 0 (the active set of two unknowns, by enumeration)."""
+    """Least squares with every unknown >= 0 (the active set of a few unknowns, by enumeration)."""
     best = None
-    for mask in ((1, 1), (1, 0), (0, 1), (0, 0)):
-        cols = [i for i in range(2) if mask[i]]
-        x = np.zeros(2)
+    n = a.shape[1]
+    for mask in itertools.product((1, 0), repeat=n):
+        cols = [i for i in range(n) if mask[i]]
+        x = np.zeros(n)
         if cols:
             x[cols] = np.linalg.lstsq(a[:, cols], b, rcond=None)[0]
         if (x < 0).any():
@@ -104,7 +117,7 @@ def _nonnegative_lstsq(a, b):
         cost = float(np.sum((a @ x - b) ** 2))
         if best is None or cost < best[0]:
             best = (cost, x)
-    return float(best[1][0]), float(best[1][1])
+    return tuple(float(v) for v in best[1])
 
 
 def document(engines, path, train_text, fitted, held):
@@ -117,6 +130,8 @@ def document(engines, path, train_text, fitted, held):
         "measurements": f"data/validation/serving/{Path(path).name}",
         "engines": {name: {"step_overhead": entry(e.step_overhead, "host time per scheduler step"),
                            "sequence_overhead": entry(e.sequence_overhead, "per scheduled sequence per step"),
+                           "eager_layer_overhead": entry(e.eager_layer_overhead, "per decoder layer of a step "
+                                                         "carrying prompt tokens (launched without CUDA graphs)"),
                            "request_overhead": entry(e.request_overhead, "per request before its first token",
                                                      "ms", 1e3)}
                     for name, e in engines.items()},
@@ -146,6 +161,7 @@ def main(argv=None):
     Path(args.output).write_text(text + yaml.safe_dump(doc, sort_keys=False, width=10000), encoding="utf-8")
     for name, e in engines.items():
         print(f"{name}: step {e.step_overhead * 1e6:.1f} us, sequence {e.sequence_overhead * 1e6:.2f} us, "
+              f"eager layer {e.eager_layer_overhead * 1e6:.1f} us, "
               f"request {e.request_overhead * 1e3:.1f} ms")
     for label, preds in (("fitted", fitted), ("held out", held)):
         for key, stats in summary(preds, group).items():

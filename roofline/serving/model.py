@@ -9,14 +9,17 @@ fixed costs per step and per scheduled sequence:
           \\Delta(B) = k \\, [t_{mixed}(B, c) - t_{mixed}(B, 0) + \\tau_{seq}]
 
 (an engine that does not mix prefill into decode steps pays the chunk's own step,
-t_mixed(0, c) + tau_step, instead of the increment). Delta is what one prompt's prefill adds to the steps it rides in: P = ISL (1 - h) new tokens
+t_mixed(0, c) + tau_step, instead of the increment). A step that carries prompt tokens also pays
+E = tau_eager L (L decoder layers per stage): the engines replay captured CUDA graphs for
+decode-only steps, and launch a mixed or prefill step's kernels from the host one by one; a share
+p = min(1, a k) of the steps carry a chunk, so t gains p E, and a prompt's own k steps k E. Delta is what one prompt's prefill adds to the steps it rides in: P = ISL (1 - h) new tokens
 (h: prefix-cache hit rate) in k = ceil(P / c) chunks of c = min(P, N - B) tokens. Mean-value
 analysis (Little's law, Reiser & Lavenberg, J. ACM 27(2) 1980) closes the loop at throughput X
 [requests/s], with D = OSL - 1 decode steps per request:
 
 .. math:: B = X D t, \\quad a = X t, \\quad t = t_{dec}(B) + a \\, \\Delta(B)
 
-.. math:: TTFT = \\tau_{req} + W_q + t/2 + k\\,[t_{dec}(B) + (1 + a)\\,\\Delta(B)/k], \\qquad
+.. math:: TTFT = \\tau_{req} + W_q + R + k\\,[t_{dec}(B) + (1 + a)\\,\\Delta(B)/k], \\qquad
           E2E = TTFT + D\\,t, \\qquad TPOT = (E2E - TTFT)/D = t
 
 Closed-loop clients (concurrency C, each sending its next request when the last completes, as
@@ -24,11 +27,13 @@ serving benchmarks do) set X = C / E2E; open-loop Poisson arrivals fix X = lambd
 running-sequence limit and the KV cache (memory fraction, block size) cap the sequences in
 flight; the excess waits in the admission queue W_q (closed loop: Little's law on the C clients;
 open loop: Sakasegawa's M/G/c approximation, Sakasegawa 1977, Ann. Inst. Stat. Math. 29). A
-request waits on average half a step (t/2) before its chunk is scheduled, and its chunk shares
-its step with the a others that arrived meanwhile.
+request waits the rest of the step in progress (the mean residual of the step lengths,
+`residual_step`) before its chunk is scheduled, and its chunk shares its step with the a others
+that arrived meanwhile.
 
 Disaggregated serving (xPyD: x prefill workers, y decode workers, each with its own layout)
-prefills on one pool (a queue of x servers of prefill time t_p), moves the prompt's KV cache over
+prefills on one pool (a queue of x servers, each batching up to its token budget of prompts per
+step, `prefill_step`), moves the prompt's KV cache over
 the link between the pools, and decodes on the other (decode-only steps):
 
 .. math:: TTFT = \\tau_{req} + W_p + t_p + t_{kv}, \\qquad t_{kv} = \\alpha + \\frac{KV(ISL)}{n \\, BW}
@@ -175,6 +180,8 @@ class StepTable:
             else:
                 mixed.append(0.0)
         self.decode, self.increment = np.array(decode), np.array(mixed)
+        # a step that carries prompt tokens runs outside the captured decode graphs: host launch time
+        self.eager = engine.eager_layer_overhead * math.ceil(model.num_layers / layout.pp) if prompt else 0.0
 
     def __call__(self, batch):
         """(t_dec [s], Delta [s]) at decode batch `batch`."""
@@ -283,8 +290,9 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
         b = min(xs * decodes * t, n_max, per_replica if per_replica else n_max)
         t_dec, delta = table(max(b, 1))
         a = xs * t
-        t = t_dec + a * delta
-        ttft_server = engine.request_overhead + t / 2 + k * t_dec + max(group, 1 + a) * delta
+        t = t_dec + a * delta + min(1.0, a * k) * table.eager
+        ttft_server = engine.request_overhead + residual_step(t_dec, delta + k * table.eager, k, a) \
+            + k * (t_dec + table.eager) + max(group, 1 + a) * delta
         in_engine = ttft_server - engine.request_overhead + decodes * t
         cap = min(n_max / in_engine, max(budget - b, 1) / (prompt * t) if prompt else math.inf)
         if load.closed:
@@ -315,10 +323,33 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
                    extra={"chunk_tokens": table.chunk, "chunks_per_prompt": k})
 
 
+def residual_step(t_dec, delta, chunks, arrivals):
+    r"""Mean remaining time of the step in progress when a request arrives [s].
+
+    An arrival at a random instant lands in a step with a probability proportional to the step's
+    length (the inspection paradox), so it waits E[T^2] / (2 E[T]), not half the mean step. Steps
+    are of two kinds: decode-only, t_dec, and those carrying one prompt chunk, t_dec + Delta / k,
+    a share p = min(1, a k) of them (a arrivals per mean step, k chunks each):
+
+    .. math:: R = \frac{(1 - p) \, t_{dec}^2 + p \, (t_{dec} + \Delta / k)^2}
+                       {2 \, [(1 - p) \, t_{dec} + p \, (t_{dec} + \Delta / k)]}
+
+    (Kleinrock, Queueing Systems vol. 1, 1975, section 5.2, the mean residual life). It is t/2 when
+    no step carries a prompt and grows with the prompt's share of the GPU's time: long prompts at
+    low concurrency, where a prompt lands in another's prefill step more often than the mean
+    step says.
+    """
+    if not chunks:
+        return t_dec / 2
+    share = min(1.0, arrivals * chunks)
+    long = t_dec + delta / chunks
+    return ((1 - share) * t_dec ** 2 + share * long ** 2) / (2 * ((1 - share) * t_dec + share * long))
+
+
 def first_wave_ttft(table, engine, clients, prompt):
     r"""Mean TTFT of a closed-loop run's first requests, all sent at once [s].
 
-    .. math:: TTFT_1 = \tau_{req} + \frac{S + 1}{2} \left[t_{dec}(C/2) + \min(C P, N) \, \frac{\Delta}{P}\right],
+    .. math:: TTFT_1 = \tau_{req} + \frac{S + 1}{2} \left[t_{dec}(C/2) + E + \min(C P, N) \, \frac{\Delta}{P}\right],
               \qquad S = \lceil C P / N \rceil
 
     The C prompts (P new tokens each) fill S steps of the token budget N; a request's first token
@@ -330,7 +361,8 @@ def first_wave_ttft(table, engine, clients, prompt):
     budget = engine.max_batched_tokens
     steps = math.ceil(clients * prompt / budget)
     t_dec, delta = table(max(clients / 2, 1))
-    return engine.request_overhead + (steps + 1) / 2 * (t_dec + min(clients * prompt, budget) * delta / prompt)
+    return engine.request_overhead + (steps + 1) / 2 * (t_dec + table.eager
+                                                        + min(clients * prompt, budget) * delta / prompt)
 
 
 def synchronized_waves(table, engine, clients, n_max, prompt, decodes):
@@ -350,7 +382,7 @@ def synchronized_waves(table, engine, clients, n_max, prompt, decodes):
     wave = min(clients, n_max)
     steps = math.ceil(wave * prompt / engine.max_batched_tokens)
     t_dec, delta = table(wave)
-    t_prefill = min(wave * prompt, engine.max_batched_tokens) * delta / prompt
+    t_prefill = min(wave * prompt, engine.max_batched_tokens) * delta / prompt + table.eager
     ttft = engine.request_overhead + (steps + 1) / 2 * t_prefill
     tpot = t_dec + (steps - 1) * t_prefill / (2 * decodes)
     e2e = ttft + decodes * tpot
@@ -394,6 +426,23 @@ def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
     return ceiling.latency_of(link) + size / (lanes * link.bandwidth), link.link.id
 
 
+def prefill_step(alone, full, most, prompts):
+    r"""Time of a prefill worker's step carrying `prompts` prompts [s], between one prompt alone
+    (`alone`) and a full token budget of `most` prompts (`full`), linear in between:
+
+    .. math:: t_p(m) = t_p(1) + \frac{m - 1}{m_{max} - 1} \, [t_p(m_{max}) - t_p(1)]
+
+    A prefill worker batches the prompts waiting for it up to its token budget N (m_max = N / P
+    prompts of P tokens): the weights are read once per step, so a batch costs less than m_max
+    prompts one by one where a prompt alone is weight-bound (a 512-token prompt of Qwen3-235B-A22B
+    in fp8 on TP4/EP4 H100 reads 59 GB of weights per chip, about 19 ms, for 5 ms of FLOPs; 16 of
+    them take 5x one, not 16x). Its capacity is m_max / t_p(m_max) prompts per second.
+    """
+    if most <= 1:
+        return alone
+    return alone + (min(prompts, most) - 1) / (most - 1) * (full - alone)
+
+
 def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_id=None, table=None):
     """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`)."""
     isl, osl = load.mean_isl, load.mean_osl
@@ -406,12 +455,17 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     n_max = min(engine.max_sequences, capacity)
     chunk = min(prompt, engine.max_batched_tokens) if prompt else 0
     chunks = math.ceil(prompt / chunk) if prompt else 0
-    t_prefill = 0.0
+    t_prefill = t_batch = 0.0
+    batch = max(1, engine.max_batched_tokens // prompt) if prompt else 1
     if prompt:
         one = float(evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2,
                                                                      1 / chunks), prefill.layout, ceiling,
                              link_id).cycle_time)
-        t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead)
+        eager = engine.eager_layer_overhead * math.ceil(model.num_layers / prefill.layout.pp)
+        t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead + eager)
+        t_batch = t_prefill if batch == 1 else float(evaluate(
+            "mixed", model, hardware, 0, MixedShape(0, batch * prompt, cached, batch), prefill.layout, ceiling,
+            link_id).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead + eager
     t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
     per_worker = load.concurrency / decode.workers if load.closed else None
     top = min(n_max, math.ceil(per_worker)) if load.closed else n_max
@@ -423,11 +477,12 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
         xs = x if load.closed else min(x, cap)
         b = min(xs / decode.workers * decodes * t, n_max)
         t = table(max(b, 1))[0]
-        rho = xs * t_prefill / prefill.workers
-        wait = mgc_wait(min(rho, 0.999), prefill.workers, t_prefill)
-        ttft_server = engine.request_overhead + wait + t_prefill + t_kv
+        rho = xs * t_batch / (batch * prefill.workers)
+        wait = mgc_wait(min(rho, 0.999), prefill.workers, t_batch)
+        own = prefill_step(t_prefill, t_batch, batch, 1 + (batch - 1) * min(rho, 1.0))
+        ttft_server = engine.request_overhead + wait + own + t_kv
         in_decode = t / 2 + decodes * t
-        cap = min(decode.workers * n_max / in_decode, prefill.workers / t_prefill if t_prefill else math.inf)
+        cap = min(decode.workers * n_max / in_decode, prefill.workers * batch / t_batch if t_batch else math.inf)
         if load.closed:
             x_new = min(load.concurrency / (ttft_server + in_decode), cap)
             queue = max(load.concurrency / x_new - ttft_server - in_decode, 0.0)
@@ -440,7 +495,7 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
         # the run's first requests reach the prefill workers all at once: S budget-full prefill steps
         clients = load.concurrency / prefill.workers
         steps = math.ceil(clients * prompt / engine.max_batched_tokens)
-        step = min(clients * prompt, engine.max_batched_tokens) * t_prefill / prompt
+        step = prefill_step(t_prefill, t_batch, batch, min(clients, batch))
         first = engine.request_overhead + (steps + 1) / 2 * step + t_kv
         ttft = (1 - 1 / load.requests_per_client) * ttft + first / load.requests_per_client
     tpot = in_decode / decodes
