@@ -215,7 +215,7 @@ def room_text(model, room, batch, context):
     longest = room["longest_context_batch1"]
     largest = room["largest_batch"]
     text = (f"KV-cache room: {room['free_bytes'] / 1e9:.4g} GB free over the chips at batch {batch} and context "
-            f"{context} ({per_token / 1e3:.4g} kB per token, {room['free_bytes'] / per_token:,.0f} tokens if spread "
+            f"{context} ({per_token / 1e3:.4g} kB per token, {room['free_bytes'] / per_token:,.0f} more tokens if spread "
             "evenly); the fullest chip binds: ")
     text += (f"at batch 1 the longest context is {longest:,} tokens" if longest else "batch 1 does not fit")
     if longest and longest > model.max_context:
