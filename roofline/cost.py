@@ -134,7 +134,8 @@ class Pricing:
         notes = []
         out = {"usd_per_mtok": None, "joules_per_token": None, "tokens_per_kwh": None, "power_w": None}
         if self.price is None:
-            notes.append(f"usd_per_mtok: unknown: {self.hardware} has no price in its spec; give one with --price USD/hour")
+            notes.append(f"usd_per_mtok: unknown: {self.hardware} has no price in its spec; give one with "
+                         "--price USD/hour")
         else:
             out["usd_per_mtok"] = float(usd_per_mtok(self.price, chips, tokens_per_s))
         if self.power is None:
@@ -152,8 +153,8 @@ def pricing(hardware, price=None, power=None, pue=1.0):
     """Pricing of `hardware` with optional overrides, checked at the edge.
 
     price: text or pint quantity ("2.5 USD/hour"), power: text or quantity ("700 W"); None keeps
-    the spec's value (price; system_power for power). pue: a number >= 1. Plain numbers for price or power are refused (their unit
-    would be a guess).
+    the spec's value (price; system_power for power). pue: a number >= 1. Plain numbers for price
+    or power are refused (their unit would be a guess).
     """
     if price is not None:
         price = to_si(price, "price", "price")

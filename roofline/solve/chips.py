@@ -195,7 +195,8 @@ def kv_room(model, hardware, layout, batch, context, max_context=1 << 34, max_ba
 
     free_bytes: capacity of all chips of the replica minus the model's footprint at the answer
     (memory.footprint: weights once, KV cache and activations) [B], the room in sum (copies of
-    shared weights and whole-layer stages make the fullest chip bind first); kv_bytes_per_token: the model's KV cache per token
+    shared weights and whole-layer stages make the fullest chip bind first); kv_bytes_per_token: the
+    model's KV cache per token
     over all layers, windows ignored [B/token]; longest_context_batch1: the most cached tokens one
     sequence can have on this layout (the fullest chip decides; placement.decode_memory);
     largest_batch: the most sequences of `context` tokens the layout holds (placement.most_sequences).
@@ -215,12 +216,13 @@ def room_text(model, room, batch, context):
     longest = room["longest_context_batch1"]
     largest = room["largest_batch"]
     text = (f"KV-cache room: {room['free_bytes'] / 1e9:.4g} GB free over the chips at batch {batch} and context "
-            f"{context} ({per_token / 1e3:.4g} kB per token, {room['free_bytes'] / per_token:,.0f} more tokens if spread "
-            "evenly); the fullest chip binds: ")
+            f"{context} ({per_token / 1e3:.4g} kB per token, {room['free_bytes'] / per_token:,.0f} more tokens if "
+            "spread evenly); the fullest chip binds: ")
     text += (f"at batch 1 the longest context is {longest:,} tokens" if longest else "batch 1 does not fit")
     if longest and longest > model.max_context:
         text += f" (beyond {model.id}'s trained maximum of {model.max_context:,})"
-    text += (f", and at context {context:,} the largest batch is {largest:,} sequence{'s' if largest > 1 else ''}" if largest
+    text += (f", and at context {context:,} the largest batch is {largest:,} sequence{'s' if largest > 1 else ''}"
+             if largest
              else f", and no batch fits at context {context:,}")
     return text
 
