@@ -76,9 +76,13 @@ def test_validate_prints_the_left_out_table():
     assert len(data["leave_one_model_out"]["models"]) == 9
 
 
-def test_leave_one_model_out_needs_a_chip():
-    result = run("validate", "-i", SRAM_FILE, "--leave-one-model-out", expect=2)
-    assert "--leave-one-model-out needs --hardware" in result.output
+@pytest.mark.parametrize("args, message", [
+    ([], "--leave-one-model-out needs --hardware"),
+    (["-c", "wse-3", "--format", "csv"], "CSV cannot hold"),
+])
+def test_leave_one_model_out_bad_input(args, message):
+    result = run("validate", "-i", SRAM_FILE, "--leave-one-model-out", *args, expect=2)
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_headline_reports_the_kv_cache_room(headline):

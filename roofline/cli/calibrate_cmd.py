@@ -201,6 +201,9 @@ def validate(measurements, hardware, mode, calibration, leave_out, fmt, quiet):
         raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
     if leave_out and hardware is None:
         raise RooflineError("--leave-one-model-out needs --hardware (the fit it repeats belongs to one chip)")
+    if leave_out and fmt == "csv":
+        raise RooflineError("--leave-one-model-out adds a second table, which CSV cannot hold; use --format json, "
+                            "table or markdown")
     from ..serving.benchmarks import is_serving_csv
     if is_serving_csv(measurements):
         if hardware is not None:
