@@ -68,3 +68,23 @@ def test_compare_says_unknown_in_the_column():
 def test_a_given_power_replaces_the_unknown():
     r = roofline.decode("llama-3.1-8b", "gaudi3", power="1.2 kW")
     assert r.joules_per_token == pytest.approx(1200 / r.tokens_per_s)
+
+
+def test_every_shipped_price_is_a_hyperscaler_on_demand_list_price():
+    """One basis for price: a hyperscaler's (AWS, Google Cloud, Azure) on-demand list price per
+    accelerator-hour, dated; specialty-cloud and marketplace figures stay out (they were 2-3x lower
+    for the same GPU, which made an H200 look 2.5x an H100)."""
+    import yaml
+
+    priced = {}
+    for path in sorted(SPECS.glob("*.yaml")):
+        entry = yaml.safe_load(path.read_text()).get("price")
+        if entry is not None:
+            priced[path.stem] = entry
+            assert "hyperscaler" in entry["note"], path.stem
+            assert any(year in entry.get("derived", "") + entry["note"] for year in ("2025", "2026")), path.stem
+    assert set(priced) == {"a100-sxm", "h100-sxm", "h200", "tpu-v5p", "tpu-v6e", "tpu-v7"}
+    h100, h200 = roofline.load_hardware("h100-sxm").price, roofline.load_hardware("h200").price
+    assert 1 < h200 / h100 < 1.5          # the same class of provider: H200 a little above H100
+    text = run("decode", "-m", "llama-3.1-8b", "-c", "b200")
+    assert "unknown (no price in the chip spec; --price)" in text
