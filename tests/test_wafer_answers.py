@@ -142,3 +142,11 @@ def test_fit_with_the_dense_peak_holds_bandwidth_and_runs():
     fit = calibrate(steps, kernels, dense, held)
     assert "bandwidth" in fit.held and fit.ceiling.bandwidth == pytest.approx(21e15)
     assert fit.ceiling.flops["fp16"] <= 15.84e15
+
+
+def test_leave_one_model_out_on_a_chip_without_hops():
+    """A100 rows have no pipeline: the refit has no per-hop cost, shown as '-' (it used to crash)."""
+    out = run("validate", "-i", "data/validation/published/a100_gpt-fast_lmdeploy.csv", "-c", "a100-sxm",
+              "--leave-one-model-out", "--quiet").output
+    assert "leave one model out on a100-sxm" in out
+    assert " / -" in out

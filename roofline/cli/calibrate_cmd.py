@@ -277,7 +277,7 @@ def _print_left_out(left, fmt):
         c = m["constants_s"]
         table.append([m["model"], m["rows"], " ".join(f"{100 * e:+.0f}%" for e in m["in_sample_errors"]),
                       " ".join(f"{100 * e:+.0f}%" for e in m["left_out_errors"]),
-                      " / ".join(f"{c[k] * 1e6:.3g}" for k in names),
+                      " / ".join("-" if c[k] is None else f"{c[k] * 1e6:.3g}" for k in names),
                       " ".join(f"{names[k].split()[1]} {100 * v['plus_20']:+.0f}%/{100 * v['minus_20']:+.0f}%"
                                for k, v in m["sensitivity"].items())])
     emit_table(table, ["model", "rows", "in sample", "left out", "refit: step / layer / hop us",
