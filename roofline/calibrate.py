@@ -188,6 +188,7 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
             if not any(dtype in g for g in groups):
                 flops[dtype] = rate * ratio
         knee = values.get("knee", kernels.knee if kernels.knee is not None else math.inf)
+        values = {"bandwidth": bw_top, **values}        # held (no row's time depends on it): at its ceiling
         return calibrated_ceilings({**values, "flops": flops, "knee": knee,
                                     "kernel_overhead": kernels.kernel_overhead or 0.0}, peaks)
 

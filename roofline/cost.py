@@ -4,10 +4,14 @@ Every formula divides what the deployment consumes per second (dollars, joules) 
 produces per second. Use the aggregate rate (all users together) for the cost of a token; the
 per-user figures share the deployment's hourly cost and power out over the users it serves.
 
-Prices are rental prices per chip-hour (stored in SI as USD/s); power is the chip's TDP or board
-power from its spec [W], times an optional facility overhead factor (PUE: total facility power /
-IT power, >= 1; The Green Grid, "PUE: a comprehensive examination of the metric", White Paper 49,
-2012). TDP is an upper bound on what a chip draws; a memory-bound decode often draws less.
+Prices are rental prices per chip-hour (stored in SI as USD/s). Power is on one basis for every
+chip, the accelerator's share of its reference system's maximum input power (`system_power` in the
+spec: e.g. DGX H100, 10.2 kW for 8 GPUs with their host CPUs, memory, NICs, NVSwitches and fans,
+1275 W a GPU; one CS-3, 23 kW a wafer), times an optional facility overhead factor (PUE: total
+facility power / IT power, >= 1; The Green Grid, "PUE: a comprehensive examination of the metric",
+White Paper 49, 2012). A chip's TDP alone leaves out the host and network that every token also
+needs; a maximum is an upper bound, and a memory-bound decode often draws less. A chip without a
+system figure reports J/token as unknown (the output says so) rather than on another basis.
 
 All formulas take floats, numpy arrays or sympy symbols.
 """
@@ -102,7 +106,8 @@ def check_max_usd_per_mtok(result, limit):
 class Pricing:
     """Price and power per chip of a deployment (from the chip spec or given), and the PUE.
 
-    price [USD/s per chip] or None, power [W per chip] or None, pue [1].
+    price [USD/s per chip] or None, power [W per chip: the spec's system_power, the module
+    docstring's basis] or None, pue [1].
     """
     hardware: str
     price: float = None
@@ -116,12 +121,14 @@ class Pricing:
         notes = []
         out = {"usd_per_mtok": None, "joules_per_token": None, "tokens_per_kwh": None, "power_w": None}
         if self.price is None:
-            notes.append(f"usd_per_mtok: {self.hardware} has no price in its spec; give one with --price USD/hour")
+            notes.append(f"usd_per_mtok: unknown: {self.hardware} has no price in its spec; give one with "
+                         "--price USD/hour")
         else:
             out["usd_per_mtok"] = float(usd_per_mtok(self.price, chips, tokens_per_s))
         if self.power is None:
-            notes.append(f"joules_per_token, tokens_per_kwh, power_w: {self.hardware} has no power in its spec; "
-                         "give one with --power W")
+            notes.append(f"joules_per_token, tokens_per_kwh, power_w: unknown: {self.hardware} has no system power "
+                         "in its spec (its share of a reference system's maximum input power, the basis of every "
+                         "chip's J/token); give one with --power W")
         else:
             out["power_w"] = float(deployment_power(self.power, chips, self.pue))
             out["joules_per_token"] = float(joules_per_token(self.power, chips, tokens_per_s, self.pue))
@@ -133,8 +140,8 @@ def pricing(hardware, price=None, power=None, pue=1.0):
     """Pricing of `hardware` with optional overrides, checked at the edge.
 
     price: text or pint quantity ("2.5 USD/hour"), power: text or quantity ("700 W"); None keeps
-    the spec's value. pue: a number >= 1. Plain numbers for price or power are refused (their unit
-    would be a guess).
+    the spec's value (price; system_power for power). pue: a number >= 1. Plain numbers for price
+    or power are refused (their unit would be a guess).
     """
     if price is not None:
         price = to_si(price, "price", "price")
@@ -148,4 +155,4 @@ def pricing(hardware, price=None, power=None, pue=1.0):
     if pue < 1:
         raise RooflineError(f"pue: the facility overhead factor is total power / IT power, at least 1; got {pue:g}")
     return Pricing(hardware.id, hardware.price if price is None else price,
-                   hardware.power if power is None else power, pue)
+                   hardware.system_power if power is None else power, pue)

@@ -141,6 +141,11 @@ class Section:
         return self
 
 
+#: what a cost row says when the chip spec lacks the figure (the column stays, the reason in it)
+UNKNOWN_PRICE = "unknown (no price in the chip spec; --price)"
+UNKNOWN_POWER = "unknown (no system power in the chip spec; --power)"
+
+
 def step_sections(r, extra=None):
     """The sections answer, time, memory, layout, cost, assumptions (and speculative decoding, from the
     `extra` fields of a speculative decode) of a StepResult, as people read them: each field once,
@@ -189,8 +194,8 @@ def step_sections(r, extra=None):
         layout.add("TP link", r.tp_link if r.tp > 1 else None).add("PP link", r.pp_link if r.pp > 1 else None)
 
     cost = Section("cost" + (f", all {r.chips} chips" if r.chips > 1 else ""))
-    cost.add("per million tokens", r.usd_per_mtok, "USD/Mtok")
-    cost.add("energy per token", r.joules_per_token, "J/tok")
+    cost.add("per million tokens", r.usd_per_mtok if r.usd_per_mtok is not None else UNKNOWN_PRICE, "USD/Mtok")
+    cost.add("energy per token", r.joules_per_token if r.joules_per_token is not None else UNKNOWN_POWER, "J/tok")
     cost.add("tokens per kWh", r.tokens_per_kwh, "tok/kWh")
     cost.add("power", r.power_w, "W")
 

@@ -68,7 +68,8 @@ class Hardware:
     kind: str
     memory: tuple             # of MemoryTier; memory[0] holds weights and KV cache
     peak_flops: dict          # dtype -> dense peak [FLOP/s]
-    power: float = None       # [W]
+    power: float = None       # [W] the chip's TDP / board power (the transfer's power limit)
+    system_power: float = None  # [W] its share of its reference system's maximum input power: the J/token basis
     price: float = None       # [USD/s] per chip
     links: tuple = ()         # of ChipLink
     aliases: tuple = ()       # common system names (h100_sxm, gb300) that also find this spec
@@ -171,7 +172,8 @@ def chip_aliases():
 
 #: chip fields a what-if may change (`--set hardware.FIELD=VALUE`), with the dimension each must have;
 #: `peak_flops.<dtype>` [FLOP/s] as well
-OVERRIDABLE = {"memory_bandwidth": "bandwidth", "memory_capacity": "bytes", "power": "power", "price": "price"}
+OVERRIDABLE = {"memory_bandwidth": "bandwidth", "memory_capacity": "bytes", "power": "power",
+               "system_power": "power", "price": "price"}
 #: prefixes of --set fields that address the chip rather than the model
 HARDWARE_PREFIXES = ("hardware.", "chip.")
 
@@ -311,6 +313,7 @@ def read_hardware(name):
         architecture=reader.text("microarchitecture", required=False), software=reader.text("software", required=False),
         compute_units=reader.count("compute_units", required=False),
         power=reader.quantity("power", "power", required=False),
+        system_power=reader.quantity("system_power", "power", required=False),
         price=reader.quantity("price", "price", required=False),
         links=tuple(links), aliases=reader.texts("aliases"), path=str(path), sources=reader.sources)
     for moved in ("achieved", "calibration"):

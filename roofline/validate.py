@@ -114,3 +114,73 @@ def _check(row, hardware, mode):
     ideal = model.figure(ceilings(hardware, "ideal"))
     return CheckedRow(row, hardware.id, used, model.measured, predicted, ideal,
                       "s" if model.rate_numerator is None else "tok/s")
+
+
+#: the fixed costs whose effect on each answer leave_one_model_out reports (the wafer fit's three)
+FIXED_COSTS = ("step_overhead", "layer_overhead", "link_latency")
+#: the relative change of a fitted constant at which its effect on an answer is shown
+NUDGE = 0.2
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """One model's rows predicted by a fit that did not see them.
+
+    in_sample / left_out: signed errors (predicted / measured - 1) of its rows under the fit of
+    every row, and under the fit without this model; constants: the fixed costs [s] the fit
+    without it found; sensitivity: {constant: (figure at -NUDGE, at +NUDGE) / figure - 1} of the
+    model's first row under the fit of every row."""
+    model: str
+    rows: int
+    measured: tuple
+    in_sample: tuple
+    left_out: tuple
+    constants: dict
+    sensitivity: dict
+
+
+def leave_one_model_out(measurements, hardware, hold_out=()):
+    """For every model with rows in the fit: refit calibrated mode without its rows (calibrate.
+    calibrate, the same rows, parameters and bounds as `roofline calibrate`) and predict them.
+
+    `hold_out`: row predicates held out of every fit (as the shipped calibration holds them, e.g.
+    'date<2025'). Returns (list of LeftOut, the fit of every row). The held-out error of a model is
+    what the fit would say about a model it has never seen; the sensitivity says how far each
+    fitted constant moves an answer: (t(c (1 +- 0.2)) / t(c) - 1) in the row's figure.
+    """
+    from .calibrate import calibrate, prepare, signed_errors
+    from .measurements import row_filter
+
+    chip = hardware if not isinstance(hardware, str) else load_hardware(hardware)
+    filters = [row_filter(h) if isinstance(h, str) else h for h in hold_out]
+    steps, kernels, held, _ = prepare(measurements, chip, filters)
+    whole = calibrate(steps, kernels, chip, held)
+    models = sorted({m.row.model for m in steps})
+    if len(models) < 3:
+        raise RooflineError(f"leaving one model out needs rows of at least 3 models on {chip.id}, got {len(models)}")
+    out = []
+    for name in models:
+        mine = [m for m in steps if m.row.model == name]
+        rest = [m for m in steps if m.row.model != name]
+        fit = calibrate(rest, kernels, chip, [])
+        out.append(LeftOut(name, len(mine), tuple(m.measured for m in mine),
+                           tuple(signed_errors(mine, whole.ceiling)), tuple(signed_errors(mine, fit.ceiling)),
+                           {c: getattr(fit.ceiling, c) for c in FIXED_COSTS},
+                           sensitivity(mine[0], whole.ceiling)))
+    return out, whole
+
+
+def sensitivity(row_model_, ceiling):
+    """{constant: (relative change of the figure at constant x (1 - NUDGE), at x (1 + NUDGE))} of
+    one RowModel under `ceiling`, for each fixed cost in FIXED_COSTS that is set."""
+    from dataclasses import replace
+
+    base = row_model_.figure(ceiling)
+    out = {}
+    for name in FIXED_COSTS:
+        value = getattr(ceiling, name)
+        if not value:
+            continue
+        out[name] = tuple(row_model_.figure(replace(ceiling, **{name: value * f})) / base - 1
+                          for f in (1 - NUDGE, 1 + NUDGE))
+    return out

@@ -225,13 +225,13 @@ def test_a_chip_file_may_give_bare_values_under_one_source(tmp_path):
     path.write_text("id: mychip\nname: My chip\nvendor: Me\nkind: gpu\nsource: guess\n"
                     "sources: {guess: 'my own estimate'}\n"
                     "memory:\n  - {name: HBM, tier: hbm, capacity: 288 GB, bandwidth: 8 TB/s}\n"
-                    "peak_flops: {bf16: 2.5 PFLOP/s}\npower: 1 kW\n")
+                    "peak_flops: {bf16: 2.5 PFLOP/s}\npower: 800 W\nsystem_power: 1 kW\n")
     data = json.loads(run("decode", "-m", "llama-3.1-8b", "-c", str(path), "--mode", "ideal",
                           "--format", "json").output)
     # ideal decode at batch 1 streams the bf16 weights once except the embedding table, of which it
     # reads one row (16.06 GB - 128256 x 4096 x 2 B), plus the KV cache of 1024 tokens (134.2 MB), at 8 TB/s
     assert data["time_s"] == pytest.approx((16.06e9 - 128256 * 4096 * 2 + 134.2e6) / 8e12, rel=0.01)
-    assert data["capacity_bytes"] == 288e9 and data["power_w"] == 1000
+    assert data["capacity_bytes"] == 288e9 and data["power_w"] == 1000   # the system share, not the TDP
     bad = tmp_path / "badchip.yaml"  # another name: loaded specs are cached by path
     bad.write_text(path.read_text().replace("source: guess", "source: nowhere"))
     one_line_error(decode_on(chip_path=bad), bad, "source", "'nowhere' is not defined")

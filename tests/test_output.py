@@ -66,7 +66,7 @@ def test_decode_table_has_units_sections_and_no_raw_exponents():
     assert "16.06 GB" in text  # Llama-3.1-8B weights in bf16: 8.03e9 parameters x 2 B
     assert re.search(r"time per token \(one step\)\s+\d+(\.\d+)? ms", text)
     assert re.search(r"tokens/s, all 8 users\s+[\d.]+k? tok/s", text)
-    assert re.search(r"power\s+700 W", text)  # the H100 SXM's TDP from its datasheet
+    assert re.search(r"power\s+1.275 kW", text)  # the H100 SXM's share of a DGX H100 (10.2 kW / 8)
     # one chip: the step time is the token latency and the stage time; printed once
     assert len(re.findall(r"\d ms\b", text.split("time (")[0])) == 1
     assert "layout" not in text  # one chip: no layout section full of 1s

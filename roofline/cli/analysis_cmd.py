@@ -2,11 +2,12 @@
 import re
 
 import click
+import numpy as np
 
 from ..dtypes import DTYPES
 from ..errors import RooflineError, excerpt
 from . import cli
-from .output import COUNT, cell, echo_wrapped, emit_table, format_option, parse_count, to_json
+from .output import COUNT, Progress, cell, echo_wrapped, emit_table, format_option, parse_count, quiet_option, to_json
 from .scenario_options import given, scenario_kwargs, scenario_options
 
 _COUNT_TEXT = r"\d+(?:\.\d+)?(?:[kKmM]i?)?"   # 1024, 8k, 8Ki (output.parse_count)
@@ -141,20 +142,22 @@ def _emit_explanation(e, fmt):
 CHUNK = 100_000
 
 
-def _emit_grid(grid, fmt, handle):
+def _emit_grid(grid, fmt, handle, quiet=False):
     """Print a sweep's grid; CSV in chunks of CHUNK rows, so a grid of millions of points never
-    becomes one list of Python rows."""
+    becomes one list of Python rows (with progress on a terminal unless `quiet`)."""
     from ..sweep import COLUMNS
     if fmt == "csv":
         import csv
         import io
-        for start in range(0, len(grid), CHUNK):
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            if start == 0:
-                writer.writerow(COLUMNS)
-            writer.writerows(zip(*(grid[c][start:start + CHUNK].tolist() for c in COLUMNS)))
-            click.echo(buffer.getvalue(), nl=False, file=handle)
+        with Progress("writing points", total=len(grid), quiet=quiet) as progress:
+            for start in range(0, len(grid), CHUNK):
+                buffer = io.StringIO()
+                writer = csv.writer(buffer, lineterminator="\n")
+                if start == 0:
+                    writer.writerow(COLUMNS)
+                writer.writerows(zip(*(_csv_column(grid[c][start:start + CHUNK]) for c in COLUMNS)))
+                click.echo(buffer.getvalue(), nl=False, file=handle)
+                progress.advance(min(CHUNK, len(grid) - start))
         return
     rows = grid.rows()
     data = None
@@ -163,6 +166,14 @@ def _emit_grid(grid, fmt, handle):
                 "calibration_source": grid.calibration_source, "notes": grid.notes,
                 "points": [dict(zip(COLUMNS, row)) for row in rows]}
     emit_table(rows, list(COLUMNS), fmt, data=data, file=handle)
+
+
+def _csv_column(values):
+    """A chunk of a column for CSV: floats at 12 significant digits, like every JSON and CSV number
+    (display.plain), formatted by numpy so that millions of points stay fast."""
+    if values.dtype.kind == "f":
+        return np.char.mod("%.12g", values).tolist()
+    return values.tolist()
 
 
 def _write_atomically(output, write):
@@ -206,7 +217,8 @@ def _output_format(fmt, output):
 @format_option(default=None, help_text="Output format: table, json, csv or markdown [table; csv or json when "
                                         "--output ends so].")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
-def sweep(batch, context, weights_dtype, fmt, output, **params):
+@quiet_option
+def sweep(batch, context, weights_dtype, fmt, output, quiet, **params):
     """Decode over a grid of batch sizes x contexts (x weight dtypes) in one vectorised evaluation,
     on one chip or a given layout of several."""
     from ..sweep import sweep as run_sweep
@@ -215,9 +227,9 @@ def sweep(batch, context, weights_dtype, fmt, output, **params):
                      weights_dtype=dtypes, **scenario_kwargs(params))
     fmt = _output_format(fmt, output)
     if output is None:
-        _emit_grid(grid, fmt, None)
+        _emit_grid(grid, fmt, None, quiet)
     else:
-        _write_atomically(output, lambda handle: _emit_grid(grid, fmt, handle))
+        _write_atomically(output, lambda handle: _emit_grid(grid, fmt, handle, quiet))
         click.echo(f"wrote {len(grid)} points to {output}", err=True)
     if fmt != "json" or output is not None:
         mode = f"{grid.mode} mode on {grid.hardware}" + (f" (calibration {grid.calibration_source})"

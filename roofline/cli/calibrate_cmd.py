@@ -189,12 +189,21 @@ def _shown(path):
 @click.option("--mode", type=click.Choice(["ideal", "calibrated"]), default="calibrated", show_default=True,
               help="Mode of the predictions (calibrated falls back to ideal on a chip without calibration).")
 @click.option("--calibration", default=None, help="Calibration file or id replacing the chip's default.")
+@click.option("--leave-one-model-out", "leave_out", is_flag=True,
+              help="Also refit the chip's calibration without each model's rows and predict them (the rows the "
+                   "chip's calibration file held out stay out of every fit), with each fitted fixed cost's effect "
+                   "at +-20%. Needs --hardware.")
 @format_option
 @quiet_option
-def validate(measurements, hardware, mode, calibration, fmt, quiet):
+def validate(measurements, hardware, mode, calibration, leave_out, fmt, quiet):
     """Predicted against measured for every row of a measurement file, with error statistics."""
     if calibration is not None and hardware is None:
         raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
+    if leave_out and hardware is None:
+        raise RooflineError("--leave-one-model-out needs --hardware (the fit it repeats belongs to one chip)")
+    if leave_out and fmt == "csv":
+        raise RooflineError("--leave-one-model-out adds a second table, which CSV cannot hold; use --format json, "
+                            "table or markdown")
     from ..serving.benchmarks import is_serving_csv
     if is_serving_csv(measurements):
         if hardware is not None:
@@ -204,6 +213,7 @@ def validate(measurements, hardware, mode, calibration, fmt, quiet):
     data = read_measurements(measurements)
     with Progress("validating rows", total=len(data.rows), quiet=quiet) as progress:
         result = validate_rows(data, hardware, mode, calibration, progress=progress.advance)
+    left = _left_out(data, hardware, calibration) if leave_out else None
     headers = ["row", "hardware", "mode", "unit", "measured", "predicted", "error", "ideal", "ideal_is_bound"]
     rows = [[c.row.label, c.hardware, c.mode, c.unit, c.measured, c.predicted, c.error, c.ideal, c.ideal_is_bound]
             for c in result.rows]
@@ -214,7 +224,8 @@ def validate(measurements, hardware, mode, calibration, fmt, quiet):
             "rows": [dict(zip(headers, r)) for r in rows],
             "summary": [dict(zip(["group", "rows", "median_abs_error", "max_abs_error", "ideal_not_bound"], s))
                         for s in summary],
-            "skipped": [dict(zip(["where", "row", "reason"], s)) for s in skipped]})
+            "skipped": [dict(zip(["where", "row", "reason"], s)) for s in skipped],
+            **({"leave_one_model_out": left} if left is not None else {})})
         return
     if fmt == "csv":
         emit_table(rows, headers, fmt)
@@ -231,3 +242,48 @@ def validate(measurements, hardware, mode, calibration, fmt, quiet):
     if skipped:
         click.echo()
         emit_table(skipped, ["skipped", "row", "reason"], fmt)
+    if left is not None:
+        _print_left_out(left, fmt)
+
+
+def _left_out(data, hardware, calibration):
+    """The leave-one-model-out section as plain data (validate.leave_one_model_out), holding out of
+    every fit the rows the chip's calibration file held out."""
+    from ..specs import load_yaml
+    from ..validate import leave_one_model_out
+    chip = transfer_lib.with_calibration(load_hardware(hardware), calibration)
+    held = []
+    if chip.calibration is not None and chip.calibration.path:
+        held = list((load_yaml(chip.calibration.path).get("fit") or {}).get("held_out_rows") or [])
+    results, whole = leave_one_model_out(data, chip, held)
+    return {"hardware": chip.id, "held_out_of_every_fit": held,
+            "fit_of_every_row": {c: getattr(whole.ceiling, c) for c in ("step_overhead", "layer_overhead",
+                                                                       "link_latency")},
+            "models": [{"model": r.model, "rows": r.rows, "measured": list(r.measured),
+                        "in_sample_errors": list(r.in_sample), "left_out_errors": list(r.left_out),
+                        "constants_s": r.constants,
+                        "sensitivity": {k: {"minus_20": v[0], "plus_20": v[1]} for k, v in r.sensitivity.items()}}
+                       for r in results]}
+
+
+def _print_left_out(left, fmt):
+    import statistics
+    click.echo()
+    held = ", ".join(left["held_out_of_every_fit"]) or "none"
+    click.echo(f"leave one model out on {left['hardware']} (rows held out of every fit: {held}):")
+    names = {"step_overhead": "per step", "layer_overhead": "per layer", "link_latency": "per hop"}
+    table = []
+    for m in left["models"]:
+        c = m["constants_s"]
+        table.append([m["model"], m["rows"], " ".join(f"{100 * e:+.0f}%" for e in m["in_sample_errors"]),
+                      " ".join(f"{100 * e:+.0f}%" for e in m["left_out_errors"]),
+                      " / ".join("-" if c[k] is None else f"{c[k] * 1e6:.3g}" for k in names),
+                      " ".join(f"{names[k].split()[1]} {100 * v['plus_20']:+.0f}%/{100 * v['minus_20']:+.0f}%"
+                               for k, v in m["sensitivity"].items())])
+    emit_table(table, ["model", "rows", "in sample", "left out", "refit: step / layer / hop us",
+                       "answer at +20%/-20% of the constant"], fmt)
+    inside = [abs(e) for m in left["models"] for e in m["in_sample_errors"]]
+    outside = [abs(e) for m in left["models"] for e in m["left_out_errors"]]
+    click.echo(f"in sample: median {100 * statistics.median(inside):.1f}%, largest {100 * max(inside):.1f}%; "
+               f"left out: median {100 * statistics.median(outside):.1f}%, largest {100 * max(outside):.1f}% "
+               f"over {len(outside)} rows of {len(left['models'])} models")

@@ -135,6 +135,9 @@ def compare(hardwares, fmt, batch, context, **params):
     keys = ["hardware", "mode", "calibration_source", "chips", "tp", "pp", "time_s", "tokens_per_s_per_user", "tokens_per_s", "bound",
             "memory_needed_bytes", "fits", "usd_per_mtok", "joules_per_token"]
     rows = [[r.to_dict()[k] for k in keys] for r in results]
+    if fmt in ("table", "markdown"):        # a missing price or power reads as unknown, not as a blank
+        rows = [[("unknown" if v is None and k in ("usd_per_mtok", "joules_per_token") else v)
+                 for k, v in zip(keys, row)] for row in rows]
     emit_table(rows, keys, fmt, data=[{k: r.to_dict()[k] for k in keys + ["notes"]} for r in results])
     if fmt == "table":
         base = results[0]

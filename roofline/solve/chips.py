@@ -8,6 +8,7 @@ whole replicas (data parallelism) for an aggregate target. Per-user speed does n
 replica count; aggregate throughput is replicas x batch / cycle time.
 """
 import math
+from dataclasses import replace
 
 from .. import cost
 from ..scenario import positive_int
@@ -15,6 +16,7 @@ from ..binding import BINDING_TEXT, binding
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..parallel import MAX_CHIPS, candidate_layouts, check_chips, ep_options, for_batch, tp_options
+from ..memory import footprint, kv_bytes_per_token
 from ..placement import capacity_floor, capacity_text, decode_memory, fits, most_sequences, placements
 from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions,
                      layout_given, question)
@@ -169,12 +171,99 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         why.append(batch_why)
     why.append(capacity_text(model, hardware, batch, context, fewest, fewest_layout, given=fixed is not None))
     why.append(_more_chips_sentence(scan, layout.chips))
+    room = kv_room(model, hardware, layout, batch, context)
+    why.append(room_text(model, room, batch, context))
+    filled = filled_pipeline(s, layout, batch, context, ev)
+    if filled is not None:
+        why.append(filled_text(filled, layout))
     notes.append("per-user speed does not depend on replicas; each replica serves `batch` sequences")
     result = _result_dict(model, hardware, layout, ev, batch, context, replicas)
     if chip_price:
         result["usd_per_mtok"] = usd(layout, ev)
+    result["joules_per_token"] = s.pricing.fields(batch / ev.cycle_time, layout.chips)[0]["joules_per_token"]
+    result["kv_room"] = room
+    result["pipeline_filled"] = filled
     return SolveResult("chips", chips, True, binding_name, margins=margins, layout=layout.describe(), why=why,
                        assumptions=notes, scan=scan, result=result)
+
+
+def kv_room(model, hardware, layout, batch, context, max_context=1 << 34, max_batch=1 << 20):
+    """The KV-cache room an answer leaves on its chips (a dict):
+
+    .. math:: R = n C - \\sum_{chips} Q, \\quad c_{max} = \\max\\{c : Q_{fullest}(1, c) \\le C\\},
+              \\quad B_{max} = \\max\\{B : Q_{fullest}(B, c) \\le C\\}
+
+    free_bytes: capacity of all chips of the replica minus the model's footprint at the answer
+    (memory.footprint: weights once, KV cache and activations) [B], the room in sum (copies of
+    shared weights and whole-layer stages make the fullest chip bind first); kv_bytes_per_token: the
+    model's KV cache per token
+    over all layers, windows ignored [B/token]; longest_context_batch1: the most cached tokens one
+    sequence can have on this layout (the fullest chip decides; placement.decode_memory);
+    largest_batch: the most sequences of `context` tokens the layout holds (placement.most_sequences).
+    None where even one does not fit.
+    """
+    free = layout.chips * hardware.mem_capacity - footprint(model, batch, context + 1)["total"]
+    one = replace(layout, microbatches=1)
+    longest = _bisect_int(1, max_context, lambda c: fits(decode_memory(model, one, 1, c), hardware))
+    largest = most_sequences(model, hardware, layout, context, max_batch)
+    return {"free_bytes": free, "kv_bytes_per_token": kv_bytes_per_token(model),
+            "longest_context_batch1": longest, "largest_batch": largest}
+
+
+def room_text(model, room, batch, context):
+    """The KV-cache room in words."""
+    per_token = room["kv_bytes_per_token"]
+    longest = room["longest_context_batch1"]
+    largest = room["largest_batch"]
+    text = (f"KV-cache room: {room['free_bytes'] / 1e9:.4g} GB free over the chips at batch {batch} and context "
+            f"{context} ({per_token / 1e3:.4g} kB per token, {room['free_bytes'] / per_token:,.0f} more tokens if "
+            "spread evenly); the fullest chip binds: ")
+    text += (f"at batch 1 the longest context is {longest:,} tokens" if longest else "batch 1 does not fit")
+    if longest and longest > model.max_context:
+        text += f" (beyond {model.id}'s trained maximum of {model.max_context:,})"
+    text += (f", and at context {context:,} the largest batch is {largest:,} sequence{'s' if largest > 1 else ''}"
+             if largest
+             else f", and no batch fits at context {context:,}")
+    return text
+
+
+def filled_pipeline(s, layout, batch, context, ev):
+    """The aggregate with the pipeline filled: one micro-batch per stage (pp x attention groups
+    sequences), next to the answer's batch; None without a pipeline or when the answer's batch
+    already fills it. A dict: batch, microbatches, tokens/s per user and aggregate, J/token and
+    J/token at the answer's batch (None without a power figure), fits (memory holds it).
+
+    .. math:: X = B / t_{cycle}, \\quad E = P n / X
+
+    With m = pp micro-batches every stage works on one while the others work on the rest, so the
+    aggregate is up to pp times batch 1's, at the same chips and power (cost.joules_per_token).
+    """
+    groups = layout.attention_groups
+    full = layout.pp * groups
+    if layout.pp == 1 or batch >= full:
+        return None
+    filled = replace(layout, microbatches=layout.pp)
+    at = evaluate("decode", s.model, s.hardware, full, context, filled, s.ceiling, s.link)
+    aggregate = full / at.cycle_time
+    energy = s.pricing.fields(aggregate, layout.chips)[0]["joules_per_token"]
+    before = s.pricing.fields(batch / ev.cycle_time, layout.chips)[0]["joules_per_token"]
+    return {"batch": full, "microbatches": layout.pp, "tokens_per_s_per_user": 1 / at.cycle_time,
+            "tokens_per_s": aggregate, "joules_per_token": energy, "joules_per_token_at_batch": before,
+            "batch_tokens_per_s": batch / ev.cycle_time, "fits": fits(at, s.hardware)}
+
+
+def filled_text(filled, layout):
+    """The filled pipeline in words."""
+    def joules(value):
+        return "J/token unknown (no power in the chip spec)" if value is None else f"{value:.4g} J/token"
+    text = (f"pipeline filled ({filled['batch']} sequences, one micro-batch per stage of {layout.pp}): "
+            f"{filled['tokens_per_s']:.4g} tokens/s in aggregate at {filled['tokens_per_s_per_user']:.4g} per "
+            f"user, {joules(filled['joules_per_token'])}, against {filled['batch_tokens_per_s']:.4g} tokens/s "
+            f"and {joules(filled['joules_per_token_at_batch'])} at the answer's batch, where all but one stage "
+            "wait at any moment")
+    if not filled["fits"]:
+        text += "; it does not fit in memory at this context"
+    return text
 
 
 def _replicas(aggregate, per_replica):
