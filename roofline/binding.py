@@ -26,5 +26,13 @@ def binding(split):
     values = [split.get(key, 0.0) for key in BOUNDS]
     if all(np.ndim(v) == 0 for v in values):
         return BOUNDS[max(range(len(BOUNDS)), key=lambda i: (values[i], -i))]
-    stacked = np.stack(np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in values)))
-    return np.asarray(BOUNDS)[np.argmax(stacked, axis=0)]
+    shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+    best = np.broadcast_to(np.asarray(values[0], dtype=float), shape)
+    labels = np.full(shape, BOUNDS[0], dtype=f"<U{max(map(len, BOUNDS))}")
+    for key, value in zip(BOUNDS[1:], values[1:]):
+        if np.ndim(value) == 0 and value == 0:
+            continue        # a part of nothing never exceeds another (times are >= 0)
+        larger = np.asarray(value) > best
+        best = np.where(larger, value, best)
+        labels[larger] = key
+    return labels

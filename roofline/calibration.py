@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .calibration_params import PARAMETERS, range_text, with_parameter_fields
 from .errors import RooflineError, SpecError, excerpt
+from .readers import write_atomically
 from .specs import FieldReader, load_yaml, read_sources, resolve, spec_paths
 from .units import to_si
 
@@ -212,10 +213,6 @@ def write_calibration(path, document, comment, hardware, force=False):
     RooflineError, and nothing written, if `path` exists and not `force`, or if the document does
     not read back as a valid calibration of `hardware`.
     """
-    import os
-    import tempfile
-    from pathlib import Path
-
     import yaml
 
     path = Path(path)
@@ -227,19 +224,5 @@ def write_calibration(path, document, comment, hardware, force=False):
     for key, value in document.items():
         text += yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=None if isinstance(value, (dict, list)) and key != "sources" else False,
                                width=10000, allow_unicode=True)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".calibration-", suffix=".yaml", dir=path.parent)
-    except OSError as exc:
-        raise RooflineError(f"{path}: cannot write there ({exc.strerror or exc.__class__.__name__})") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        read_calibration(temporary, hardware)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise RooflineError(f"{path}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    write_atomically(path, lambda out: out.write(text), check=lambda written: read_calibration(written, hardware))
     return path

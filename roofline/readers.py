@@ -1,4 +1,5 @@
-"""Reading input files safely: bounded UTF-8 text, YAML 1.2 spec files, strict JSON, and a cache.
+"""Reading input files safely: bounded UTF-8 text, YAML 1.2 spec files, strict JSON, and a cache;
+and writing output files all at once or not at all (`write_atomically`).
 
 Every file roofline reads goes through here: its size is bounded before it is read, it must be
 UTF-8, YAML is read with the 1.2 core schema and refuses what a spec file must not hold (repeated
@@ -14,7 +15,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import SpecError, excerpt
+from .errors import RooflineError, SpecError, excerpt
 
 #: the largest spec file read [bytes]: the largest shipped one is 7 kB
 MAX_SPEC_BYTES = 1_000_000
@@ -285,3 +286,32 @@ def _encode_floats(value):
 
 def _decode_float(mapping):
     return WrittenFloat(*mapping[_FLOAT]) if len(mapping) == 1 and _FLOAT in mapping else mapping
+
+
+def write_atomically(path, write, check=None, where=None):
+    """Write a text file whole or not at all.
+
+    write(handle) fills a scratch file beside `path`; check(scratch path), if given, may refuse
+    what was written (by raising); then the scratch file replaces `path`. An OS error is one
+    RooflineError naming `where` (default: the path); on any error nothing is left behind.
+    """
+    import tempfile
+    target = Path(path)
+    name = excerpt(str(where or path))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, scratch = tempfile.mkstemp(prefix=".roofline-", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise RooflineError(f"{name}: cannot write there ({exc.strerror or exc.__class__.__name__})") from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            write(handle)
+        if check is not None:
+            check(scratch)
+        os.replace(scratch, target)
+    except OSError as exc:
+        raise RooflineError(f"{name}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+    return target

@@ -82,3 +82,14 @@ def test_grid_point_equals_scalar_question(batch, context, tp):
     times = np.asarray(scenario.evaluate(grid).cycle_time)
     scalar = scenario.evaluate(scenario.build("llama-3.1-70b", "h100-sxm", batch=batch, context=context, tp=tp))
     assert times[0] == pytest.approx(scalar.cycle_time, rel=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(*[st.sampled_from([0.0, 1.0, 2.0, 3.5]) for _ in range(5)]), min_size=1, max_size=6))
+def test_binding_of_arrays_is_binding_of_each_point(points):
+    """What binds, on arrays, is the scalar verdict at each point (ties go to the earlier part)."""
+    from roofline.binding import BOUNDS, binding
+    columns = {key: np.array([p[i] for p in points]) for i, key in enumerate(BOUNDS)}
+    labels = binding(columns)
+    for j, point in enumerate(points):
+        assert labels[j] == binding(dict(zip(BOUNDS, point)))

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dtypes import DTYPES
 from ..errors import RooflineError, excerpt
+from ..readers import write_atomically
 from . import cli
 from .output import COUNT, Progress, cell, echo_wrapped, emit_table, format_option, parse_count, quiet_option, to_json
 from .scenario_options import given, scenario_kwargs, scenario_options
@@ -176,28 +177,6 @@ def _csv_column(values):
     return values.tolist()
 
 
-def _write_atomically(output, write):
-    """Call write(handle) on a scratch file beside `output`, then rename it to `output`: on any
-    error nothing is left behind."""
-    import os
-    import tempfile
-    from pathlib import Path
-    target = Path(output)
-    try:
-        descriptor, scratch = tempfile.mkstemp(prefix=".roofline-", suffix=".part", dir=target.parent or ".")
-    except OSError as exc:
-        raise RooflineError(f"--output {excerpt(str(output))}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            write(handle)
-        os.replace(scratch, target)
-    except OSError as exc:
-        raise RooflineError(f"--output {excerpt(str(output))}: cannot write ({exc.strerror})") from None
-    finally:
-        if os.path.exists(scratch):
-            os.unlink(scratch)
-
-
 def _output_format(fmt, output):
     if fmt is not None:
         return fmt
@@ -229,7 +208,7 @@ def sweep(batch, context, weights_dtype, fmt, output, quiet, **params):
     if output is None:
         _emit_grid(grid, fmt, None, quiet)
     else:
-        _write_atomically(output, lambda handle: _emit_grid(grid, fmt, handle, quiet))
+        write_atomically(output, lambda handle: _emit_grid(grid, fmt, handle, quiet), where=f"--output {output}")
         click.echo(f"wrote {len(grid)} points to {output}", err=True)
     if fmt != "json" or output is not None:
         mode = f"{grid.mode} mode on {grid.hardware}" + (f" (calibration {grid.calibration_source})"
