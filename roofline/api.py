@@ -9,6 +9,7 @@ evaluates it through the one step-time path and packages the answer as a StepRes
 """
 from . import placement
 from .binding import binding
+from .display import number
 from .errors import RooflineError
 from .results import OperatorRow, StepResult
 from .scenario import Scenario, build, evaluate
@@ -26,7 +27,7 @@ def step_result(scenario, evaluation=None):
     if layout.attention_groups > 1:
         notes.append(f"expert all-to-all over {ev.ep_link.link.id} between the {layout.ep} chips of a stage; "
                      f"{layout.attention_groups} attention groups of {layout.tp} chip(s) each serve "
-                     f"about {s.batch / layout.attention_groups:.4g} of the {s.batch} sequences")
+                     f"about {number(s.batch / layout.attention_groups)} of the {s.batch} sequences")
     memory = ev.per_chip_memory
     capacity = hardware.mem_capacity
     fits = placement.fits(memory, hardware)

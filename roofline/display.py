@@ -98,6 +98,13 @@ def _fixed(number):
     return text
 
 
+def number(value):
+    """A number for prose at 4 significant digits, never in exponent form: 23,120, 1217, 0.0483."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    return _fixed(_round(value, SIGNIFICANT))
+
+
 def cell(value, unit=""):
     """A table cell: numbers with unit and prefix at 4 significant digits, booleans as yes/no."""
     if value is None:

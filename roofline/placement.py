@@ -8,6 +8,7 @@ the solver, so calibration (predict.py) and the API choose layouts without impor
 import math
 
 from .deployment import evaluate, fastest, per_chip_memory
+from .display import number
 from .errors import RooflineError
 from .memory import footprint
 from .parallel import candidate_layouts, for_batch, make_layout
@@ -86,8 +87,8 @@ def capacity_text(model, hardware, batch, context, fewest, fewest_layout, given=
     need more chips than that, the best layout of the first count that misses and why (`given`:
     the layout was asked for, not searched)."""
     floor = capacity_floor(model, hardware, batch, context)
-    text = (f"capacity: {floor['need'] / 1e9:.4g} GB of weights, KV cache and activations / "
-            f"{floor['capacity'] / 1e9:.4g} GB per chip = {floor['ratio']:.4g} -> {floor['chips']} "
+    text = (f"capacity: {number(floor['need'] / 1e9)} GB of weights, KV cache and activations / "
+            f"{number(floor['capacity'] / 1e9)} GB per chip = {number(floor['ratio'])} -> {floor['chips']} "
             f"chip{'s' if floor['chips'] > 1 else ''}")
     if given:
         return text + f"; the layout asked for, {fewest_layout.describe()}, holds it"
@@ -101,7 +102,7 @@ def capacity_text(model, hardware, batch, context, fewest, fewest_layout, given=
     if layouts:
         best = min(layouts, key=lambda layout: decode_memory(model, layout, batch, context)["total"])
         fullest = decode_memory(model, best, batch, context)["total"]
-        detail = (f"best: {best.describe()}, {fullest / 1e9:.4g} GB on its fullest chip, as chips hold whole "
+        detail = (f"best: {best.describe()}, {number(fullest / 1e9)} GB on its fullest chip, as chips hold whole "
                   "layers and experts and copies of shared weights")
     else:
         detail = (f"{floor['chips']} does not split into TP groups dividing the {model.num_heads} heads and at "
@@ -155,8 +156,8 @@ def layout_notes(phase, model, hardware, batch, length, layout, ev, searched, ce
     if best is not None:
         need, option, other = best
         notes.append(f"layout depends on batch: {option.describe()} needs at least {need} sequences (one per "
-                     f"data-parallel attention group) and at batch {need} takes {other.cycle_time * 1e3:.4g} ms per "
-                     f"step, less than the {ev.cycle_time * 1e3:.4g} ms here; a larger batch can be faster per token")
+                     f"data-parallel attention group) and at batch {need} takes {number(other.cycle_time * 1e3)} ms per "
+                     f"step, less than the {number(ev.cycle_time * 1e3)} ms here; a larger batch can be faster per token")
     return notes
 
 

@@ -11,13 +11,14 @@ import math
 from dataclasses import replace
 
 from .. import cost
-from ..scenario import positive_int
 from ..binding import BINDING_TEXT, binding
 from ..deployment import evaluate
+from ..display import number
 from ..errors import RooflineError
-from ..parallel import MAX_CHIPS, candidate_layouts, check_chips, ep_options, for_batch, tp_options
 from ..memory import footprint, kv_bytes_per_token
+from ..parallel import MAX_CHIPS, candidate_layouts, check_chips, ep_options, for_batch, tp_options
 from ..placement import capacity_floor, capacity_text, decode_memory, fits, most_sequences, placements
+from ..scenario import positive_int
 from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions,
                      layout_given, question)
 
@@ -72,7 +73,7 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         raise RooflineError(f"--max-usd-per-mtok: {hardware.id} has no price in its spec; give one with "
                             "--price USD/hour")
     if cost_limit is not None:
-        notes.append(f"price {chip_price * 3600:.4g} USD per chip-hour")
+        notes.append(f"price {number(chip_price * 3600)} USD per chip-hour")
     batch_why = None
     if chosen:
         found = choose_batch(model, hardware, context, ceiling, max_chips, link, per_user, aggregate, fixed)
@@ -124,18 +125,18 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
                            layout=cheapest_layout.describe(), why=[
                                f"{priced_out} layouts reach the speed target but cost more than {cost_limit:g} USD "
                                f"per million tokens; the cheapest layout of all costs "
-                               f"{usd(cheapest_layout, cheapest):.4g} at batch {batch} (a larger batch amortises "
+                               f"{number(usd(cheapest_layout, cheapest))} at batch {batch} (a larger batch amortises "
                                "the chips over more tokens)"], assumptions=notes, scan=scan)
     if best is None:
         top = 1 / fastest.cycle_time
         split = fastest.split
         floor = split["overhead"] + split["link latency"]
-        why = [f"no layout reaches {per_user:g} tokens/s per user: the fastest is {top:.4g} tokens/s per user on "
+        why = [f"no layout reaches {per_user:g} tokens/s per user: the fastest is {number(top)} tokens/s per user on "
                f"{fastest_layout.chips} chips ({fastest_layout.describe()}), bound by "
                f"{BINDING_TEXT[binding(fastest.split)]}"]
         if floor >= 1 / per_user:
-            why.append(f"fixed per-layer costs and link latencies alone take {floor * 1e6:.4g} us per token, more "
-                       f"than the {1e6 / per_user:.4g} us budget, and they do not shrink with more chips")
+            why.append(f"fixed per-layer costs and link latencies alone take {number(floor * 1e6)} us per token, more "
+                       f"than the {number(1e6 / per_user)} us budget, and they do not shrink with more chips")
         return SolveResult("chips", None, False, binding(fastest.split),
                            margins={"tokens_per_s_per_user": top / per_user},
                            layout=fastest_layout.describe(), why=why, assumptions=notes, scan=scan)
@@ -147,7 +148,7 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
                            margins={"tokens_per_s": max_chips // layout.chips * batch * speed / aggregate},
                            layout=layout.describe(), why=[
                                f"{aggregate:g} tokens/s needs {many} replicas of {layout.describe()} at "
-                               f"{batch * speed:.4g} tokens/s each, more than --max-chips {max_chips}"],
+                               f"{number(batch * speed)} tokens/s each, more than --max-chips {max_chips}"],
                            assumptions=notes, scan=scan)
     margins = {"capacity": hardware.mem_capacity / ev.per_chip_memory["total"]}
     if per_user is not None:
@@ -166,7 +167,7 @@ def solve_chips(model, hardware=None, tokens_per_s_per_user=None, tokens_per_s=N
         binding_name = binding(ev.split)
     why = [f"{chips} chip{'s' if chips != 1 else ''}: {replicas} replica{'s' if replicas > 1 else ''} of "
            f"{layout.describe()}, "
-           f"{speed:.4g} tokens/s per user, {replicas * batch * speed:.4g} tokens/s in aggregate"]
+           f"{number(speed)} tokens/s per user, {number(replicas * batch * speed)} tokens/s in aggregate"]
     if batch_why:
         why.append(batch_why)
     why.append(capacity_text(model, hardware, batch, context, fewest, fewest_layout, given=fixed is not None))
@@ -215,8 +216,8 @@ def room_text(model, room, batch, context):
     per_token = room["kv_bytes_per_token"]
     longest = room["longest_context_batch1"]
     largest = room["largest_batch"]
-    text = (f"KV-cache room: {room['free_bytes'] / 1e9:.4g} GB free over the chips at batch {batch} and context "
-            f"{context} ({per_token / 1e3:.4g} kB per token, {room['free_bytes'] / per_token:,.0f} more tokens if "
+    text = (f"KV-cache room: {number(room['free_bytes'] / 1e9)} GB free over the chips at batch {batch} and context "
+            f"{context} ({number(per_token / 1e3)} kB per token, {room['free_bytes'] / per_token:,.0f} more tokens if "
             "spread evenly); the fullest chip binds: ")
     text += (f"at batch 1 the longest context is {longest:,} tokens" if longest else "batch 1 does not fit")
     if longest and longest > model.max_context:
@@ -255,10 +256,10 @@ def filled_pipeline(s, layout, batch, context, ev):
 def filled_text(filled, layout):
     """The filled pipeline in words."""
     def joules(value):
-        return "J/token unknown (no power in the chip spec)" if value is None else f"{value:.4g} J/token"
+        return "J/token unknown (no power in the chip spec)" if value is None else f"{number(value)} J/token"
     text = (f"pipeline filled ({filled['batch']} sequences, one micro-batch per stage of {layout.pp}): "
-            f"{filled['tokens_per_s']:.4g} tokens/s in aggregate at {filled['tokens_per_s_per_user']:.4g} per "
-            f"user, {joules(filled['joules_per_token'])}, against {filled['batch_tokens_per_s']:.4g} tokens/s "
+            f"{number(filled['tokens_per_s'])} tokens/s in aggregate at {number(filled['tokens_per_s_per_user'])} per "
+            f"user, {joules(filled['joules_per_token'])}, against {number(filled['batch_tokens_per_s'])} tokens/s "
             f"and {joules(filled['joules_per_token_at_batch'])} at the answer's batch, where all but one stage "
             "wait at any moment")
     if not filled["fits"]:
@@ -332,14 +333,14 @@ def _nothing_fits(model, hardware, batch, context, max_chips, notes, fixed):
     if fixed is not None:
         need = decode_memory(model, fixed, batch, context)["total"]
         return SolveResult("chips", None, False, "capacity", layout=fixed.describe(), assumptions=notes, why=[
-            f"{fixed.describe()} needs {need / 1e9:.4g} GB on its fullest chip, more than the "
-            f"{hardware.mem_capacity / 1e9:.4g} GB of {hardware.id} (the whole model: {floor['need'] / 1e9:.4g} GB, "
-            f"{floor['ratio']:.4g} chips' worth)"])
+            f"{fixed.describe()} needs {number(need / 1e9)} GB on its fullest chip, more than the "
+            f"{number(hardware.mem_capacity / 1e9)} GB of {hardware.id} (the whole model: {number(floor['need'] / 1e9)} GB, "
+            f"{number(floor['ratio'])} chips' worth)"])
     tps = tp_options(model, max_chips)
     top_tp = max(tps)
     top_ep = max(ep for tp in tps for ep in ep_options(model, tp, batch, max_chips))
-    why = [f"{model.id} needs {floor['need'] / 1e9:.4g} GB for weights, KV cache and activations: "
-           f"{floor['need'] / 1e9:.4g} GB / {floor['capacity'] / 1e9:.4g} GB = {floor['ratio']:.4g} -> at least "
+    why = [f"{model.id} needs {number(floor['need'] / 1e9)} GB for weights, KV cache and activations: "
+           f"{number(floor['need'] / 1e9)} GB / {number(floor['capacity'] / 1e9)} GB = {number(floor['ratio'])} -> at least "
            f"{floor['chips']} chips, and no layout of at most {max_chips} chips (TP up to {top_tp}, "
            f"{f'EP up to {top_ep}, ' if model.moe else ''}PP up to {model.num_layers} layers) holds it on every chip"]
     if model.moe is not None and top_ep < model.moe.num_experts and top_tp * batch < model.moe.num_experts:
@@ -356,7 +357,7 @@ def _more_chips_sentence(scan, chips):
     if at is None or not beyond:
         return "no larger layout was searched"
     top = max(beyond, key=lambda r: r["tokens_per_s_per_user"])
-    speeds = ", ".join(f"{r['tokens_per_s_per_user']:.4g} on {r['chips']}" for r in [at] + beyond)
+    speeds = ", ".join(f"{number(r['tokens_per_s_per_user'])} on {r['chips']}" for r in [at] + beyond)
     if top["tokens_per_s_per_user"] > 1.05 * at["tokens_per_s_per_user"]:
         return (f"more chips than {chips} raise per-user speed (tokens/s per user: {speeds}): each chip streams "
                 f"fewer weights; at {top['chips']} chips the bound is {BINDING_TEXT[top['bound']]}")

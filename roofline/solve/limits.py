@@ -5,12 +5,13 @@ import math
 from dataclasses import replace
 
 from .. import dtypes
-from ..scenario import positive_int, resolve_hardware
-from ..deployment import evaluate
-from ..errors import RooflineError
 from ..binding import BINDING_TEXT, binding
+from ..deployment import evaluate
+from ..display import number
+from ..errors import RooflineError
 from ..parallel import choose_links, for_batch
 from ..placement import best_layout, decode_memory, fits, most_sequences
+from ..scenario import positive_int, resolve_hardware
 from .common import (SolveResult, _bisect_int, _last_meeting, _positive_target, _result_dict, assumptions, families,
                      layout_given, question)
 
@@ -57,7 +58,7 @@ def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, 
         if not fits(ev, hardware):
             reason, bound = f"the model does not fit {layout.describe()} even at batch 1", "capacity"
         else:
-            reason, bound = (f"even batch 1 reaches only {1 / ev.cycle_time:.4g} tokens/s per user on "
+            reason, bound = (f"even batch 1 reaches only {number(1 / ev.cycle_time)} tokens/s per user on "
                              f"{layout.describe()} (bound by {BINDING_TEXT[binding(ev.split)]})"), binding(ev.split)
         return SolveResult("batch", None, False, bound,
                            margins={"tokens_per_s_per_user": 1 / ev.cycle_time / target}, layout=layout.describe(),
@@ -71,7 +72,7 @@ def solve_batch(model, hardware=None, tokens_per_s_per_user=None, context=1024, 
                "tokens_per_s_per_user": 1 / ev.cycle_time / target}
     speed_text = f"the target allows batch {speed_allows}" if speed_allows < max_batch else \
         f"the target allows batch {max_batch} or more"
-    why = [f"batch {batch}: {1 / ev.cycle_time:.4g} tokens/s per user, {batch / ev.cycle_time:.4g} in aggregate",
+    why = [f"batch {batch}: {number(1 / ev.cycle_time)} tokens/s per user, {number(batch / ev.cycle_time)} in aggregate",
            f"on {layout.describe()}, memory allows batch {by_memory}; {speed_text}"]
     if len(layouts) > 1:
         why.append(f"the largest batch over {len(layouts)} splits of {chips} chips")
@@ -122,7 +123,7 @@ def solve_context(model, hardware=None, batch=1, tokens_per_s_per_user=None, max
     context, layout, by_memory = best
     ev = at(layout, context)
     binding_name = "capacity" if context == by_memory else "tokens_per_s_per_user"
-    why = [f"context {context} tokens: KV cache {ev.per_chip_memory['kv_cache'] / 1e9:.4g} GB per chip on "
+    why = [f"context {context} tokens: KV cache {number(ev.per_chip_memory['kv_cache'] / 1e9)} GB per chip on "
            f"{layout.describe()}"]
     if len(layouts) > 1:
         why.append(f"the longest context over {len(layouts)} splits of {chips} chips")
@@ -160,7 +161,7 @@ def solve_bandwidth(model, hardware=None, tokens_per_s_per_user=None, batch=1, c
         return SolveResult("bandwidth", None, False, binding(ev.split), layout=layout.describe(), why=[
             f"even unlimited {resource} bandwidth does not reach {target:g} tokens/s per user: other terms "
             f"(compute, fixed costs, {'memory' if resource == 'link' else 'link'} time) take "
-            f"{1e6 / speed(1e6):.4g} us per token"], assumptions=assumptions(s))
+            f"{number(1e6 / speed(1e6))} us per token"], assumptions=assumptions(s))
     low, high = 1e-6, 1e6
     for _ in range(200):
         mid = math.sqrt(low * high)
@@ -171,8 +172,8 @@ def solve_bandwidth(model, hardware=None, tokens_per_s_per_user=None, batch=1, c
     needed = base * high
     return SolveResult("bandwidth", needed, True, "tokens_per_s_per_user",
                        margins={f"{resource}_bandwidth_vs_spec": base / needed}, layout=layout.describe(),
-                       why=[f"{needed / 1e9:.4g} GB/s of {resource} bandwidth per chip ({high:.3g}x the "
-                            f"{base / 1e9:.4g} GB/s of {hardware.id}'s {resource})"],
+                       why=[f"{number(needed / 1e9)} GB/s of {resource} bandwidth per chip ({high:.3g}x the "
+                            f"{number(base / 1e9)} GB/s of {hardware.id}'s {resource})"],
                        assumptions=assumptions(s))
 
 
@@ -209,6 +210,6 @@ def solve_params(hardware, chips=1, weights_dtype="bf16", reserve=0.1, memory_ti
     per_value = dtypes.bytes_per_value(dtypes.check(weights_dtype, "weights dtype"))
     params = (1 - reserve) * chips * hardware.mem_capacity / per_value
     return SolveResult("params", params, True, "capacity", margins={}, why=[
-        f"{chips} x {hardware.mem_capacity / 1e9:.4g} GB, {reserve:.0%} kept for KV cache and activations, at "
-        f"{per_value * 8:g} bits per weight: {params / 1e9:.4g}B parameters"],
+        f"{chips} x {number(hardware.mem_capacity / 1e9)} GB, {reserve:.0%} kept for KV cache and activations, at "
+        f"{per_value * 8:g} bits per weight: {number(params / 1e9)}B parameters"],
         assumptions=[f"{weights_dtype} weights", f"{reserve:.0%} of memory reserved"])
