@@ -68,7 +68,7 @@ def si_text(value, unit=""):
     value = float(value)
     if not math.isfinite(value):
         return f"{value} {unit}".strip()
-    if value == 0:
+    if abs(value) < 1e-12:      # below a pico-unit: no quantity here is that small; rounding noise of a nil one
         return f"0 {unit}".strip()
     rounded = _round(value, SIGNIFICANT)
     if unit.startswith(_NO_PREFIX) or (unit not in _PREFIXED and not unit.startswith(_PREFIX_ON_NUMBER)
@@ -208,6 +208,8 @@ def step_sections(r, extra=None):
 
     assumptions = Section("assumptions")
     assumptions.add("model", r.model).add("chip", r.hardware).add("mode", r.mode)
+    if r.calibration_source:
+        assumptions.add("calibration", r.calibration_source)
     assumptions.add("prompts" if prefill else "batch (sequences)", r.batch)
     assumptions.add("prompt tokens" if prefill else "context (cached tokens)", r.context)
     assumptions.add("dtypes", ", ".join(f"{k}={v}" for k, v in r.dtypes.items()))
