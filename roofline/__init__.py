@@ -11,5 +11,5 @@ from .errors import RooflineError, SpecError
 from .hardware import load_hardware, load_link
 from .models import load_model
 
-__version__ = "0.1.0"  # the one version number: setup.cfg reads it (version = attr: roofline.__version__)
+__version__ = "0.2.0"  # the one version number: setup.cfg reads it (version = attr: roofline.__version__)
 __all__ = ["decode", "prefill", "load_hardware", "load_link", "load_model", "RooflineError", "SpecError"]
