@@ -2,30 +2,28 @@
 import click
 
 from .. import serving
-from ..errors import RooflineError
+from ..errors import RooflineError, excerpt
 from ..serving.benchmarks import summary, validate_file
 from ..serving.engines import ENGINES
 from . import cli
-from .output import emit_record, emit_table, format_option, to_json
+from .output import emit_record, emit_table, format_option, parse_count, to_json
 from .scenario_options import scenario_kwargs, scenario_options
 from .solve_cmd import solve
 
 
 def _length(text, name):
-    """'1024' or '800:1024' (a uniform range) as an int or (lo, hi)."""
-    try:
-        parts = [int(p) for p in str(text).split(":")]
-    except ValueError:
-        raise RooflineError(f"--{name} must be a whole number of tokens or a range LO:HI, got '{text}'") from None
+    """'1024', '1k' or '800:1k' (a uniform range) as an int or (lo, hi): counts as parse_count reads them."""
+    parts = str(text).split(":")
     if len(parts) > 2:
-        raise RooflineError(f"--{name} must be a whole number of tokens or a range LO:HI, got '{text}'")
-    return parts[0] if len(parts) == 1 else tuple(parts)
+        raise RooflineError(f"--{name} must be a whole number of tokens or a range LO:HI, got '{excerpt(text)}'")
+    values = [parse_count(part, f"--{name}", minimum=None) for part in parts]
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def serving_options(func):
     """The options of a serving question besides the scenario's: lengths, engine, budget, prefix cache."""
     options = [
-        click.option("--isl", default=None, help="Input tokens per request, or a uniform range LO:HI."),
+        click.option("--isl", default=None, help="Input tokens per request (8192, 8k, 8Ki), or a uniform range LO:HI."),
         click.option("--osl", default=None, help="Output tokens per request (at least 2), or a range LO:HI."),
         click.option("--engine", type=click.Choice(sorted(ENGINES)), default=serving.DEFAULT_ENGINE,
                      show_default=True, help="Serving engine: its scheduler defaults and fitted fixed costs."),
