@@ -247,7 +247,7 @@ def test_a_prefill_worker_batches_prompts_up_to_its_token_budget(h100):
     # weights per chip (about 19 ms) for 5 ms of FLOPs; 16 prompts in one 8192-token step share
     # those reads, so a prefill worker serves several times 1 / t_p(1) prompts per second
     from roofline.models import with_dtypes
-    from roofline.serving.model import prefill_step
+    from roofline.serving.disaggregated import prefill_step
     chip, ceiling = h100
     model = with_dtypes(load_model("qwen3-235b-a22b"), weights="fp8", experts="fp8")
     one = evaluate("mixed", model, chip, 0, MixedShape(0, 512, 0, 1), Layout(4, 1, 4), ceiling).cycle_time

@@ -16,7 +16,8 @@ from ..parallel import Layout, candidate_layouts, check_layout
 from ..step import ceilings
 from .benchmarks import replicate_kv_heads
 from .engines import DEFAULT_ENGINE, load_engine
-from .model import Pool, StepTable, aggregated, disaggregated, frontier_grid, held_tokens, kv_capacity, workload
+from .disaggregated import disaggregated
+from .model import Pool, StepTable, aggregated, frontier_grid, held_tokens, kv_capacity, workload
 
 #: concurrencies a frontier sweeps by default: 1 to 512, four per doubling
 DEFAULT_CONCURRENCIES = tuple(sorted({max(1, round(2 ** (i / 4))) for i in range(37)}))

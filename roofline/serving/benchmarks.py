@@ -22,7 +22,8 @@ from ..parallel import Layout, check_layout
 from ..specs import spec_paths
 from ..step import ceilings
 from .engines import ALIASES, load_engine
-from .model import Pool, aggregated, disaggregated, workload
+from .disaggregated import disaggregated
+from .model import Pool, aggregated, workload
 
 #: columns a serving CSV must have (detected by the first three)
 REQUIRED = ("id", "backend", "model_path", "system", "precision", "mode", "isl", "osl", "batch_size", "tp_size",

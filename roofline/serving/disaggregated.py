@@ -1,0 +1,127 @@
+"""Disaggregated serving (xPyD): prompts prefilled on one pool, decoded on another.
+
+Disaggregated serving (xPyD: x prefill workers, y decode workers, each with its own layout)
+prefills on one pool (a queue of x servers, each batching up to its token budget of prompts per
+step, `prefill_step`), moves the prompt's KV cache over
+the link between the pools, and decodes on the other (decode-only steps):
+
+.. math:: TTFT = \\tau_{req} + W_p + t_p + t_{kv}, \\qquad t_{kv} = \\alpha + \\frac{KV(ISL)}{n \\, BW}
+
+with n the chips of the narrower worker sending in parallel.
+
+The decode pool's steps come from the same StepTable and the prefill pool's from the same mixed
+step (deployment.evaluate, phase "mixed") as aggregated serving (serving.model).
+"""
+import math
+
+from ..deployment import evaluate
+from ..errors import RooflineError
+from ..memory import kv_cache_bytes
+from ..operators import MixedShape
+from ..parallel import scale_up_domain
+from .model import ITERATIONS, Serving, StepTable, _e2e_spread, _grid, held_tokens, kv_capacity, mgc_wait
+
+
+def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
+    """Time to move one prompt's KV cache from a prefill worker to a decode worker [s].
+
+    .. math:: t_{kv} = \\alpha + \\frac{B \\, \\sum_l \\min(T, W_l) \\, b_{kv,l}}{n \\, BW}
+
+    over the scale-up link when both pools fit one scale-up domain, else the scale-out link; n the
+    chips of the narrower worker, each sending its share in parallel.
+    """
+    chips = prefill.chips + decode.chips
+    scale_up = chips <= scale_up_domain(hardware) and any(cl.role == "scale-up" for cl in hardware.links)
+    role = "scale-up" if scale_up else "scale-out"
+    try:
+        link = hardware.link(role=role)
+    except RooflineError:
+        link = hardware.link()
+    size = kv_cache_bytes(model, 1, tokens)
+    lanes = min(prefill.layout.chips, decode.layout.chips)
+    return ceiling.latency_of(link) + size / (lanes * link.bandwidth), link.link.id
+
+
+def prefill_step(alone, full, most, prompts):
+    r"""Time of a prefill worker's step carrying `prompts` prompts [s], between one prompt alone
+    (`alone`) and a full token budget of `most` prompts (`full`), linear in between:
+
+    .. math:: t_p(m) = t_p(1) + \frac{m - 1}{m_{max} - 1} \, [t_p(m_{max}) - t_p(1)]
+
+    A prefill worker batches the prompts waiting for it up to its token budget N (m_max = N / P
+    prompts of P tokens): the weights are read once per step, so a batch costs less than m_max
+    prompts one by one where a prompt alone is weight-bound (a 512-token prompt of Qwen3-235B-A22B
+    in fp8 on TP4/EP4 H100 reads 59 GB of weights per chip, about 19 ms, for 5 ms of FLOPs; 16 of
+    them take 5x one, not 16x). Its capacity is m_max / t_p(m_max) prompts per second.
+    """
+    if most <= 1:
+        return alone
+    return alone + (min(prompts, most) - 1) / (most - 1) * (full - alone)
+
+
+def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_id=None, table=None):
+    """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`)."""
+    isl, osl = load.mean_isl, load.mean_osl
+    prompt = isl * (1 - load.prefix_hit)
+    cached = isl * load.prefix_hit
+    decodes = osl - 1
+    held = held_tokens(load, engine)
+    capacity = kv_capacity(model, hardware, decode.layout, engine, held)[0]
+    kv_capacity(model, hardware, prefill.layout, engine, isl)
+    n_max = min(engine.max_sequences, capacity)
+    chunk = min(prompt, engine.max_batched_tokens) if prompt else 0
+    chunks = math.ceil(prompt / chunk) if prompt else 0
+    t_prefill = t_batch = 0.0
+    batch = max(1, engine.max_batched_tokens // prompt) if prompt else 1
+    if prompt:
+        one = float(evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2,
+                                                                     1 / chunks), prefill.layout, ceiling,
+                             link_id).cycle_time)
+        eager = engine.eager_layer_overhead * math.ceil(model.num_layers / prefill.layout.pp)
+        t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead + eager)
+        t_batch = t_prefill if batch == 1 else float(evaluate(
+            "mixed", model, hardware, 0, MixedShape(0, batch * prompt, cached, batch), prefill.layout, ceiling,
+            link_id).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead + eager
+    t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
+    per_worker = load.concurrency / decode.workers if load.closed else None
+    top = min(n_max, math.ceil(per_worker)) if load.closed else n_max
+    if table is None:
+        table = StepTable(model, hardware, decode.layout, ceiling, engine, isl + osl / 2, 0, 0, _grid(top), link_id)
+    x = load.request_rate if not load.closed else load.concurrency / (decodes * table(top)[0] + t_prefill + 1e-9)
+    t, queue, saturated, wait, cap = table(1)[0], 0.0, False, 0.0, math.inf
+    for _ in range(ITERATIONS):
+        xs = x if load.closed else min(x, cap)
+        b = min(xs / decode.workers * decodes * t, n_max)
+        t = table(max(b, 1))[0]
+        rho = xs * t_batch / (batch * prefill.workers)
+        wait = mgc_wait(min(rho, 0.999), prefill.workers, t_batch)
+        own = prefill_step(t_prefill, t_batch, batch, 1 + (batch - 1) * min(rho, 1.0))
+        ttft_server = engine.request_overhead + wait + own + t_kv
+        in_decode = t / 2 + decodes * t
+        cap = min(decode.workers * n_max / in_decode, prefill.workers * batch / t_batch if t_batch else math.inf)
+        if load.closed:
+            x_new = min(load.concurrency / (ttft_server + in_decode), cap)
+            queue = max(load.concurrency / x_new - ttft_server - in_decode, 0.0)
+            x = 0.5 * x + 0.5 * x_new
+        else:
+            saturated = x >= cap
+            queue = math.inf if saturated else 0.0
+    ttft = ttft_server + queue
+    if load.requests_per_client and prompt:
+        # the run's first requests reach the prefill workers all at once: S budget-full prefill steps
+        clients = load.concurrency / prefill.workers
+        steps = math.ceil(clients * prompt / engine.max_batched_tokens)
+        step = prefill_step(t_prefill, t_batch, batch, min(clients, batch))
+        first = engine.request_overhead + (steps + 1) / 2 * step + t_kv
+        ttft = (1 - 1 / load.requests_per_client) * ttft + first / load.requests_per_client
+    tpot = in_decode / decodes
+    e2e = ttft + in_decode
+    p50, p90 = _e2e_spread(ttft, tpot, load)
+    x = x if load.closed else min(x, cap)
+    running = min(x / decode.workers * in_decode, n_max)
+    layout = (f"{prefill.workers}P x ({prefill.layout.describe()}) + {decode.workers}D x ({decode.layout.describe()})")
+    return Serving(model.id, hardware.id, engine.name, "disagg", layout, prefill.chips + decode.chips, isl, osl,
+                   load.concurrency, x, ttft, tpot, tpot, e2e, p50, p90, running, n_max,
+                   min(running / capacity, 1.0), queue, saturated,
+                   ceiling.mode, engine.source,
+                   extra={"prefill_s": t_prefill, "prefill_wait_s": wait, "kv_transfer_s": t_kv, "kv_link": kv_link})
