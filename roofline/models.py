@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from .dtypes import check as check_dtype
 from .errors import RooflineError, SpecError, excerpt
 from .readers import parse_yaml
-from .specs import FieldReader, check_id, load_yaml, read_sources, resolve, spec_paths
+from .specs import check_id, file_reader, load_yaml, resolve, spec_paths
 
 ATTENTION_KINDS = ("gqa", "mla")
 FFN_KINDS = ("gated", "plain")
@@ -253,12 +253,7 @@ def _limited(reader):
 
 
 def _read_model(data, path):
-    sources = read_sources(data, path)
-    default = data.get("source")
-    if default is not None and str(default) not in sources:
-        raise SpecError(path, f"source: '{default}' is not defined under 'sources:'")
-    reader = FieldReader(data, path, sources, default_source=None if default is None else str(default))
-    reader.seen.update({"sources", "source"})
+    reader = file_reader(data, path)
     model_id = check_id(reader, path)
     count = _limited(reader)
     values = dict(
@@ -294,7 +289,7 @@ def _read_model(data, path):
         if hf_id.count("/") != 1 or hf_id.strip() != hf_id:
             reader._fail("hf_ids", f"'{hf_id}' is not a Hugging Face id (expected organisation/name)")
     reader.finish()
-    return Model(**values, facts=tuple(reader.facts), sources=sources, path=str(path))
+    return Model(**values, facts=tuple(reader.facts), sources=reader.sources, path=str(path))
 
 
 def _read_attention(reader):
