@@ -19,7 +19,7 @@ from . import cost
 from .transfer import with_calibration
 from .deployment import PHASES, evaluate as evaluate_layout, fastest, forward_pass
 from .errors import RooflineError
-from .hardware import Hardware, load_hardware
+from .hardware import Hardware, chip_with_overrides, load_hardware, split_overrides
 from .models import Model, load_model, with_dtypes
 from .parallel import candidate_layouts, check_layout, make_layout
 from .step import MODES, ceilings
@@ -204,8 +204,9 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     tokens per prompt, default 1024); batch and context/prompt may be sequences (a grid). chips
     (the layout chosen for per-user speed) or tp, pp, ep, microbatches (and link) give the layout.
     mode 'ideal' or 'calibrated' (default: calibrated where the chip has a calibration);
-    calibration: a calibration id, file or Calibration replacing the chip's. overrides: model
-    fields {name: text}. price ("2.5 USD/hour"), power ("700 W"), pue (>= 1): cost and energy.
+    calibration: a calibration id, file or Calibration replacing the chip's. overrides: what-if
+    fields {name: text}, of the model ("num_layers") or, as "hardware.FIELD", of the chip
+    ("hardware.memory_bandwidth": "6 TB/s"; roofline.hardware.with_overrides). price ("2.5 USD/hour"), power ("700 W"), pue (>= 1): cost and energy.
     """
     if phase not in PHASES[:2]:
         raise RooflineError(f"phase must be decode or prefill, got {phase!r}")
@@ -218,7 +219,9 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     length = whole_numbers(1024 if (context if phase == "decode" else prompt) is None else
                            (context if phase == "decode" else prompt), length_name)
     query_tokens = positive_int(query_tokens, "query tokens")
-    model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype, experts_dtype)
+    model_overrides, chip_overrides = split_overrides(overrides)
+    model = resolve_model(model, model_overrides, weights_dtype, kv_dtype, activations_dtype, experts_dtype)
+    hardware, memory_tier = chip_with_overrides(hardware, chip_overrides, memory_tier)
     hardware = resolve_hardware(hardware, memory_tier, calibration)
     if link is not None:
         hardware.link(link_id=link)

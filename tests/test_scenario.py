@@ -93,3 +93,14 @@ def test_binding_of_arrays_is_binding_of_each_point(points):
     labels = binding(columns)
     for j, point in enumerate(points):
         assert labels[j] == binding(dict(zip(BOUNDS, point)))
+
+
+def test_api_scenario_takes_chip_what_ifs():
+    """A chip field changes through the API as on the command line (--set hardware.FIELD): in ideal
+    mode a memory-bound step scales with the bandwidth, 3.35 / 6 TB/s for an H100 made faster."""
+    base = roofline.decode("llama-3.1-8b", "h100-sxm", mode="ideal")
+    faster = roofline.decode("llama-3.1-8b", "h100-sxm", mode="ideal",
+                             overrides={"hardware.memory_bandwidth": "6 TB/s"})
+    assert faster.time_s == pytest.approx(base.time_s * 3.35 / 6, rel=1e-9)
+    with pytest.raises(RooflineError, match="memory_bandwidth"):
+        roofline.decode("llama-3.1-8b", "h100-sxm", overrides={"hardware.memory_bandwidth": "6 GB"})

@@ -13,7 +13,7 @@ import click
 
 from ..dtypes import DTYPES
 from ..errors import RooflineError
-from ..hardware import chip_with_overrides, split_overrides
+from ..hardware import split_overrides
 from ..units import to_si
 from .output import COUNT
 
@@ -131,11 +131,8 @@ def scenario_kwargs(params):
         if kwargs.get(name) is not None:
             to_si(kwargs[name], dimension, BY_NAME[name].flags[0])   # an error names the option
     if "sets" in kwargs:
-        kwargs["overrides"], chip_sets = split_overrides(parse_sets(kwargs.pop("sets")))
-        if chip_sets and "hardware" not in kwargs:
+        kwargs["overrides"] = parse_sets(kwargs.pop("sets"))
+        if split_overrides(kwargs["overrides"])[1] and "hardware" not in kwargs:
             raise RooflineError("--set hardware.FIELD: this command takes several chips; change a chip in a spec "
                                 "file of its own (roofline show CHIP --format yaml)")
-        if chip_sets:
-            kwargs["hardware"], kwargs["memory_tier"] = chip_with_overrides(kwargs["hardware"], chip_sets,
-                                                                            kwargs.get("memory_tier"))
     return kwargs
