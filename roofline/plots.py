@@ -51,10 +51,11 @@ def save(figure, path):
 
 
 def calibration_text(hardware, mode):
-    """Where a chart's ceilings come from: 'datasheet peaks' (ideal) or the calibration's source."""
+    """Where a chart's ceilings come from: 'datasheet peaks' (ideal) or the calibration's origin
+    ('fitted', 'transferred from h100-sxm', 'published', 'assumed efficiency')."""
     if mode != "calibrated" or hardware is None or hardware.calibration is None:
         return "datasheet peaks"
-    return f"calibration {hardware.calibration.source or hardware.calibration.path or hardware.id}"
+    return f"calibration {hardware.calibration.origin}"
 
 
 def title(model, chip, mode, hardware=None, detail=""):
