@@ -311,8 +311,7 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
                    served * replicas, ttft, t, t, e2e, p50, p90, running, n_max,
                    min(running / capacity, 1.0), queue, saturated,
                    ceiling.mode, engine.source,
-                   extra={"chunk_tokens": table.chunk, "chunks_per_prompt": k,
-                          "prefill_increment_s": table(max(running, 1))[1], "decode_step_s": table(max(running, 1))[0]})
+                   extra={"chunk_tokens": table.chunk, "chunks_per_prompt": k})
 
 
 def residual_step(t_dec, delta, chunks, arrivals):
