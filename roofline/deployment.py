@@ -21,8 +21,8 @@ from functools import cached_property
 import numpy as np
 
 from . import dtypes
-from .collectives import (Fabric, Network, allreduce, alltoall, destination_ranks, hop_time, pipeline_cycle,
-                          residual_bytes, routed_bytes)
+from .collectives import (Fabric, Network, allreduce, alltoall, check_library, destination_ranks, hop_time,
+                          pipeline_cycle, residual_bytes, routed_bytes)
 from .mathops import ceil, maximum
 from .memory import footprint
 from .operators import decode_operators, mixed_operators, mtp_draft_operators, prefill_operators
@@ -181,19 +181,23 @@ def chip_operators(model, layout, build, b):
                                                       for op in build(b, 1) if is_routed(op)]
 
 
-def chip_network(hardware, ceiling, link_id=None):
+def chip_network(hardware, ceiling, link_id=None, collectives="custom"):
     """The two-level Network of a chip's scale-up and scale-out links, with this mode's latency per
-    crossing; a forced `link_id` is the only level, joining any number of chips."""
+    crossing and the engine's collective library (`collectives`, roofline.collectives.LIBRARIES,
+    whose own latencies only calibrated mode charges); a forced `link_id` is the only level,
+    joining any number of chips."""
     def level(chip_link, domain):
+        role = "scale-out" if chip_link.role == "scale-out" else "scale-up"
         return Fabric(chip_link.link.fabric, chip_link.bandwidth, ceiling.latency_of(chip_link), domain,
-                      chip_link.link.dimensions)
+                      chip_link.link.dimensions, role)
 
+    charge = ceiling.mode != "ideal"
     if link_id is not None:
-        return Network(up=level(hardware.link(link_id=link_id), math.inf))
+        return Network(up=level(hardware.link(link_id=link_id), math.inf), library=collectives, library_latency=charge)
     up = next((cl for cl in hardware.links if cl.role == "scale-up"), None)
     out = next((cl for cl in hardware.links if cl.role == "scale-out"), None)
     return Network(up=level(up, up.domain or math.inf) if up is not None else None,
-                   out=level(out, math.inf) if out is not None else None)
+                   out=level(out, math.inf) if out is not None else None, library=collectives, library_latency=charge)
 
 
 def dispatch_bytes_per_value(model):
@@ -314,6 +318,7 @@ class ForwardPass:
     links: tuple            # (tp_link, pp_link, ep_link), ChipLink or None
     query_tokens: int = 1   # new tokens per sequence in a decode step (speculative verification)
     link_id: str = None     # a link forced for every transfer (roofline.collectives prices it as one level)
+    collectives: str = "custom"   # the engine's collective library (roofline.collectives.LIBRARIES)
 
     def evaluate(self, ceiling):
         """The Evaluation of this pass under `ceiling` (roofline.step.Ceilings).
@@ -325,7 +330,7 @@ class ForwardPass:
         model, layout = self.model, self.layout
         tp_link, pp_link, ep_link = self.links
         timed = time_operators(self.operators, ceiling)
-        network = chip_network(self.hardware, ceiling, self.link_id)
+        network = chip_network(self.hardware, ceiling, self.link_id, self.collectives)
         comms = communication(model, layout, self.tokens, self.group_tokens, network, ceiling)
         layer_time = self.layers * ceiling.layer_overhead
         head_time = 0
@@ -375,10 +380,12 @@ def _builder(phase, model, length, peaks, query_tokens):
     raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
 
 
-def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1):
+def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1, collectives="custom"):
     """The ForwardPass of a decode step (`length` = cached tokens), a prefill (`length` = prompt
     tokens) or an MTP draft step (`model` = the MTP module, roofline.operators.mtp_model) of
-    `batch` sequences on `layout` (roofline.parallel.Layout); `link_id` forces the link."""
+    `batch` sequences on `layout` (roofline.parallel.Layout); `link_id` forces the link;
+    `collectives` names the engine's collective library (roofline.collectives.LIBRARIES)."""
+    check_library(collectives)
     b = ceil(batch / layout.microbatches)
     links = choose_links(hardware, layout, link_id)
     per_sequence = length if phase == "prefill" else query_tokens
@@ -393,10 +400,11 @@ def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, qu
     return ForwardPass(phase=phase, model=model, hardware=hardware, batch=batch, length=length, layout=layout,
                        operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
                        microbatch=b, tokens=tokens, group_tokens=group_tokens, links=links,
-                       query_tokens=query_tokens, link_id=link_id)
+                       query_tokens=query_tokens, link_id=link_id, collectives=collectives)
 
 
-def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1):
+def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1,
+             collectives="custom"):
     """Evaluation of a decode step (`length` = cached tokens), a prefill (`length` = prompt) or a
     mixed continuous-batching step (phase "mixed": `batch` decoding sequences, `length` an
     operators.MixedShape with their context and the prefill chunks scheduled with them, split evenly
@@ -407,10 +415,10 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     """
     key = None
     if cache is not None and np.ndim(batch) == 0 and np.ndim(length) == 0:
-        key = (phase, batch, length, layout, link_id, query_tokens)
+        key = (phase, batch, length, layout, link_id, query_tokens, collectives)
         if key in cache:
             return cache[key].evaluate(ceiling)
-    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens)
+    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens, collectives)
     if key is not None:
         cache[key] = forward
     return forward.evaluate(ceiling)

@@ -164,6 +164,42 @@ def test_collectives_by_fabric():
     assert a2a.time == pytest.approx(max(ALPHA + 1e6 / NVLINK4, 2e-6 + 1e6 / IB_NDR))
 
 
+def test_nccl_ring_grows_with_the_gpu_count_where_one_shot_does_not():
+    """gpt-fast all-reduces through PyTorch's NCCL (funcol), lmdeploy TurboMind through
+    ftNcclAllReduceSum: a ring of 2 (n - 1) steps, not the custom one-shot. NCCL's own cost model
+    (src/graph/tuning.cc): LL protocol 6.6 us + 0.6 us a step over NVLink, at a quarter of the link
+    bandwidth. One token of Llama-2-7B (4096 x 2 B = 8192 B) on A100s (NVLink 3, 300 GB/s):
+    TP 2: 6.6 + 2 x 0.6 = 7.8 us; TP 8: 6.6 + 14 x 0.6 = 15.0 us, plus 2 x 7/8 x 8192 / 75e9 =
+    0.19 us. The one-shot at 3 us a crossing is 9 us + 8192 / (300e9 / 7) at any n. RCCL (MI300X,
+    xGMI): 12.0 + 14 x 0.8 = 23.2 us at TP 8. In ideal mode no latency: the library ring costs the
+    ring optimum 2 (n - 1) / n S / BW (Simple), the same as the custom two-shot's."""
+    def net(library, charge=True, kind="switched", bw=300e9, alpha=ALPHA):
+        return Network(up=Fabric(kind, bw, alpha, 8), library=library, library_latency=charge)
+    message = 4096 * 2
+    assert allreduce(message, 2, net("nccl")).latency == pytest.approx(7.8e-6)
+    t8 = allreduce(message, 8, net("nccl"))
+    assert t8.latency == pytest.approx(15.0e-6)
+    assert t8.bandwidth == pytest.approx(2 * 7 / 8 * message / 75e9)
+    for n in (2, 8):
+        assert allreduce(message, n, net("custom")).latency == pytest.approx(9e-6)
+    assert allreduce(message, 8, net("rccl", kind="point-to-point", bw=448e9)).latency == pytest.approx(23.2e-6)
+    for n in (2, 4, 8):
+        ideal = allreduce(1e6, n, net("nccl", charge=False, alpha=0.0))
+        assert ideal.latency == 0.0
+        assert ideal.time == pytest.approx(allreduce(1e6, n, net("custom", alpha=0.0)).time)
+    # a large message switches NCCL to the Simple protocol (full bandwidth, 8.4 + 14 x 3.4 us)
+    big = allreduce(64e6, 8, net("nccl"))
+    assert big.latency == pytest.approx(8.4e-6 + 14 * 3.4e-6)
+
+
+def test_unknown_collective_library_is_refused():
+    from roofline.deployment import forward_pass
+    from roofline.errors import RooflineError
+    from roofline.parallel import Layout
+    with pytest.raises(RooflineError, match="collective library must be one of custom, nccl, rccl"):
+        forward_pass("decode", load_model("llama-2-7b"), load_hardware("a100-sxm"), 1, 128, Layout(2), collectives="mpi")
+
+
 LAYOUTS = [("llama-3.1-70b", "a100-sxm", dict(tp=8)), ("llama-3.1-70b", "a100-sxm", dict(tp=2, pp=2)),
            ("llama-2-7b", "a100-sxm", dict(tp=4)), ("llama-3.1-70b", "h100-sxm", dict(tp=2)),
            ("mixtral-8x7b", "h100-sxm", dict(tp=8)), ("deepseek-v3", "h100-sxm", dict(tp=8, ep=16)),
@@ -222,4 +258,18 @@ def test_tp_group_wider_than_a_domain_without_scale_out_exits_2():
     result = CliRunner().invoke(cli, ["decode", "--model", "llama-3.1-405b", "--hardware", "gaudi3", "--tp", "16"])
     assert result.exit_code == 2
     assert "no link that joins 16 chips" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_published_row_with_an_unknown_collective_library_exits_2(tmp_path):
+    """A published row's collectives cell names the engine's library; another word is refused in one
+    line, exit status 2."""
+    from click.testing import CliRunner
+    from roofline.cli import cli
+    path = tmp_path / "rows.csv"
+    path.write_text("model,hardware,num_chips,parallelism,precision,batch,metric,value,unit,collectives\n"
+                    "llama-2-7b,a100-sxm,2,TP=2,bf16,1,decode_tokens_per_s_per_user,150,tok/s,mpi\n")
+    result = CliRunner().invoke(cli, ["validate", "-i", str(path)])
+    assert result.exit_code == 2
+    assert "collectives 'mpi' must be one of custom, nccl, rccl" in result.output
     assert len(result.output.strip().splitlines()) == 1
