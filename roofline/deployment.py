@@ -23,7 +23,7 @@ import numpy as np
 from . import dtypes
 from .collectives import (Fabric, Network, allreduce, alltoall, check_library, destination_ranks, hop_time,
                           pipeline_cycle, residual_bytes, routed_bytes)
-from .mathops import ceil, maximum
+from .mathops import ceil, maximum, minimum
 from .memory import footprint
 from .operators import decode_operators, mixed_operators, mtp_draft_operators, prefill_operators
 from .parallel import choose_links
@@ -72,6 +72,8 @@ class Evaluation:
     tp_link: object = None
     pp_link: object = None
     ep_link: object = None
+    hidden_latency: object = 0.0     # [s] of link latency hidden behind computation (--overlap)
+    hidden_bandwidth: object = 0.0   # [s] of link bandwidth time hidden behind computation (--overlap)
 
     @cached_property
     def split(self):
@@ -88,6 +90,8 @@ class Evaluation:
         for c in self.comms:
             split["link latency"] = split["link latency"] + c.count * c.latency_time
             split["link bandwidth"] = split["link bandwidth"] + c.count * c.bandwidth_time
+        split["link latency"] = split["link latency"] - self.hidden_latency
+        split["link bandwidth"] = split["link bandwidth"] - self.hidden_bandwidth
         return {k: _plain(v) for k, v in split.items()}
 
     @cached_property
@@ -243,6 +247,33 @@ def communication(model, layout, tokens, group_tokens, network, ceiling):
     return comms
 
 
+#: collectives an engine runs concurrently with computation that does not wait for them (--overlap)
+OVERLAPPED_COMMS = ("dispatch", "combine")
+
+
+def hidden_by_overlap(timed, comms):
+    """(time [s] of communication that overlapping hides behind computation, its link-latency share).
+
+    .. math:: t_{hidden} = \\min\\left(t_{dispatch} + t_{combine}, \\; t_{shared}\\right)
+
+    An MoE layer's expert all-to-all does not wait on its shared experts, nor they on it: DeepEP's
+    hook-based dispatch and combine run while the shared-expert GEMMs compute, and DeepSeek's
+    serving overlaps them the same way (deepseek-ai/DeepEP README, "communication-computation
+    overlapping"; DeepSeek-V3, arXiv 2412.19437, Sec. 3.4). The layer then costs
+    max(compute, all-to-all) for those parts instead of their sum. The tensor-parallel all-reduce
+    is left exposed: its result is the next GEMM's input, and no engine's default decode path runs
+    it under computation. The share splits the hidden time into latency and bandwidth in the
+    all-to-all's own proportion.
+    """
+    a2a = [c for c in comms if c.name in OVERLAPPED_COMMS]
+    if not a2a:
+        return 0.0, 0.0
+    latency = sum(c.count * c.latency_time for c in a2a)
+    bandwidth = sum(c.count * c.bandwidth_time for c in a2a)
+    shared = sum(op.total_time for op in timed if op.name.startswith("shared_"))
+    return minimum(latency + bandwidth, shared), latency / maximum(latency + bandwidth, 1e-30)
+
+
 def per_chip_memory(model, layout, batch, context, tokens_in_flight):
     """Memory on the fullest chip [B]: its stage's share of the layers (plus embedding or LM head).
 
@@ -319,6 +350,7 @@ class ForwardPass:
     query_tokens: int = 1   # new tokens per sequence in a decode step (speculative verification)
     link_id: str = None     # a link forced for every transfer (roofline.collectives prices it as one level)
     collectives: str = "custom"   # the engine's collective library (roofline.collectives.LIBRARIES)
+    overlap: bool = False   # the MoE all-to-all runs under the shared experts (calibrated mode; hidden_by_overlap)
 
     def evaluate(self, ceiling):
         """The Evaluation of this pass under `ceiling` (roofline.step.Ceilings).
@@ -341,6 +373,11 @@ class ForwardPass:
                 layer_time = layer_time + op.total_time
         for c in comms:
             layer_time = layer_time + c.total_time
+        hidden_latency = hidden_bandwidth = 0.0
+        if self.overlap and ceiling.mode != "ideal":
+            hidden, latency_share = hidden_by_overlap(timed, comms)
+            layer_time = layer_time - hidden
+            hidden_latency, hidden_bandwidth = hidden * latency_share, hidden * (1 - latency_share)
         hops = []
         if layout.pp > 1:
             act = dtypes.bytes_per_value(model.dtypes["activations"])
@@ -362,7 +399,8 @@ class ForwardPass:
             cycle = pipeline_cycle(token_time, stage_time, layout.microbatches)
         return Evaluation(timed=timed, comms=comms + hops, token_time=_plain(token_time), cycle_time=_plain(cycle),
                           stage_time=_plain(stage_time), microbatch=self.microbatch, forward=self, ceiling=ceiling,
-                          tp_link=tp_link, pp_link=pp_link, ep_link=ep_link)
+                          tp_link=tp_link, pp_link=pp_link, ep_link=ep_link, hidden_latency=hidden_latency,
+                          hidden_bandwidth=hidden_bandwidth)
 
 
 def _builder(phase, model, length, peaks, query_tokens):
@@ -380,11 +418,13 @@ def _builder(phase, model, length, peaks, query_tokens):
     raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
 
 
-def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1, collectives="custom"):
+def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1, collectives="custom",
+                 overlap=False):
     """The ForwardPass of a decode step (`length` = cached tokens), a prefill (`length` = prompt
     tokens) or an MTP draft step (`model` = the MTP module, roofline.operators.mtp_model) of
     `batch` sequences on `layout` (roofline.parallel.Layout); `link_id` forces the link;
-    `collectives` names the engine's collective library (roofline.collectives.LIBRARIES)."""
+    `collectives` names the engine's collective library (roofline.collectives.LIBRARIES); `overlap`
+    hides the MoE all-to-all behind the shared experts in calibrated mode (hidden_by_overlap)."""
     check_library(collectives)
     b = ceil(batch / layout.microbatches)
     links = choose_links(hardware, layout, link_id)
@@ -400,11 +440,11 @@ def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, qu
     return ForwardPass(phase=phase, model=model, hardware=hardware, batch=batch, length=length, layout=layout,
                        operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
                        microbatch=b, tokens=tokens, group_tokens=group_tokens, links=links,
-                       query_tokens=query_tokens, link_id=link_id, collectives=collectives)
+                       query_tokens=query_tokens, link_id=link_id, collectives=collectives, overlap=bool(overlap))
 
 
 def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1,
-             collectives="custom"):
+             collectives="custom", overlap=False):
     """Evaluation of a decode step (`length` = cached tokens), a prefill (`length` = prompt) or a
     mixed continuous-batching step (phase "mixed": `batch` decoding sequences, `length` an
     operators.MixedShape with their context and the prefill chunks scheduled with them, split evenly
@@ -415,10 +455,10 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     """
     key = None
     if cache is not None and np.ndim(batch) == 0 and np.ndim(length) == 0:
-        key = (phase, batch, length, layout, link_id, query_tokens, collectives)
+        key = (phase, batch, length, layout, link_id, query_tokens, collectives, overlap)
         if key in cache:
             return cache[key].evaluate(ceiling)
-    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens, collectives)
+    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens, collectives, overlap)
     if key is not None:
         cache[key] = forward
     return forward.evaluate(ceiling)

@@ -21,7 +21,8 @@ from .deployment import PHASES, evaluate as evaluate_layout, fastest, forward_pa
 from .errors import RooflineError
 from .hardware import Hardware, chip_with_overrides, load_hardware, split_overrides
 from .models import Model, load_model, with_dtypes
-from .parallel import candidate_layouts, check_layout, make_layout
+from .collectives import check_library
+from .parallel import candidate_layouts, check_layout, make_layout, moe_ep_from
 from .step import MODES, ceilings
 
 #: the largest batch or context a question may ask for: beyond it no model or chip is physical
@@ -108,6 +109,8 @@ class Scenario:
     link: str = None
     candidates: int = 0          # layouts compared when the layout was chosen (0: given)
     query_tokens: int = 1        # new tokens per sequence per decode step (speculative verification)
+    collectives: str = "custom"  # the engine's collective library (roofline.collectives.LIBRARIES)
+    overlap: bool = False        # MoE all-to-all under the shared experts (calibrated mode only)
     notes: tuple = field(default=(), compare=False)
 
     @property
@@ -145,13 +148,14 @@ def evaluate(scenario):
     """The Evaluation of a scenario's step (roofline.deployment.Evaluation): per-token latency,
     cycle time, per-operator timings, communication, memory per chip."""
     return evaluate_layout(scenario.phase, scenario.model, scenario.hardware, scenario.batch, scenario.length,
-                           scenario.layout, scenario.ceiling, scenario.link, query_tokens=scenario.query_tokens)
+                           scenario.layout, scenario.ceiling, scenario.link, query_tokens=scenario.query_tokens,
+                           collectives=scenario.collectives, overlap=scenario.overlap)
 
 
 def forward(scenario):
     """The ForwardPass of a scenario: its operators before any ceiling (a fit evaluates it many times)."""
     return forward_pass(scenario.phase, scenario.model, scenario.hardware, scenario.batch, scenario.length,
-                        scenario.layout, scenario.link, scenario.query_tokens)
+                        scenario.layout, scenario.link, scenario.query_tokens, scenario.collectives, scenario.overlap)
 
 
 def _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, microbatches, link):
@@ -197,7 +201,7 @@ def _context_note(model, length, new_tokens):
 def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *, chips=1, tp=None, pp=None,
           ep=None, microbatches=None, link=None, mode=None, calibration=None, weights_dtype=None, kv_dtype=None,
           activations_dtype=None, experts_dtype=None, overrides=None, memory_tier=None, price=None, power=None,
-          pue=1, query_tokens=1):
+          pue=1, query_tokens=1, collectives="custom", overlap=False, moe_tp=None):
     """A checked Scenario from ids (or spec objects) and options.
 
     phase 'decode' (`context` tokens cached per sequence, default 1024) or 'prefill' (`prompt`
@@ -207,6 +211,9 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     calibration: a calibration id, file or Calibration replacing the chip's. overrides: what-if
     fields {name: text}, of the model ("num_layers") or, as "hardware.FIELD", of the chip
     ("hardware.memory_bandwidth": "6 TB/s"; roofline.hardware.with_overrides). price ("2.5 USD/hour"), power ("700 W"), pue (>= 1): cost and energy.
+    collectives: the engine's collective library (custom, nccl, rccl: roofline.collectives);
+    overlap: the MoE all-to-all runs under the shared experts (calibrated mode; ideal mode sums them
+    and says so); moe_tp: chips each routed expert is split over (MoE TP; with tp it sets ep).
     """
     if phase not in PHASES[:2]:
         raise RooflineError(f"phase must be decode or prefill, got {phase!r}")
@@ -226,11 +233,15 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     if link is not None:
         hardware.link(link_id=link)
     mode, mode_note = choose_mode(hardware, mode)
+    check_library(collectives)
     pricing = cost.pricing(hardware, price, power, pue)
+    ep = moe_ep_from(model, tp, ep, moe_tp)
     layout, candidates = _layout(model, hardware, phase, batch, length, ceilings(hardware, mode), chips, tp, pp,
                                  ep, microbatches, link)
     new_tokens = query_tokens if phase == "decode" else 0
-    notes = tuple(n for n in (mode_note, _context_note(model, length, new_tokens)) if n)
+    overlap_note = ("--overlap applies in calibrated mode: ideal mode adds communication to computation"
+                    if overlap and mode == "ideal" else None)
+    notes = tuple(n for n in (mode_note, _context_note(model, length, new_tokens), overlap_note) if n)
     return Scenario(model=model, hardware=hardware, phase=phase, batch=batch, length=length, layout=layout,
                     mode=mode, pricing=pricing, link=link, candidates=candidates, query_tokens=query_tokens,
-                    notes=notes)
+                    collectives=collectives, overlap=bool(overlap), notes=notes)

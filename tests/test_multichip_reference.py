@@ -273,3 +273,46 @@ def test_published_row_with_an_unknown_collective_library_exits_2(tmp_path):
     assert result.exit_code == 2
     assert "collectives 'mpi' must be one of custom, nccl, rccl" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_overlap_hides_the_moe_all_to_all_under_the_shared_experts():
+    """DeepSeek-V3 on 16 H200 (TP 8, EP 16, batch 64), calibrated: with --overlap moe each MoE
+    layer's dispatch and combine run while its shared expert computes (DeepEP), so the step loses
+    min(t_dispatch + t_combine, t_shared): here the shared-expert GEMMs, the smaller of the two."""
+    args = dict(batch=64, context=4096, tp=8, ep=16, mode="calibrated")
+    plain = roofline.decode("deepseek-v3", "h200", **args)
+    over = roofline.decode("deepseek-v3", "h200", overlap=True, **args)
+    rows = {row.name: row.time_s for row in plain.operators}
+    a2a = rows["dispatch"] + rows["combine"]
+    shared = sum(t for name, t in rows.items() if name.startswith("shared_"))
+    assert plain.time_s - over.time_s == pytest.approx(min(a2a, shared), rel=1e-6)
+    assert over.link_latency_time_s + over.link_bandwidth_time_s == pytest.approx(
+        plain.link_latency_time_s + plain.link_bandwidth_time_s - min(a2a, shared), rel=1e-6)
+    assert any(note.startswith("overlap:") for note in over.notes)
+    ideal = roofline.decode("deepseek-v3", "h200", overlap=True, **{**args, "mode": "ideal"})
+    assert ideal.time_s == roofline.decode("deepseek-v3", "h200", **{**args, "mode": "ideal"}).time_s
+    assert any("--overlap applies in calibrated mode" in note for note in ideal.notes)
+
+
+OVERLAP_CASES = [("deepseek-v3", "h200", dict(tp=8, ep=16)), ("deepseek-v3", "h100-sxm", dict(tp=4, ep=32)),
+                 ("kimi-k2", "h200", dict(tp=8, ep=16)), ("mixtral-8x7b", "h100-sxm", dict(tp=2)),
+                 ("qwen3-235b-a22b", "h100-sxm", dict(tp=8, ep=16))]
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=st.sampled_from(OVERLAP_CASES), batch=st.sampled_from([32, 64, 256, 1024]),
+       context=st.integers(16, 32768), phase=st.sampled_from(["decode", "prefill"]),
+       collectives=st.sampled_from(["custom", "nccl"]))
+def test_overlap_is_never_slower_and_ideal_stays_below(case, batch, context, phase, collectives):
+    model, chip, layout = case
+    if phase == "decode":
+        def run(mode, overlap):
+            return roofline.decode(model, chip, batch=batch, context=context, mode=mode, overlap=overlap,
+                                   collectives=collectives, **layout)
+    else:
+        def run(mode, overlap):
+            return roofline.prefill(model, chip, prompt=min(context, 8192), batch=batch, mode=mode, overlap=overlap,
+                                    collectives=collectives, **layout)
+    plain, over, ideal = run("calibrated", False), run("calibrated", True), run("ideal", True)
+    assert over.time_s <= plain.time_s * (1 + 1e-12)
+    assert ideal.time_s <= over.time_s * (1 + 1e-9)
