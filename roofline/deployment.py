@@ -349,8 +349,8 @@ class ForwardPass:
     links: tuple            # (tp_link, pp_link, ep_link), ChipLink or None
     query_tokens: int = 1   # new tokens per sequence in a decode step (speculative verification)
     link_id: str = None     # a link forced for every transfer (roofline.collectives prices it as one level)
-    collectives: str = "custom"   # the engine's collective library (roofline.collectives.LIBRARIES)
-    overlap: bool = False   # the MoE all-to-all runs under the shared experts (calibrated mode; hidden_by_overlap)
+    collectives: str = None  # the engine's collective library (collectives.LIBRARIES); None: the ceiling's
+    overlap: bool = None     # MoE all-to-all under the shared experts (hidden_by_overlap); None: the ceiling's
 
     def evaluate(self, ceiling):
         """The Evaluation of this pass under `ceiling` (roofline.step.Ceilings).
@@ -362,7 +362,7 @@ class ForwardPass:
         model, layout = self.model, self.layout
         tp_link, pp_link, ep_link = self.links
         timed = time_operators(self.operators, ceiling)
-        network = chip_network(self.hardware, ceiling, self.link_id, self.collectives)
+        network = chip_network(self.hardware, ceiling, self.link_id, self.collectives or ceiling.collectives)
         comms = communication(model, layout, self.tokens, self.group_tokens, network, ceiling)
         layer_time = self.layers * ceiling.layer_overhead
         head_time = 0
@@ -374,7 +374,7 @@ class ForwardPass:
         for c in comms:
             layer_time = layer_time + c.total_time
         hidden_latency = hidden_bandwidth = 0.0
-        if self.overlap and ceiling.mode != "ideal":
+        if (ceiling.overlap if self.overlap is None else self.overlap) and ceiling.mode != "ideal":
             hidden, latency_share = hidden_by_overlap(timed, comms)
             layer_time = layer_time - hidden
             hidden_latency, hidden_bandwidth = hidden * latency_share, hidden * (1 - latency_share)
@@ -418,14 +418,16 @@ def _builder(phase, model, length, peaks, query_tokens):
     raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
 
 
-def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1, collectives="custom",
-                 overlap=False):
+def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1, collectives=None,
+                 overlap=None):
     """The ForwardPass of a decode step (`length` = cached tokens), a prefill (`length` = prompt
     tokens) or an MTP draft step (`model` = the MTP module, roofline.operators.mtp_model) of
     `batch` sequences on `layout` (roofline.parallel.Layout); `link_id` forces the link;
-    `collectives` names the engine's collective library (roofline.collectives.LIBRARIES); `overlap`
-    hides the MoE all-to-all behind the shared experts in calibrated mode (hidden_by_overlap)."""
-    check_library(collectives)
+    `collectives` names the engine's collective library (roofline.collectives.LIBRARIES) and `overlap`
+    hides the MoE all-to-all behind the shared experts in calibrated mode (hidden_by_overlap); None
+    leaves each to the Ceilings the pass is evaluated under (a Scenario's options)."""
+    if collectives is not None:
+        check_library(collectives)
     b = ceil(batch / layout.microbatches)
     links = choose_links(hardware, layout, link_id)
     per_sequence = length if phase == "prefill" else query_tokens
@@ -440,11 +442,11 @@ def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, qu
     return ForwardPass(phase=phase, model=model, hardware=hardware, batch=batch, length=length, layout=layout,
                        operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
                        microbatch=b, tokens=tokens, group_tokens=group_tokens, links=links,
-                       query_tokens=query_tokens, link_id=link_id, collectives=collectives, overlap=bool(overlap))
+                       query_tokens=query_tokens, link_id=link_id, collectives=collectives, overlap=overlap)
 
 
 def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1,
-             collectives="custom", overlap=False):
+             collectives=None, overlap=None):
     """Evaluation of a decode step (`length` = cached tokens), a prefill (`length` = prompt) or a
     mixed continuous-batching step (phase "mixed": `batch` decoding sequences, `length` an
     operators.MixedShape with their context and the prefill chunks scheduled with them, split evenly

@@ -171,7 +171,7 @@ def _evaluate(expr, values):
 
 
 def _build(phase, model, hardware, layout, ceiling, batch_symbol, length_symbol, link=None, generic=False,
-           collectives="custom", overlap=False):
+           collectives=None, overlap=None):
     """Symbolic operators, traffic terms and step time of `phase` for `model` on `layout` under `ceiling`,
     through the one step-time path (deployment.ForwardPass.evaluate) with symbols for its inputs."""
     sized, sizes, values = _sizes(model, generic)

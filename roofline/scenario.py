@@ -115,8 +115,10 @@ class Scenario:
 
     @property
     def ceiling(self):
-        """The Ceilings of the chip in this scenario's mode (roofline.step.ceilings)."""
-        return ceilings(self.hardware, self.mode)
+        """The Ceilings of the chip in this scenario's mode (roofline.step.ceilings), with the engine's
+        collective library and overlap: every path that evaluates the scenario's steps (solvers,
+        layout searches) prices its collectives the same way."""
+        return replace(ceilings(self.hardware, self.mode), collectives=self.collectives, overlap=self.overlap)
 
     @property
     def chips(self):
@@ -148,14 +150,13 @@ def evaluate(scenario):
     """The Evaluation of a scenario's step (roofline.deployment.Evaluation): per-token latency,
     cycle time, per-operator timings, communication, memory per chip."""
     return evaluate_layout(scenario.phase, scenario.model, scenario.hardware, scenario.batch, scenario.length,
-                           scenario.layout, scenario.ceiling, scenario.link, query_tokens=scenario.query_tokens,
-                           collectives=scenario.collectives, overlap=scenario.overlap)
+                           scenario.layout, scenario.ceiling, scenario.link, query_tokens=scenario.query_tokens)
 
 
 def forward(scenario):
     """The ForwardPass of a scenario: its operators before any ceiling (a fit evaluates it many times)."""
     return forward_pass(scenario.phase, scenario.model, scenario.hardware, scenario.batch, scenario.length,
-                        scenario.layout, scenario.link, scenario.query_tokens, scenario.collectives, scenario.overlap)
+                        scenario.layout, scenario.link, scenario.query_tokens)
 
 
 def _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, microbatches, link):
@@ -236,8 +237,9 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     check_library(collectives)
     pricing = cost.pricing(hardware, price, power, pue)
     ep = moe_ep_from(model, tp, ep, moe_tp)
-    layout, candidates = _layout(model, hardware, phase, batch, length, ceilings(hardware, mode), chips, tp, pp,
-                                 ep, microbatches, link)
+    ceiling = replace(ceilings(hardware, mode), collectives=collectives, overlap=bool(overlap))
+    layout, candidates = _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, microbatches,
+                                 link)
     new_tokens = query_tokens if phase == "decode" else 0
     overlap_note = ("--overlap applies in calibrated mode: ideal mode adds communication to computation"
                     if overlap and mode == "ideal" else None)

@@ -316,3 +316,23 @@ def test_overlap_is_never_slower_and_ideal_stays_below(case, batch, context, pha
     plain, over, ideal = run("calibrated", False), run("calibrated", True), run("ideal", True)
     assert over.time_s <= plain.time_s * (1 + 1e-12)
     assert ideal.time_s <= over.time_s * (1 + 1e-9)
+
+
+def test_collective_library_reaches_every_evaluation_path():
+    """--collectives rides on the scenario's Ceilings, so a layout search and the solver price the
+    same all-reduce as a plain decode. Llama-2-7B on 8 A100 at batch 1 (calibrated): NCCL's ring,
+    6.6 + 14 x 0.6 = 15.0 us a collective, against the one-shot's 3 x 3 = 9 us: 64 collectives a
+    step, 64 x 6.0 us = 384 us slower."""
+    from roofline import solve
+    args = dict(batch=1, context=1024, mode="calibrated")
+    custom = roofline.decode("llama-2-7b", "a100-sxm", tp=8, **args)
+    nccl = roofline.decode("llama-2-7b", "a100-sxm", tp=8, collectives="nccl", **args)
+    assert nccl.collectives == "nccl"
+    assert nccl.time_s - custom.time_s == pytest.approx(64 * 6.0e-6, rel=0.02)
+    searched = roofline.decode("llama-2-7b", "a100-sxm", chips=8, collectives="nccl", **args)
+    assert searched.time_s == pytest.approx(nccl.time_s, rel=1e-9)
+    # 8 GPUs reach 331 tok/s per user with the one-shot, 294 with NCCL's ring: 300 is in reach of one only
+    fast = solve.solve_chips("llama-2-7b", "a100-sxm", tokens_per_s_per_user=300, max_chips=8, mode="calibrated")
+    slow = solve.solve_chips("llama-2-7b", "a100-sxm", tokens_per_s_per_user=300, max_chips=8, mode="calibrated",
+                             collectives="nccl")
+    assert fast.feasible and not slow.feasible
