@@ -191,16 +191,18 @@ def library_ring_allreduce(message_bytes, chips, fabric, library, charge_latency
 
     a_p: the library's fixed latency of protocol p (only with `base`), s_p its latency per ring
     step on this fabric's level, eta_p the share of the bandwidth the protocol moves (RING_PROTOCOLS;
-    NCCL's own cost model, src/graph/tuning.cc). A ring crosses 2 (n - 1) steps whatever the fabric,
+    NCCL's own cost model, src/graph/tuning.cc). BW is what the group's rings can use: all of a
+    switch port, n - 1 of the D - 1 links of a full mesh (rings over several channels use them all). A ring crosses 2 (n - 1) steps whatever the fabric,
     which is why a library all-reduce grows with the rank count where the custom one-shot does not.
     Ideal mode (charge_latency False) keeps only the bandwidth term: with Simple's eta = 1 it is the
     ring optimum, the same as the custom two-shot's, so ideal stays a lower bound.
     """
     steps = 2 * (chips - 1)
+    bandwidth = per_peer_bandwidth(fabric, chips) * (chips - 1)   # the group's own links (a mesh: n - 1 of D - 1)
     best = None
     for base_latency, step_latency, efficiency in RING_PROTOCOLS[library].values():
         latency = (base_latency * base + steps * step_latency[fabric.level]) if charge_latency else 0.0
-        terms = Terms(latency + 0 * message_bytes, steps / chips * message_bytes / (efficiency * fabric.bandwidth))
+        terms = Terms(latency + 0 * message_bytes, steps / chips * message_bytes / (efficiency * bandwidth))
         best = terms if best is None else faster(best, terms)
     return best
 

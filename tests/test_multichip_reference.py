@@ -187,6 +187,9 @@ def test_nccl_ring_grows_with_the_gpu_count_where_one_shot_does_not():
         ideal = allreduce(1e6, n, net("nccl", charge=False, alpha=0.0))
         assert ideal.latency == 0.0
         assert ideal.time == pytest.approx(allreduce(1e6, n, net("custom", alpha=0.0)).time)
+    # over a full mesh a pair of GPUs has one link (448 / 7 = 64 GB/s): ideal ring = two-shot = S / 64e9
+    mesh = allreduce(1e6, 2, net("rccl", charge=False, kind="point-to-point", bw=448e9, alpha=0.0))
+    assert mesh.time == pytest.approx(1e6 / 64e9)
     # a large message switches NCCL to the Simple protocol (full bandwidth, 8.4 + 14 x 3.4 us)
     big = allreduce(64e6, 8, net("nccl"))
     assert big.latency == pytest.approx(8.4e-6 + 14 * 3.4e-6)
