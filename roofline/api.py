@@ -51,6 +51,9 @@ def step_result(scenario, evaluation=None):
     if hidden > 0:
         notes.append(f"overlap: {hidden * 1e6:.4g} us of the MoE all-to-all runs under the shared experts "
                      "(hidden from the step time)")
+    elif s.overlap and s.mode != "ideal":
+        notes.append("overlap: nothing to hide: this layout has no expert all-to-all under shared experts "
+                     "(it needs ep > tp and an MoE model with shared experts)")
     economics, cost_notes = s.pricing.fields(aggregate, chips=layout.chips)
     notes += cost_notes
     return StepResult(

@@ -295,6 +295,9 @@ def test_overlap_hides_the_moe_all_to_all_under_the_shared_experts():
     ideal = roofline.decode("deepseek-v3", "h200", overlap=True, **{**args, "mode": "ideal"})
     assert ideal.time_s == roofline.decode("deepseek-v3", "h200", **{**args, "mode": "ideal"}).time_s
     assert any("--overlap applies in calibrated mode" in note for note in ideal.notes)
+    inside = roofline.decode("deepseek-v3", "h200", overlap=True, **{**args, "ep": 8})
+    assert inside.time_s == roofline.decode("deepseek-v3", "h200", **{**args, "ep": 8}).time_s
+    assert any(note.startswith("overlap: nothing to hide") for note in inside.notes)
 
 
 OVERLAP_CASES = [("deepseek-v3", "h200", dict(tp=8, ep=16)), ("deepseek-v3", "h100-sxm", dict(tp=4, ep=32)),
