@@ -170,7 +170,7 @@ def check_library(library):
 # Latency model of the NCCL-family ring all-reduce, from each library's own tuner (the figures its
 # algorithm/protocol choice rests on), per protocol: (fixed latency [s], per-step latency [s] on a
 # scale-up link, on a scale-out network), and the share of the link bandwidth the protocol moves.
-# NCCL: NVIDIA/nccl src/graph/tuning.cc (2.19-2.20): baseLat ring LL 6.6 us, Simple 8.4 us; hwLat
+# NCCL: NVIDIA/nccl src/graph/tuning.cc (a 2.2x release, with NVLS and MNNVL): baseLat ring LL 6.6 us, Simple 8.4 us; hwLat
 # NVLink ring LL 0.6 us, Simple 3.4 us; NET ring LL 2.7 us, Simple 14.0 us; LL ring busBw x 1/4 (LL
 # sends a 4-byte flag with every 4 bytes of data and polls on it). RCCL: ROCm/rccl
 # src/graph/tuning.cc (tuning_model_0): baseLat ring LL 12.0 us, Simple 17.0 us; hwLat xGMI
