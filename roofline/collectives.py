@@ -170,9 +170,9 @@ def check_library(library):
 # Latency model of the NCCL-family ring all-reduce, from each library's own tuner (the figures its
 # algorithm/protocol choice rests on), per protocol: (fixed latency [s], per-step latency [s] on a
 # scale-up link, on a scale-out network), and the share of the link bandwidth the protocol moves.
-# NCCL: NVIDIA/nccl src/graph/tuning.cc (a 2.2x release, with NVLS and MNNVL): baseLat ring LL 6.6 us, Simple 8.4 us; hwLat
-# NVLink ring LL 0.6 us, Simple 3.4 us; NET ring LL 2.7 us, Simple 14.0 us; LL ring busBw x 1/4 (LL
-# sends a 4-byte flag with every 4 bytes of data and polls on it). RCCL: ROCm/rccl
+# NCCL: NVIDIA/nccl src/graph/tuning.cc (a 2.2x release, with NVLS and MNNVL): baseLat ring LL
+# 6.6 us, Simple 8.4 us; hwLat NVLink ring LL 0.6 us, Simple 3.4 us; NET ring LL 2.7 us, Simple
+# 14.0 us; LL ring busBw x 1/4 (LL sends a 4-byte flag with every 4 bytes of data and polls on it). RCCL: ROCm/rccl
 # src/graph/tuning.cc (tuning_model_0): baseLat ring LL 12.0 us, Simple 17.0 us; hwLat xGMI
 # ("NVLINK") ring LL 0.8 us, Simple 3.6 us; NET ring LL 9.5 us, Simple 15.1 us.
 RING_PROTOCOLS = {
@@ -192,9 +192,9 @@ def library_ring_allreduce(message_bytes, chips, fabric, library, charge_latency
     a_p: the library's fixed latency of protocol p (only with `base`), s_p its latency per ring
     step on this fabric's level, eta_p the share of the bandwidth the protocol moves (RING_PROTOCOLS;
     NCCL's own cost model, src/graph/tuning.cc). BW is what the group's rings can use: all of a
-    switch port, n - 1 of the D - 1 links of a full mesh (rings over several channels use them all). A ring crosses 2 (n - 1) steps whatever the fabric,
-    which is why a library all-reduce grows with the rank count where the custom one-shot does not.
-    Ideal mode (charge_latency False) keeps only the bandwidth term: with Simple's eta = 1 it is the
+    switch port, n - 1 of the D - 1 links of a full mesh (rings over several channels use them all).
+    A ring crosses 2 (n - 1) steps whatever the fabric, which is why a library all-reduce grows with
+    the rank count where the custom one-shot does not. Ideal mode (charge_latency False) keeps only the bandwidth term: with Simple's eta = 1 it is the
     ring optimum, the same as the custom two-shot's, so ideal stays a lower bound.
     """
     steps = 2 * (chips - 1)
@@ -240,7 +240,8 @@ def allreduce(message_bytes, chips, network):
     if network.library != "custom" and network.up.kind != "torus":
         inner = library_ring_allreduce(message_bytes, domain, network.up, network.library, network.library_latency)
     else:
-        inner = (torus_allreduce if network.up.kind == "torus" else two_shot_allreduce)(message_bytes, domain, network.up)
+        algorithm = torus_allreduce if network.up.kind == "torus" else two_shot_allreduce
+        inner = algorithm(message_bytes, domain, network.up)
     return then(inner, allreduce_one_level(message_bytes / domain, math.ceil(chips / domain), network.out, network,
                                            base=False))
 

@@ -200,7 +200,8 @@ def test_unknown_collective_library_is_refused():
     from roofline.errors import RooflineError
     from roofline.parallel import Layout
     with pytest.raises(RooflineError, match="collective library must be one of custom, nccl, rccl"):
-        forward_pass("decode", load_model("llama-2-7b"), load_hardware("a100-sxm"), 1, 128, Layout(2), collectives="mpi")
+        forward_pass("decode", load_model("llama-2-7b"), load_hardware("a100-sxm"), 1, 128, Layout(2),
+                     collectives="mpi")
 
 
 LAYOUTS = [("llama-3.1-70b", "a100-sxm", dict(tp=8)), ("llama-3.1-70b", "a100-sxm", dict(tp=2, pp=2)),
