@@ -194,8 +194,9 @@ def library_ring_allreduce(message_bytes, chips, fabric, library, charge_latency
     NCCL's own cost model, src/graph/tuning.cc). BW is what the group's rings can use: all of a
     switch port, n - 1 of the D - 1 links of a full mesh (rings over several channels use them all).
     A ring crosses 2 (n - 1) steps whatever the fabric, which is why a library all-reduce grows with
-    the rank count where the custom one-shot does not. Ideal mode (charge_latency False) keeps only the bandwidth term: with Simple's eta = 1 it is the
-    ring optimum, the same as the custom two-shot's, so ideal stays a lower bound.
+    the rank count where the custom one-shot does not. Ideal mode (charge_latency False) keeps only
+    the bandwidth term: with Simple's eta = 1 it is the ring optimum, the same as the custom
+    two-shot's, so ideal stays a lower bound.
     """
     steps = 2 * (chips - 1)
     bandwidth = per_peer_bandwidth(fabric, chips) * (chips - 1)   # the group's own links (a mesh: n - 1 of D - 1)
