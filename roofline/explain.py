@@ -128,6 +128,8 @@ def _ceiling_symbols(ceiling, generic=False):
             if row.relative_to:       # the roofs: BW and P above
                 continue
             number = getattr(ceiling, row.ceiling_field)
+            if number == float("inf"):  # a hard maximum (a knee no sweep measured): the formula's max, not n = oo
+                continue
             if row.in_formula or (number is not None and number != row.ceiling_default):
                 fields[row.ceiling_field] = sympy.Symbol(row.symbol, positive=True)
                 values[fields[row.ceiling_field]] = number
