@@ -94,3 +94,40 @@ def test_bad_simulation_requests_get_one_line_and_status_2(extra, words):
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.output
+
+
+def test_validate_simulate_predicts_aggregated_rows_and_skips_disaggregated_ones(tmp_path):
+    """`validate --simulate` on a serving CSV: aggregated rows by the simulation, each
+    disaggregated row skipped with its reason; an SGLang fixed-length row comes out as the
+    mean-value model's lock-step waves (see above) within 2%."""
+    import csv
+    import json
+
+    from conftest import ROOT
+    source = ROOT / "data" / "validation" / "serving" / "h100_sxm_serving.csv"
+    with open(source, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows, fields = list(reader), reader.fieldnames
+    sglang = next(r for r in rows if r["backend"] == "sglang" and r["mode"] == "agg" and "source_file=2026" not in
+                  r["silicon_data_source"] and "db-dump" not in r["silicon_data_source"])
+    disagg = next(r for r in rows if r["mode"] == "disagg" and "silicon_concurrency" in r["silicon_data_source"])
+    path = tmp_path / "rows.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows([sglang, disagg])
+    simulated = json.loads(run("validate", "-i", path, "--simulate", "--format", "json").output)
+    plain = json.loads(run("validate", "-i", path, "--format", "json").output)
+    assert [s["id"] for s in simulated["skipped"]] == [disagg["id"]]
+    assert "aggregated serving" in simulated["skipped"][0]["reason"]
+    (row,) = simulated["rows"]
+    expected = next(r for r in plain["rows"] if r["id"] == sglang["id"])
+    assert row["ttft_s"] == pytest.approx(expected["ttft_s"], rel=0.02)
+    assert row["tpot_s"] == pytest.approx(expected["tpot_s"], rel=0.02)
+
+
+def test_validate_simulate_on_a_file_of_step_rows_is_refused():
+    from conftest import ROOT
+    result = run("validate", "-i", ROOT / "data" / "validation" / "published" / "a100_gpt-fast_lmdeploy.csv",
+                 "--simulate")
+    assert result.exit_code == 2 and "serving CSV" in result.output

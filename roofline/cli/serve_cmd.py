@@ -185,9 +185,9 @@ def solve_serving_cmd(isl, osl, engine, max_batched_tokens, prefix_hit, fmt, req
         raise click.exceptions.Exit(1)
 
 
-def validate_serving(measurements, mode, fmt):
+def validate_serving(measurements, mode, fmt, simulate=False):
     """`roofline validate` for a serving CSV: predicted against measured TTFT and TPOT per row."""
-    predictions, skipped = validate_file(measurements, mode=mode)
+    predictions, skipped = validate_file(measurements, mode=mode, simulate=simulate)
     if not predictions:
         reasons = "; ".join(sorted({why for _, why in skipped})) or "no rows"
         raise RooflineError(f"{measurements}: no row to validate ({reasons})")

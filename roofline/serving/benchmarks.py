@@ -25,6 +25,7 @@ from ..step import ceilings
 from .engines import ALIASES, load_engine
 from .disaggregated import disaggregated
 from .model import Pool, aggregated, workload
+from .simulate import simulate as simulate_steps
 
 #: columns a serving CSV must have (detected by the first three)
 REQUIRED = ("id", "backend", "model_path", "system", "precision", "mode", "isl", "osl", "batch_size", "tp_size",
@@ -221,10 +222,12 @@ def replicate_kv_heads(model, tp):
     return replace(model, num_kv_heads=tp)
 
 
-def predict_row(row, engines=None, caches=None, mode="calibrated"):
+def predict_row(row, engines=None, caches=None, mode="calibrated", simulate=False):
     """Prediction for one CSV row, or a str saying why it cannot be predicted.
 
     `engines`: {engine name: Engine} replacing the shipped fixed costs (the fit passes its trial).
+    `simulate`: aggregated rows by the discrete-event simulation (serving.simulate) instead of the
+    mean-value model; disaggregated rows are then skipped (the simulation covers aggregated serving).
     """
     caches = caches if caches is not None else {"models": {}, "chips": {}}
     model = _model_for(row, caches["models"])
@@ -259,25 +262,27 @@ def predict_row(row, engines=None, caches=None, mode="calibrated"):
         widest = max(_int(row, k, 1) or 1 for k in ("tp_size", "prefill_tp_size", "decode_tp_size"))
         model = replicate_kv_heads(model, widest)
         if (row.get("mode") or "agg") == "disagg":
+            if simulate:
+                return "disaggregated row: the simulation covers aggregated serving"
             prefill = Pool(check_layout(model, layout_of(row, "prefill_")), _int(row, "prefill_num_workers", 1) or 1)
             decode = Pool(check_layout(model, layout_of(row, "decode_")), _int(row, "decode_num_workers", 1) or 1)
             result = disaggregated(model, hw, prefill, decode, ceiling, engine, load)
         else:
             pool = Pool(check_layout(model, layout_of(row)), 1)
-            result = aggregated(model, hw, pool, ceiling, engine, load)
+            result = (simulate_steps if simulate else aggregated)(model, hw, pool, ceiling, engine, load)
     except RooflineError as exc:
         return str(exc)
     return Prediction(row["id"], row["system"], model.id, engine_name, row.get("mode") or "agg", isl, osl,
                       concurrency, result.layout, result.ttft_s, result.tpot_s, ttft, tpot)
 
 
-def validate_file(path, mode="calibrated", engines=None, rows=None):
-    """(predictions, skipped [(id, reason)]) for every row of a serving CSV."""
+def validate_file(path, mode="calibrated", engines=None, rows=None, simulate=False):
+    """(predictions, skipped [(id, reason)]) for every row of a serving CSV (`simulate`: predict_row)."""
     rows = read_rows(path) if rows is None else rows
     caches = {"models": {}, "chips": {}}
     predictions, skipped = [], []
     for row in rows:
-        out = predict_row(row, engines, caches, mode)
+        out = predict_row(row, engines, caches, mode, simulate)
         if isinstance(out, str):
             skipped.append((row.get("id", ""), out))
         else:
