@@ -10,15 +10,26 @@ the link between the pools, and decodes on the other (decode-only steps):
 with n the chips of the narrower worker sending in parallel.
 
 The decode pool's steps come from the same StepTable and the prefill pool's from the same mixed
-step (deployment.evaluate, phase "mixed") as aggregated serving (serving.model).
+step (deployment.evaluate, phase "mixed") as aggregated serving (serving.model). With speculative
+decoding (`speculative` = (k, a): multi-token prediction drafting k tokens, each accepted with
+probability a) a decode step is a round of k draft steps and one verifier step over k + 1 tokens
+per sequence, yielding E(a, k) tokens (speculative.expected_tokens_per_step): TPOT = t_round / E
+(SpeculativeTable).
+
+A decode worker runs at most `engine.max_sequences` sequences (the recipe's batch limit: a
+closed loop of more clients than the decode pool's slots waits for a slot, and that wait counts
+in TTFT, since the first token reaches the client from the decode worker).
 """
 import math
+
+import numpy as np
 
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..memory import kv_cache_bytes
-from ..operators import MixedShape
-from ..parallel import scale_up_domain
+from ..operators import MixedShape, mtp_model
+from ..parallel import Layout, check_layout, scale_up_domain
+from ..speculative import expected_tokens_per_step, round_time
 from .model import ITERATIONS, Serving, StepTable, _e2e_spread, _grid, held_tokens, kv_capacity, mgc_wait
 
 
@@ -59,16 +70,54 @@ def prefill_step(alone, full, most, prompts):
     return alone + (min(prompts, most) - 1) / (most - 1) * (full - alone)
 
 
-def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_id=None, table=None):
-    """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`)."""
+class SpeculativeTable:
+    """Decode time per generated token of a worker drafting with the model's MTP module, against batch B.
+
+    .. math:: t(B) = \\frac{k \\, t_{draft}(B) + t_{verify}(B, k + 1)}{E(a, k)}
+
+    t_verify: the decode step with k + 1 query tokens per sequence (deployment.evaluate,
+    query_tokens); t_draft: one step of the MTP module (phase "mtp") on the worker's tensor- and
+    expert-parallel layout; both plus the engine's per-step and per-sequence costs. Called like
+    StepTable: (t [s], 0) at batch `batch`, so that OSL - 1 tokens take (OSL - 1) t.
+    """
+
+    def __init__(self, model, hardware, layout, ceiling, engine, context, batches, speculative, link_id=None):
+        k, acceptance = speculative
+        self.tokens = expected_tokens_per_step(acceptance, k)
+        self.batches = np.array(sorted({max(1, int(b)) for b in batches}), dtype=float)
+        drafter = mtp_model(model)
+        draft_layout = check_layout(drafter, Layout(layout.tp, 1, layout.ep, 1))
+        times = []
+        for b in self.batches:
+            verify = float(evaluate("decode", model, hardware, int(b), context, layout, ceiling, link_id,
+                                    query_tokens=k + 1).cycle_time)
+            draft = float(evaluate("mtp", drafter, hardware, int(b), context, draft_layout, ceiling,
+                                   link_id).cycle_time)
+            fixed = engine.step_overhead + b * engine.sequence_overhead
+            times.append(round_time(draft + fixed, verify + fixed, k) / self.tokens)
+        self.decode = np.array(times)
+
+    def __call__(self, batch):
+        return float(np.interp(batch, self.batches, self.decode)), 0.0
+
+
+def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_id=None, table=None,
+                  prefill_engine=None, speculative=None):
+    """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`).
+
+    `engine` runs the decode workers (its max_sequences: the most sequences a decode worker runs),
+    `prefill_engine` (default `engine`) the prefill workers; `speculative` (k, a) drafts with the
+    model's MTP module (SpeculativeTable).
+    """
+    decode_engine, engine = engine, prefill_engine or engine
     isl, osl = load.mean_isl, load.mean_osl
     prompt = isl * (1 - load.prefix_hit)
     cached = isl * load.prefix_hit
     decodes = osl - 1
-    held = held_tokens(load, engine)
-    capacity = kv_capacity(model, hardware, decode.layout, engine, held)[0]
+    held = held_tokens(load, decode_engine)
+    capacity = kv_capacity(model, hardware, decode.layout, decode_engine, held)[0]
     kv_capacity(model, hardware, prefill.layout, engine, isl)
-    n_max = min(engine.max_sequences, capacity)
+    n_max = min(decode_engine.max_sequences, capacity)
     chunk = min(prompt, engine.max_batched_tokens) if prompt else 0
     chunks = math.ceil(prompt / chunk) if prompt else 0
     t_prefill = t_batch = 0.0
@@ -85,8 +134,12 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
     per_worker = load.concurrency / decode.workers if load.closed else None
     top = min(n_max, math.ceil(per_worker)) if load.closed else n_max
-    if table is None:
-        table = StepTable(model, hardware, decode.layout, ceiling, engine, isl + osl / 2, 0, 0, _grid(top), link_id)
+    if table is None and speculative:
+        table = SpeculativeTable(model, hardware, decode.layout, ceiling, decode_engine, isl + osl / 2, _grid(top),
+                                 speculative, link_id)
+    elif table is None:
+        table = StepTable(model, hardware, decode.layout, ceiling, decode_engine, isl + osl / 2, 0, 0, _grid(top),
+                          link_id)
     x = load.request_rate if not load.closed else load.concurrency / (decodes * table(top)[0] + t_prefill + 1e-9)
     t, queue, saturated, wait, cap = table(1)[0], 0.0, False, 0.0, math.inf
     for _ in range(ITERATIONS):
