@@ -5,8 +5,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
+from roofline.cli import cli
 from roofline.hardware import load_hardware
 from roofline.models import load_model, with_dtypes
 from roofline.parallel import Layout
@@ -108,3 +110,22 @@ def test_disaggregated_rows_against_the_measurements():
     # held out (C > 64, not fitted): the one tensor-parallel MTP deployment, 1024/1024 at C = 117
     c117 = [p for p in r1 if p.engine == "trtllm" and p.concurrency == 117]
     assert c117 and all(abs(p.tpot_error) < 0.2 for p in c117)
+
+
+@pytest.mark.parametrize("entry, field", [
+    ("{engine: trtllm, isl: 1024, osl: 1024, concurrency: 6}", "draft_tokens"),
+    ("{engine: tgi, isl: 1024, osl: 1024, concurrency: 6, draft_tokens: 0, prefill_workers: 1, decode_workers: 1, "
+     "prefill_attention: tp, decode_attention: tp, decode_max_batch: 4, recipe: r}", "engine"),
+    ("{engine: vllm, isl: 1024, osl: 1024, concurrency: 6, draft_tokens: 0, prefill_workers: 1, decode_workers: 0, "
+     "prefill_attention: tp, decode_attention: tp, decode_max_batch: 4, recipe: r}", "decode_workers"),
+    ("{engine: vllm, isl: 1024, osl: 1024, concurrency: 6, draft_tokens: 0, prefill_workers: 1, decode_workers: 1, "
+     "prefill_attention: tp, decode_attention: ep, decode_max_batch: 4, recipe: r}", "decode_attention"),
+])
+def test_a_bad_deployments_file_is_one_line_and_exit_2(tmp_path, entry, field):
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text(CSV.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "rows.deployments.yaml").write_text(f"deployments:\n  - {entry}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", "--measurements", str(csv_path)])
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()
+    assert len(message) == 1 and f"deployment 1, {field}" in message[0] and "Traceback" not in result.output

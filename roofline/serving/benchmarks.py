@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import hardware as hardware_module
 from .. import models as models_module
-from ..errors import RooflineError
+from ..errors import RooflineError, SpecError
 from ..models import with_dtypes
 from ..parallel import Layout, check_layout
 from ..specs import load_yaml, spec_paths
@@ -151,10 +151,40 @@ def layout_of(row, prefix=""):
 MTP_ACCEPTANCE = 0.5
 
 
+#: fields of an entry of FILE.deployments.yaml and what each must be
+DEPLOYMENT_FIELDS = {"engine": tuple(sorted(set(ALIASES.values()))), "isl": int, "osl": int, "concurrency": int,
+                     "draft_tokens": int, "prefill_workers": int, "decode_workers": int,
+                     "prefill_attention": ("tp", "dp"), "decode_attention": ("tp", "dp"), "decode_max_batch": int,
+                     "recipe": str}
+
+
 def read_deployments(path):
-    """The entries of FILE.deployments.yaml beside the serving CSV `path` (none when it is absent)."""
+    """The entries of FILE.deployments.yaml beside the serving CSV `path` (none when it is absent);
+    SpecError naming the entry and the field that is missing or wrong."""
     sidecar = Path(path).with_suffix(".deployments.yaml")
-    return list(load_yaml(sidecar).get("deployments") or []) if sidecar.is_file() else []
+    if not sidecar.is_file():
+        return []
+    entries = load_yaml(sidecar).get("deployments") or []
+    if not isinstance(entries, list):
+        raise SpecError(sidecar, "'deployments' must be a list of entries")
+    for number, entry in enumerate(entries, 1):
+        for name, kind in DEPLOYMENT_FIELDS.items():
+            value = entry.get(name) if isinstance(entry, dict) else None
+            optional = isinstance(kind, tuple) and kind[-1] is None
+            kind = kind[0] if optional else kind
+            if optional and value is None:
+                continue
+            if isinstance(kind, tuple):
+                good = value in kind
+            else:
+                least = 0 if name == "draft_tokens" else 1
+                good = isinstance(value, kind) and not isinstance(value, bool) and (kind is not int or value >= least)
+            if not good:
+                wanted = (" or ".join(kind) if isinstance(kind, tuple) else
+                          "a whole number" + (" of at least 1" if name != "draft_tokens" else "") if kind is int else "text")
+                raise SpecError(f"{sidecar}, deployment {number}, {name}",
+                                f"expected {wanted}, got {value!r}")
+    return entries
 
 
 def deployments_for(row, deployments):
