@@ -129,3 +129,19 @@ def test_a_bad_deployments_file_is_one_line_and_exit_2(tmp_path, entry, field):
     assert result.exit_code == 2
     message = result.output.strip().splitlines()
     assert len(message) == 1 and f"deployment 1, {field}" in message[0] and "Traceback" not in result.output
+
+
+def test_kv_transfer_from_data_parallel_attention_goes_through_one_nic():
+    """An 8k-token DeepSeek-R1 prompt, fp8 latent cache: 61 layers x 8192 tokens x (512 + 64) values
+    of 1-2 bytes (arXiv:2412.19437: kv_lora_rank 512, rope dim 64) = 288-330 MB. From a prefill
+    with data-parallel attention (the whole cache on one chip) into a TP16 decode worker that keeps
+    a copy on each of its 16 chips: 16 copies through one 50 GB/s NIC, 92-105 ms. From a TP16
+    prefill (a copy on each chip) each chip sends its own: 16x less."""
+    from roofline.serving.disaggregated import kv_transfer_time
+    model = with_dtypes(load_model("deepseek-v3"), weights="fp8", kv_cache="fp8")
+    chip = load_hardware("h100-sxm")
+    ceiling = ceilings(chip, "calibrated")
+    dep, link = kv_transfer_time(model, chip, Pool(Layout(1, 1, 16, 1)), Pool(Layout(16, 1, 16, 1), 3), 8192, ceiling)
+    tep, _ = kv_transfer_time(model, chip, Pool(Layout(16, 1, 1, 1)), Pool(Layout(16, 1, 1, 1)), 8192, ceiling)
+    assert link == "ib-ndr" and 0.090 < dep < 0.107
+    assert dep / tep == pytest.approx(16, rel=0.05)
