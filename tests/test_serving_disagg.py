@@ -41,15 +41,15 @@ def test_best_single_value_minimises_the_summed_relative_error(values):
 
 def test_noise_floor_of_the_serving_rows(rows):
     floor = noise_floor(rows, key=lambda r: f"{r['backend']} {r['mode']}")
-    # aggregated: the few configurations listed twice were measured once (identical or within 1%)
+    # aggregated: the few configurations listed twice are one run copied into two source files
     for name in ("vllm agg", "sglang agg", "trtllm agg"):
-        assert floor[name]["ttft_spread"] < 1.01 and floor[name]["tpot_spread"] < 1.01
+        assert floor[name]["differing"] == 0 and floor[name]["tpot_spread"] < 1.001
     sglang, trtllm = floor["sglang disagg"], floor["trtllm disagg"]
     # SGLang 1024/8192 at C = 2: TPOT 18.06 and 7.93 ms under one set of columns (ratio 2.28)
     assert sglang["tpot_spread"] == pytest.approx(18.06 / 7.93, rel=0.01)
     # TensorRT-LLM 1024/1024 at C = 6: TTFT 12.3 and 6.9 s, TPOT 14.0 and 7.7 ms
     assert trtllm["tpot_spread"] > 1.8 and trtllm["ttft_spread"] > 1.7
-    assert sglang["differing"] == 10 and trtllm["differing"] == 13
+    assert sglang["differing"] == 7 and trtllm["differing"] == 10
     # most disaggregated rows are configurations measured once or copies of one measurement in two
     # source files: a perfect model's median error is 0, its mean 4-12%
     for group in (sglang, trtllm):
@@ -145,3 +145,28 @@ def test_kv_transfer_from_data_parallel_attention_goes_through_one_nic():
     tep, _ = kv_transfer_time(model, chip, Pool(Layout(16, 1, 1, 1)), Pool(Layout(16, 1, 1, 1)), 8192, ceiling)
     assert link == "ib-ndr" and 0.090 < dep < 0.107
     assert dep / tep == pytest.approx(16, rel=0.05)
+
+
+def test_ring_allgather_over_two_nodes_waits_on_the_infiniband_hop_each_step():
+    """16 H100s in two 8-GPU nodes: a ring all-gather takes 15 steps, each gated by the
+    InfiniBand crossing (17 us, 50 GB/s per GPU), and moves 15/16 of the buffer through it
+    (nccl-tests PERFORMANCE.md: all-gather bus bandwidth = algbw (n-1)/n)."""
+    from roofline.collectives import ring_allgather
+    from roofline.deployment import chip_network
+    chip = load_hardware("h100-sxm")
+    network = chip_network(chip, ceilings(chip, "calibrated"))
+    t = ring_allgather(3.67e6, 16, network)             # 256 tokens x 7168 x 2 B
+    assert t.latency == pytest.approx(15 * 17e-6, rel=1e-6)
+    assert t.bandwidth == pytest.approx(15 / 16 * 3.67e6 / 50e9, rel=1e-6)
+    inside = ring_allgather(3.67e6, 8, network)         # one node: NVLink steps only
+    assert inside.latency < t.latency / 2 and inside.bandwidth < t.bandwidth / 5
+
+
+def test_data_parallel_attention_decode_rows_held_out():
+    """Decode with data-parallel attention over two nodes (dep16: TensorRT-LLM above C = 117 but
+    one deployment), nothing fitted to them: the all-gather exchange took their TPOT from about
+    2x fast (the all-to-all of DeepEP) to within about 20%."""
+    predictions, _ = validate_file(CSV)
+    dep = [p for p in predictions if p.engine == "trtllm" and "dep16" in p.deployment and "geometric" not in p.deployment]
+    assert len(dep) >= 15
+    assert statistics.median(abs(p.tpot_error) for p in dep) < 0.2

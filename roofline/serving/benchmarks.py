@@ -25,7 +25,7 @@ from ..step import ceilings
 from .engines import ALIASES, load_engine
 from .disaggregated import disaggregated
 from .model import Pool, aggregated, workload
-from .repeats import configuration
+from .repeats import configuration, distinct
 
 #: columns a serving CSV must have (detected by the first three)
 REQUIRED = ("id", "backend", "model_path", "system", "precision", "mode", "isl", "osl", "batch_size", "tp_size",
@@ -320,9 +320,11 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
         if (row.get("mode") or "agg") == "disagg" and deployment is not None:
             prefill, decode = deployment_pools(model, deployment, widest)
             groups = decode.layout.ep // decode.layout.tp if decode.layout.ep > decode.layout.tp else 1
-            decode_engine = replace(engine, max_sequences=deployment["decode_max_batch"] * groups)
+            decode_engine = replace(engine, max_sequences=deployment["decode_max_batch"] * groups,
+                                    moe_exchange=deployment.get("decode_moe_exchange") or engine.moe_exchange)
             prefill_engine = replace(engine, max_batched_tokens=deployment.get("prefill_max_tokens")
-                                     or engine.max_batched_tokens)
+                                     or engine.max_batched_tokens,
+                                     moe_exchange=deployment.get("prefill_moe_exchange") or engine.moe_exchange)
             k = deployment.get("draft_tokens") or 0
             result = disaggregated(model, hw, prefill, decode, ceiling, decode_engine, load,
                                    prefill_engine=prefill_engine, speculative=(k, MTP_ACCEPTANCE) if k else None)
@@ -370,11 +372,12 @@ def validate_file(path, mode="calibrated", engines=None, rows=None):
         if any(isinstance(o, str) for o in options):
             skipped += [(row.get("id", ""), next(o for o in options if isinstance(o, str))) for _, row, _ in members]
             continue
-        measured = sorted({float(row["silicon_tpot_ms"]) for _, row, _ in members})
+        measured = distinct([float(row["silicon_tpot_ms"]) for _, row, _ in members])
         ranked = sorted(range(len(found)), key=lambda i: options[i].tpot_s)
         for index, row, _ in members:
             if len(measured) == len(found):
-                pick = options[ranked[measured.index(float(row["silicon_tpot_ms"]))]]
+                rank = max(i for i, m in enumerate(measured) if float(row["silicon_tpot_ms"]) >= m)
+                pick = options[ranked[rank]]
                 ttft_s, tpot_s, name = pick.ttft_s, pick.tpot_s, pick.deployment + " (by TPOT rank)"
             else:
                 ttft_s = math.prod(o.ttft_s for o in options) ** (1 / len(options))

@@ -98,9 +98,9 @@ class SpeculativeTable:
         times = []
         for b in self.batches:
             verify = float(evaluate("decode", model, hardware, int(b), context, layout, ceiling, link_id,
-                                    query_tokens=k + 1).cycle_time)
+                                    query_tokens=k + 1, moe_exchange=engine.moe_exchange).cycle_time)
             draft = float(evaluate("mtp", drafter, hardware, int(b), context, draft_layout, ceiling,
-                                   link_id).cycle_time)
+                                   link_id, moe_exchange=engine.moe_exchange).cycle_time)
             fixed = engine.step_overhead + b * engine.sequence_overhead
             times.append(round_time(draft + fixed, verify + fixed, k) / self.tokens)
         self.decode = np.array(times)
@@ -133,12 +133,12 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     if prompt:
         one = float(evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2,
                                                                      1 / chunks), prefill.layout, ceiling,
-                             link_id).cycle_time)
+                             link_id, moe_exchange=engine.moe_exchange).cycle_time)
         eager = engine.eager_layer_overhead * math.ceil(model.num_layers / prefill.layout.pp)
         t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead + eager)
         t_batch = t_prefill if batch == 1 else float(evaluate(
             "mixed", model, hardware, 0, MixedShape(0, batch * prompt, cached, batch), prefill.layout, ceiling,
-            link_id).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead + eager
+            link_id, moe_exchange=engine.moe_exchange).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead + eager
     t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
     per_worker = load.concurrency / decode.workers if load.closed else None
     top = min(n_max, math.ceil(per_worker)) if load.closed else n_max

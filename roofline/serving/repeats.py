@@ -25,12 +25,33 @@ import statistics
 NOT_CONFIGURATION = ("id", "silicon_ttft_ms", "silicon_tpot_ms", "silicon_data_source")
 
 
+def _canonical(text):
+    """A cell as its number where it is one ('16', '16.0' -> '16'; source files differ), else stripped."""
+    text = (text or "").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return repr(int(value)) if value.is_integer() else repr(value)
+
+
 def configuration(row):
-    """The key of a row's configuration: every column but the measurement and the provenance, and
-    the client concurrency the provenance records (silicon_concurrency=N)."""
+    """The key of a row's configuration: every column but the measurement and the provenance
+    (numbers compared as numbers), and the client concurrency the provenance records
+    (silicon_concurrency=N)."""
     found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
-    columns = tuple((k, (v or "").strip()) for k, v in sorted(row.items()) if k not in NOT_CONFIGURATION)
+    columns = tuple((k, _canonical(v)) for k, v in sorted(row.items()) if k not in NOT_CONFIGURATION)
     return columns + (("concurrency", found.group(1) if found else ""),)
+
+
+def distinct(values, tolerance=1e-3):
+    """The distinct values of `values`, those within `tolerance` (relative) of the last kept one
+    counted once: one run copied into two source files can differ in its last digits."""
+    kept = []
+    for value in sorted(values):
+        if not kept or value > kept[-1] * (1 + tolerance):
+            kept.append(value)
+    return kept
 
 
 def best_single_value(values):
@@ -79,13 +100,13 @@ def noise_floor(rows, key=lambda row: row.get("mode") or "agg"):
                 values = [m[index] for m in measured]
                 best = best_single_value(values)
                 errors[column] += [abs(best / v - 1) for v in values]
-                if len(set(values)) > 1:
+                if len(distinct(values)) > 1:
                     split[column].append(max(values) / min(values))
                 spread[column] = max(spread[column], max(values) / min(values))
             if len(measured) > 1:
                 repeated += 1
                 repeated_rows += len(measured)
-                differing += len({(m[1], m[2]) for m in measured}) > 1
+                differing += len(distinct([m[1] for m in measured])) > 1 or len(distinct([m[2] for m in measured])) > 1
         out[str(name)] = {"rows": len(errors["ttft"]), "configurations": len(unique), "repeated": repeated,
                           "repeated_rows": repeated_rows, "differing": differing,
                           "ttft_spread": spread["ttft"], "tpot_spread": spread["tpot"],
