@@ -102,7 +102,7 @@ def test_disaggregated_rows_against_the_measurements():
     assert len(r1) == 100
     # TensorRT-LLM rows whose deployment is known (one candidate, or matched by TPOT rank), C <= 64:
     # TPOT of TP16 over two nodes and TTFT set by the decode-slot queue. Before the deployments
-    # (workers, batch limit, MTP) and the 17 us crossing they read 36% / 98%; now about 10% / 22%
+    # (workers, batch limit, MTP) and the 17 us crossing they read 36% / 98% (all 54); now 8% / 23%
     known = [p for p in r1 if p.engine == "trtllm" and p.concurrency <= 64 and not p.deployment.startswith("geo")]
     assert len(known) == 21
     assert statistics.median(abs(p.tpot_error) for p in known) < 0.15
