@@ -7,7 +7,7 @@ from ..serving.benchmarks import summary, validate_file
 from ..serving.engines import ENGINES
 from . import cli
 from .output import emit_record, emit_table, format_option, parse_count, to_json
-from .scenario_options import scenario_kwargs, scenario_options
+from .scenario_options import STEP_ONLY, scenario_kwargs, scenario_options
 from .solve_cmd import solve
 
 
@@ -54,7 +54,7 @@ SIMULATED_KEYS = ["method", "simulated_requests", "ttft_p50_s", "ttft_p90_s", "t
 
 
 @cli.group(invoke_without_command=True)
-@scenario_options(exclude=("microbatches",))
+@scenario_options(exclude=("microbatches", *STEP_ONLY))
 @serving_options
 @click.option("--concurrency", type=float, default=None, help="Closed-loop clients.")
 @click.option("--request-rate", type=float, default=None, help="Poisson arrivals [requests/s].")
@@ -105,7 +105,7 @@ FRONTIER_KEYS = ["layout", "chips", "concurrency", "interactivity_tok_s_per_user
 
 
 @serve.command("frontier")
-@scenario_options(exclude=("microbatches", "price", "power", "pue"))
+@scenario_options(exclude=("microbatches", "price", "power", "pue", *STEP_ONLY))
 @serving_options
 @click.option("--concurrency", "concurrencies", type=int, multiple=True,
               help="Concurrencies to sweep (repeat; default 1 to 512, four per doubling).")
@@ -152,7 +152,7 @@ def _plot(points, front, path):
 
 
 @solve.command("serving")
-@scenario_options(exclude=("chips", "tp", "pp", "ep", "microbatches", "price", "power", "pue"))
+@scenario_options(exclude=("chips", "tp", "pp", "ep", "microbatches", "price", "power", "pue", *STEP_ONLY))
 @serving_options
 @click.option("--request-rate", type=float, required=True, help="Poisson arrivals to serve [requests/s].")
 @click.option("--ttft-max", type=float, required=True, help="Highest mean TTFT allowed [s].")

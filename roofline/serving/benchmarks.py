@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import hardware as hardware_module
 from .. import models as models_module
 from ..errors import RooflineError, SpecError
+from ..dtypes import compute_class
 from ..models import with_dtypes
 from ..parallel import Layout, check_layout
 from ..specs import load_yaml, spec_paths
@@ -132,11 +133,20 @@ def protocol(row):
 
 def layout_of(row, prefix=""):
     """Layout of a row (or of its `prefix` pool: 'prefill_', 'decode_'): tp, pp, and ep = tp x
-    attention-DP groups when attention is data-parallel, tp when experts are expert-parallel, else 1."""
+    attention-DP groups when attention is data-parallel, tp when experts are expert-parallel, else 1.
+
+    InferenceMAX's dumps count chips differently: their `tp` is the server's GPU count, and
+    data-parallel attention (dp-attn) splits those same GPUs into groups, so a dump row with
+    attention_dp_size = dp > 1 runs dp groups of tp / dp chips on tp chips (its batch_size is the
+    concurrency per group, its moe_ep_size tp x dp). The MiniMax-M2.5 rows of the 2026-04-06 dump
+    (tp 4, attention_dp 4, moe_ep 16, run ids 'tp4_ep4') measure the TPOT of the 2026-03-25 dump's
+    TP4/EP4 runs on 4 GPUs within 2% in 13 of 15 configurations: 4 chips, not 16."""
     tp = _int(row, prefix + "tp_size", 1) or 1
     pp = _int(row, prefix + "pp_size", 1) or 1
     dp = _int(row, prefix + "attention_dp_size", 1) or 1
     moe_ep = _int(row, prefix + "moe_ep_size", 1) or 1
+    if dp > 1 and not prefix and protocol(row) == INFERENCEMAX and tp % dp == 0:
+        return Layout(tp // dp, pp, tp, 1)
     ep = tp * dp if dp > 1 else (tp if moe_ep > 1 else 1)
     return Layout(tp, pp, ep, 1)
 
@@ -261,9 +271,20 @@ def _model_for(row, cache):
         if q and mapped is None:
             cache[key] = f"unknown precision '{q}'"
             return cache[key]
-    model = with_dtypes(model, weights=gemm, experts=moe or gemm) if gemm or moe else model
+    if not _native_checkpoint(model, moe or gemm):
+        model = with_dtypes(model, weights=gemm, experts=moe or gemm) if gemm or moe else model
     cache[key] = model
     return model
+
+
+def _native_checkpoint(model, row_dtype):
+    """Whether a row's quantization names the released checkpoint's own format: the model spec stores its
+    routed experts apart from its other weights, in a format of the same matmul class as the row's
+    (gpt-oss-120b: bf16 attention, MXFP4 experts; the rows call it nvfp4). Then the spec's dtypes stand:
+    the engine serves the checkpoint as released and does not requantize the attention weights."""
+    experts = model.dtypes.get("experts")
+    return bool(row_dtype and experts and experts != model.dtypes.get("weights")
+                and compute_class(experts) == compute_class(row_dtype))
 
 
 def replicate_kv_heads(model, tp):
