@@ -66,6 +66,7 @@ def step_result(scenario, evaluation=None):
         link_latency_time_s=float(split["link latency"]), link_bandwidth_time_s=float(split["link bandwidth"]),
         chips=layout.chips, tp=layout.tp, pp=layout.pp, ep=layout.ep, microbatches=layout.microbatches,
         moe_tp=layout.moe_tp if model.moe else None, moe_ep=layout.moe_ep if model.moe else None,
+        redundant_experts=layout.redundant_experts if model.moe else None,
         collectives=s.collectives,
         token_latency_s=float(ev.token_time), stage_time_s=float(ev.stage_time),
         tp_link=ev.tp_link.link.id if ev.tp_link else None, pp_link=ev.pp_link.link.id if ev.pp_link else None,

@@ -26,7 +26,7 @@ from .collectives import (Fabric, Network, allreduce, alltoall, check_library, d
 from .mathops import ceil, maximum, minimum
 from .memory import footprint
 from .operators import decode_operators, mixed_operators, mtp_draft_operators, prefill_operators
-from .parallel import choose_links
+from .parallel import choose_links, expert_spread
 from .params import count_params
 from .step import fixed_time, time_operators
 
@@ -152,7 +152,7 @@ def is_routed(op):
     return op.name.startswith("experts_")
 
 
-def spread_experts(op, ep, num_experts):
+def spread_experts(op, ep, num_experts, redundant=0):
     """The share of a routed-expert operator of a whole micro-batch one of `ep` expert chips runs.
 
     .. math:: F_{chip} = \\frac{F}{n_{ep}}, \\qquad
@@ -163,9 +163,10 @@ def spread_experts(op, ep, num_experts):
     distinct experts the micro-batch touches and the routed activations all divide by ep. With
     more chips than experts (one expert a chip, ep - N redundant copies of hot experts: DeepSeek's
     EP320 for 256 experts) the FLOPs still spread over ep, but a chip reads its whole expert
-    whenever it is touched: the bytes divide by N.
+    whenever it is touched: the bytes divide by N; with R redundant copies by N ep / (N + R)
+    (parallel.expert_spread: each chip holds (N + R) / ep slots).
     """
-    spread = min(ep, num_experts)
+    spread = expert_spread(num_experts, ep, redundant)
     return replace(op, flops=op.flops / ep, bytes=op.bytes / spread, weights=op.weights / spread)
 
 
@@ -179,9 +180,10 @@ def chip_operators(model, layout, build, b):
     """
     groups = layout.attention_groups
     ops = [shard(op, layout.tp, model) for op in build(ceil(b / groups), 1 / groups)]
-    if groups == 1:
+    if groups == 1 and not layout.redundant_experts:
         return ops
-    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.ep, model.moe.num_experts)
+    return [op for op in ops if not is_routed(op)] + [spread_experts(op, layout.expert_chips, model.moe.num_experts,
+                                                                     layout.redundant_experts)
                                                       for op in build(b, 1) if is_routed(op)]
 
 
@@ -305,7 +307,8 @@ def per_chip_memory(model, layout, batch, context, tokens_in_flight):
                    for start in range(0, model.num_layers, per_stage))
     moe_share = most_moe / model.num_moe_layers if model.num_moe_layers else 0
     weights = (other_layers * share + head * (1 if layout.pp > 1 or model.tie_embeddings else 2)) / layout.tp \
-        + experts * moe_share / (min(layout.expert_chips, model.moe.num_experts) if model.moe else layout.expert_chips)
+        + experts * moe_share / (expert_spread(model.moe.num_experts, layout.expert_chips, layout.redundant_experts)
+                                 if model.moe else layout.expert_chips)
     kv_split = 1 if model.attention.kind == "mla" else min(layout.tp, model.num_kv_heads)
     group_batch = ceil(batch / layout.attention_groups)
     kv = whole["kv_cache"] * share / kv_split * group_batch / batch

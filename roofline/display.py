@@ -198,6 +198,8 @@ def step_sections(r, extra=None):
             layout.add("expert parallel (EP)", r.ep)
         if r.moe_tp is not None:
             layout.add("MoE tensor parallel (MoE TP)", r.moe_tp).add("MoE expert parallel (MoE EP)", r.moe_ep)
+        if r.redundant_experts:
+            layout.add("redundant experts", r.redundant_experts)
         if r.collectives != "custom":
             layout.add("collective library", r.collectives)
         if r.pp > 1:

@@ -47,6 +47,9 @@ class Layout:
     whole experts over the tensor-parallel group; ep > tp (a multiple of tp): ep / tp data-parallel
     attention groups of tp chips each, routed experts over all ep chips of the stage (with ep larger
     than the expert count, one expert a chip and ep - N redundant copies of hot ones).
+    `redundant_experts` R adds copies of hot experts so that N + R expert slots divide over the
+    expert ranks (DeepSeek's EPLB, SGLang's --ep-num-redundant-experts, TensorRT-LLM's num_slots:
+    256 experts + 32 copies = 288 slots over EP48, 6 a rank).
     A tp larger than a GQA model's KV heads (a multiple of them) replicates each KV head over
     tp / kv_heads ranks, as vLLM, SGLang and TensorRT-LLM do.
     """
@@ -54,6 +57,7 @@ class Layout:
     pp: int = 1
     ep: int = 1
     microbatches: int = 1
+    redundant_experts: int = 0
 
     @property
     def attention_groups(self):
@@ -96,6 +100,8 @@ class Layout:
             parts = [f"TP={self.tp}", f"EP={self.ep} ({groups} data-parallel attention groups)", f"PP={self.pp}"]
         else:
             parts = [f"TP={self.tp}", f"PP={self.pp}"] + ([f"EP={self.ep}"] if self.ep > 1 else [])
+        if self.redundant_experts:
+            parts.append(f"{self.redundant_experts} redundant experts")
         if self.pp > 1:
             parts.append(f"{self.microbatches} micro-batch{'es' if self.microbatches > 1 else ''}")
         return ", ".join(parts)
@@ -118,6 +124,9 @@ def check_layout(model, layout, batch=None):
         if isinstance(value, bool) or value != value or value < 1 or value != int(value):
             raise RooflineError(f"{name} must be a whole number of at least 1, got {value!r}")
     check_chips(layout.chips, "chips of the layout (tp x pp, or ep x pp)")
+    redundant = layout.redundant_experts
+    if isinstance(redundant, bool) or not isinstance(redundant, int) or redundant < 0:
+        raise RooflineError(f"redundant experts must be a whole number of at least 0, got {redundant!r}")
     if model.num_heads % tp:
         raise RooflineError(f"tp={tp} does not divide {model.id}'s {model.num_heads} attention heads")
     if model.attention.kind != "mla" and tp > model.num_kv_heads and tp % model.num_kv_heads:
@@ -133,9 +142,10 @@ def check_layout(model, layout, batch=None):
             raise RooflineError(f"ep={ep} is neither a divisor nor a multiple of tp={tp}: use a divisor of tp (expert "
                                 f"groups of tp/ep chips that split each expert, as an MoE TP x EP = TP layout does) "
                                 f"or a multiple of tp (ep/tp data-parallel attention groups)")
-        if ep <= model.moe.num_experts and model.moe.num_experts % ep:
-            raise RooflineError(f"ep={ep} does not divide {model.id}'s {model.moe.num_experts} experts (more ranks "
-                                f"than experts hold one expert each, the rest redundant copies of hot experts)")
+        check_expert_slots(model, ep, layout.redundant_experts)
+    elif layout.redundant_experts:
+        raise RooflineError(f"{layout.redundant_experts} redundant experts need expert parallelism (ep > 1) of an "
+                            f"MoE model")
     groups = layout.attention_groups
     if batch is not None and layout.microbatches > batch:
         raise RooflineError(f"{layout.microbatches} micro-batches need at least as many sequences; batch is {batch}")
@@ -144,6 +154,44 @@ def check_layout(model, layout, batch=None):
         raise RooflineError(f"ep={ep} over tp={tp} makes {groups} data-parallel attention groups, each needing a "
                             f"sequence{each}: batch must be at least {layout.min_batch}, got {batch}")
     return layout
+
+
+def check_expert_slots(model, ep, redundant):
+    """RooflineError unless the N routed experts plus `redundant` copies make slots that divide over
+    `ep` ranks (every rank holds as many): N + R a multiple of ep, or ep > N with no copies asked
+    (one expert a rank, ep - N copies)."""
+    experts = model.moe.num_experts
+    if redundant > experts * ep:
+        raise RooflineError(f"{redundant} redundant experts are more than {experts} experts copied to each of the "
+                            f"{ep} ranks ({experts * ep})")
+    fewest = -experts % ep
+    if redundant and (experts + redundant) % ep:
+        raise RooflineError(f"{experts} experts + {redundant} redundant copies = {experts + redundant} expert slots do "
+                            f"not divide over ep={ep} (every rank holds as many; {fewest or ep} copies would)")
+    if not redundant and ep <= experts and fewest:
+        raise RooflineError(f"ep={ep} does not divide {model.id}'s {experts} experts: add {fewest} redundant copies of "
+                            f"hot experts (--redundant-experts {fewest}: {experts + fewest} slots, "
+                            f"{(experts + fewest) // ep} a rank, as EPLB deployments do) or use a divisor of {experts}")
+
+
+def with_expert_slots(model, layout):
+    """`layout` with the fewest redundant experts its ep needs (none when ep divides the experts, or
+    exceeds them): what EPLB deployments add, for a layout read from a benchmark row that names
+    its ep but not its expert slots."""
+    if model.moe is None or layout.ep <= 1 or layout.redundant_experts or layout.ep > model.moe.num_experts:
+        return layout
+    return replace(layout, redundant_experts=-model.moe.num_experts % layout.ep)
+
+
+def expert_spread(num_experts, chips, redundant=0):
+    r"""The factor by which one of `chips` expert ranks divides the routed experts' weights [1].
+
+    .. math:: s = \frac{N}{\max(1, (N + R) / n)}
+
+    Each rank holds (N + R) / n expert slots (N experts, R redundant copies): s = n when n divides N,
+    N when there are more ranks than experts (one expert a rank), N n / (N + R) with copies.
+    """
+    return num_experts / max(1, (num_experts + redundant) / chips)
 
 
 def moe_ep_from(model, tp, ep, moe_tp):
@@ -185,13 +233,13 @@ def for_batch(layout, batch):
     return replace(layout, microbatches=default_microbatches(batch, layout.pp, layout.attention_groups))
 
 
-def make_layout(model, batch, tp=1, pp=1, ep=None, microbatches=None):
+def make_layout(model, batch, tp=1, pp=1, ep=None, microbatches=None, redundant_experts=0):
     """A checked Layout; ep defaults to default_ep, micro-batches to default_microbatches."""
     if ep is None:
         ep = default_ep(model, tp)
     if microbatches is None:
         microbatches = default_microbatches(batch, pp, attention_groups(tp, ep) if tp >= 1 else 1)
-    return check_layout(model, Layout(tp, pp, ep, microbatches), batch)
+    return check_layout(model, Layout(tp, pp, ep, microbatches, redundant_experts), batch)
 
 
 def divisors(n):

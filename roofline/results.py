@@ -112,6 +112,7 @@ class StepResult(Record):
     ep: int = 1
     moe_tp: int = None                  # MoE models: chips each routed expert is split over (MoE TP)
     moe_ep: int = None                  # MoE models: expert groups the routed experts spread over (MoE EP)
+    redundant_experts: int = None       # MoE models: copies of hot experts beside the N experts (EPLB slots)
     collectives: str = "custom"         # the engine's collective library (roofline.collectives.LIBRARIES)
     microbatches: int = 1
     token_latency_s: float = None       # one token through every pipeline stage

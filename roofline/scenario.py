@@ -159,11 +159,15 @@ def forward(scenario):
                         scenario.layout, scenario.link, scenario.query_tokens)
 
 
-def _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, microbatches, link):
+def _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, microbatches, link, redundant=0):
     """(layout, candidates compared): the layout asked for, or the fastest valid split of `chips`."""
     smallest = batch if np.ndim(batch) == 0 else int(np.min(batch))
     microbatches = None if microbatches is None else positive_int(microbatches, "microbatches")
+    if isinstance(redundant, bool) or not isinstance(redundant, int) or redundant < 0:
+        raise RooflineError(f"redundant experts must be a whole number of at least 0, got {redundant!r}")
     if tp is None and pp is None and ep is None:
+        if redundant:
+            raise RooflineError("--redundant-experts needs an explicit layout (--ep, with --tp)")
         chips = positive_int(chips, "chips")
         if chips == 1:
             if microbatches not in (None, 1):
@@ -179,9 +183,10 @@ def _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, m
     tp = positive_int(1 if tp is None else tp, "tp")
     pp = positive_int(1 if pp is None else pp, "pp")
     ep = None if ep is None else positive_int(ep, "ep")
-    layout = make_layout(model, smallest, tp=tp, pp=pp, ep=ep, microbatches=microbatches)
+    layout = make_layout(model, smallest, tp=tp, pp=pp, ep=ep, microbatches=microbatches, redundant_experts=redundant)
     if np.ndim(batch) and layout.pp > 1 and microbatches is None \
-            and make_layout(model, int(np.max(batch)), tp=tp, pp=pp, ep=ep).microbatches != layout.microbatches:
+            and make_layout(model, int(np.max(batch)), tp=tp, pp=pp, ep=ep,
+                            redundant_experts=redundant).microbatches != layout.microbatches:
         raise RooflineError("a grid over batch on a pipeline needs --microbatches (the default, min(pp, batch), "
                             "changes with batch)")
     if chips is not None and chips != 1 and positive_int(chips, "chips") != layout.chips:
@@ -202,7 +207,7 @@ def _context_note(model, length, new_tokens):
 def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *, chips=1, tp=None, pp=None,
           ep=None, microbatches=None, link=None, mode=None, calibration=None, weights_dtype=None, kv_dtype=None,
           activations_dtype=None, experts_dtype=None, overrides=None, memory_tier=None, price=None, power=None,
-          pue=1, query_tokens=1, collectives="custom", overlap=False, moe_tp=None):
+          pue=1, query_tokens=1, collectives="custom", overlap=False, moe_tp=None, redundant_experts=0):
     """A checked Scenario from ids (or spec objects) and options.
 
     phase 'decode' (`context` tokens cached per sequence, default 1024) or 'prefill' (`prompt`
@@ -214,7 +219,8 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     ("hardware.memory_bandwidth": "6 TB/s"; roofline.hardware.with_overrides). price ("2.5 USD/hour"), power ("700 W"), pue (>= 1): cost and energy.
     collectives: the engine's collective library (custom, nccl, rccl: roofline.collectives);
     overlap: the MoE all-to-all runs under the shared experts (calibrated mode; ideal mode sums them
-    and says so); moe_tp: chips each routed expert is split over (MoE TP; with tp it sets ep).
+    and says so); moe_tp: chips each routed expert is split over (MoE TP; with tp it sets ep);
+    redundant_experts: copies of hot experts making experts + copies divide over ep (parallel.Layout).
     """
     if phase not in PHASES[:2]:
         raise RooflineError(f"phase must be decode or prefill, got {phase!r}")
@@ -239,7 +245,7 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     ep = moe_ep_from(model, tp, ep, moe_tp)
     ceiling = replace(ceilings(hardware, mode), collectives=collectives, overlap=bool(overlap))
     layout, candidates = _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, microbatches,
-                                 link)
+                                 link, redundant_experts)
     new_tokens = query_tokens if phase == "decode" else 0
     overlap_note = ("--overlap applies in calibrated mode: ideal mode adds communication to computation"
                     if overlap and mode == "ideal" else None)

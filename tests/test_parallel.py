@@ -204,6 +204,11 @@ def test_deepseek_prefill_unit_is_expressible():
     (["--tp", "8", "--moe-tp", "3"], "moe-tp=3 does not divide tp=8"),
     (["--tp", "8", "--moe-tp", "2", "--ep", "8"], "moe-tp=2 with tp=8 means ep=4, not ep=8"),
     (["--moe-tp", "2", "--chips", "8"], "moe-tp=2 needs the tensor-parallel width it splits (--tp)"),
+    (["--tp", "8", "--ep", "24", "--batch", "8"], "--redundant-experts 8: 264 slots, 11 a rank"),
+    (["--tp", "1", "--ep", "48", "--batch", "48", "--redundant-experts", "16"],
+     "256 experts + 16 redundant copies = 272 expert slots do not divide over ep=48"),
+    (["--redundant-experts", "32", "--chips", "8"], "--redundant-experts needs an explicit layout"),
+    (["--tp", "8", "--redundant-experts", "8", "--ep", "1"], "need expert parallelism (ep > 1)"),
 ])
 def test_bad_expert_parallel_layouts_exit_2_with_one_line(args, message):
     result = CliRunner().invoke(cli, ["decode", "--model", "deepseek-v3", "--hardware", "h200", *args])
@@ -364,3 +369,22 @@ def test_auto_layout_step_time_grows_with_batch_or_says_why(a, b):
     if high.time_s < low.time_s * (1 - 1e-9):
         assert (low.tp, low.pp, low.ep) != (high.tp, high.pp, high.ep)
         assert any(n.startswith("layout depends on batch") for n in low.notes)
+
+
+def test_redundant_experts_hold_their_slots_per_rank():
+    """256 experts over EP48 with 32 copies (EPLB, as SGLang's GB200 deployment ran it): 288 slots,
+    6 a rank. Measured against the layouts without copies, not the formula: EP64 holds 4 a rank and
+    EP32 8, so per chip the expert weights x of one slot satisfy w32 - w64 = 4x, and EP48 must hold
+    w64 + 2x (the rest of a chip's weights, attention at tp = 1, is the same in all three)."""
+    args = dict(batch=96, context=1024, tp=1)
+    w = {ep: roofline.decode("deepseek-v3", "gb200", ep=ep, **args).weight_bytes for ep in (32, 64)}
+    r48 = roofline.decode("deepseek-v3", "gb200", ep=48, redundant_experts=32, **args)
+    slot = (w[32] - w[64]) / 4
+    assert slot == pytest.approx(58 * 3 * 7168 * 2048, rel=0.01)   # 58 MoE layers x 3 fp8 matrices
+    assert r48.weight_bytes == pytest.approx(w[64] + 2 * slot, rel=1e-9)
+    assert r48.redundant_experts == 32 and "32 redundant experts" in \
+        make_layout(roofline.load_model("deepseek-v3"), 48, tp=1, ep=48, redundant_experts=32).describe()
+    # a serving row that names EP48 and not its slots is read with the fewest copies that divide
+    from roofline.parallel import Layout, with_expert_slots
+    assert with_expert_slots(roofline.load_model("deepseek-v3"), Layout(1, 1, 48)).redundant_experts == 32
+    assert with_expert_slots(roofline.load_model("deepseek-v3"), Layout(1, 1, 32)).redundant_experts == 0

@@ -77,6 +77,9 @@ OPTIONS = (
     Option("moe_tp", ("--moe-tp",), "Chips each routed expert is split over (MoE tensor parallelism, with --tp): "
            "the tp / moe-tp expert groups are the MoE expert parallelism (MoE TP x MoE EP = TP).", type=int,
            bad="0", error="moe-tp must be a whole number"),
+    Option("redundant_experts", ("--redundant-experts",), "Copies of hot routed experts added so that experts + "
+           "copies divide over the --ep ranks (EPLB: 256 + 32 = 288 slots over EP48).", type=int, default=0,
+           bad="-1", error="redundant experts must be a whole number"),
     Option("microbatches", ("--microbatches",), "Micro-batches in flight in a pipeline (default: min(pp, "
            "batch)).", type=int, bad="0", error="microbatches must be a whole number"),
     Option("link", ("--link",), "Link id between chips (default: scale-up inside its domain, else scale-out; "
@@ -98,7 +101,7 @@ OPTIONS = (
 
 BY_NAME = {option.name: option for option in OPTIONS}
 #: options of one step's physics that the serving model (roofline.serving) does not take yet
-STEP_ONLY = ("moe_tp", "collectives", "overlap")
+STEP_ONLY = ("moe_tp", "redundant_experts", "collectives", "overlap")
 
 
 def scenario_options(func=None, *, exclude=()):

@@ -20,7 +20,7 @@ from .. import models as models_module
 from ..errors import RooflineError, SpecError
 from ..dtypes import compute_class
 from ..models import with_dtypes
-from ..parallel import Layout, check_layout
+from ..parallel import Layout, check_layout, with_expert_slots
 from ..specs import load_yaml, spec_paths
 from ..step import ceilings
 from .engines import ALIASES, load_engine
@@ -355,11 +355,11 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
             result = disaggregated(model, hw, prefill, decode, ceiling, decode_engine, load,
                                    prefill_engine=prefill_engine, speculative=(k, MTP_ACCEPTANCE) if k else None)
         elif (row.get("mode") or "agg") == "disagg":
-            prefill = Pool(check_layout(model, layout_of(row, "prefill_")), _int(row, "prefill_num_workers", 1) or 1)
-            decode = Pool(check_layout(model, layout_of(row, "decode_")), _int(row, "decode_num_workers", 1) or 1)
+            prefill, decode = (Pool(check_layout(model, with_expert_slots(model, layout_of(row, side))),
+                                    _int(row, side + "num_workers", 1) or 1) for side in ("prefill_", "decode_"))
             result = disaggregated(model, hw, prefill, decode, ceiling, engine, load)
         else:
-            pool = Pool(check_layout(model, layout_of(row)), 1)
+            pool = Pool(check_layout(model, with_expert_slots(model, layout_of(row))), 1)
             result = (simulate_steps if simulate else aggregated)(model, hw, pool, ceiling, engine, load)
     except RooflineError as exc:
         return str(exc)
