@@ -158,9 +158,18 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
                         "cannot tell the knee from the ceilings; measure one with roofline measure)")
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
-    parameters.append(fit_parameter("layer_overhead"))
+    if hardware.kind == "wafer":        # a wafer's per-layer cost is its GEMVs crossing the mesh (roofline.wafer)
+        parameters.append(fit_parameter("mesh_traversal"))
+        held["layer_overhead"] = ("0: on a wafer a layer costs its GEMVs' crossings of the cores that hold their "
+                                  "matrices (mesh_traversal), not a fixed time per layer")
+    else:
+        parameters.append(fit_parameter("layer_overhead"))
     layouts = [layout for m in step_models for layout in m.layouts]
-    if any(layout.pp > 1 for layout in layouts):
+    if any(layout.pp > 1 for layout in layouts) and hardware.kind == "wafer":
+        held["link_latency"] = ("each link spec's own latency: with the mesh crossings in, speeds on unpublished "
+                                "wafer counts do not determine a hop (the fit drives it to 0 us, or to 17 us "
+                                "without the Llama 4 Maverick row)")
+    elif any(layout.pp > 1 for layout in layouts):
         parameters.append(fit_parameter("link_latency"))
     if any(layout.tp > 1 for layout in layouts):
         parameters.append(fit_parameter("collective_overhead"))
