@@ -205,7 +205,9 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         if progress is not None:
             progress()
         c = ceiling_of(values)
-        return [math.log(m.time(c) / m.measured_time) for m in step_models]
+        # a floor row ('>N') is met by any time at or below its own: only a slower prediction is a residual
+        return [max(r, 0.0) if m.row.floor else r
+                for m, r in ((m, math.log(m.time(c) / m.measured_time)) for m in step_models)]
 
     parameters = _drop_undetermined(parameters, residuals, held)
     if len(step_models) < len(parameters) + 1:
@@ -276,8 +278,10 @@ def _derived_flops(ceiling, kernels, groups, values):
 
 
 def signed_errors(models, ceiling):
-    """Signed relative errors of the predicted figures (predicted / measured - 1)."""
-    return [m.figure(ceiling) / m.measured - 1 for m in models]
+    """Signed relative errors of the predicted figures (predicted / measured - 1); 0 for a floor row
+    ('>N') the prediction meets."""
+    errors = [m.figure(ceiling) / m.measured - 1 for m in models]
+    return [0.0 if m.row.met_floor(e) else e for m, e in zip(models, errors)]
 
 
 def summary(errs):

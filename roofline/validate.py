@@ -31,8 +31,9 @@ class CheckedRow:
 
     @property
     def error(self):
-        """Signed relative error of the prediction [1]."""
-        return self.predicted / self.measured - 1
+        """Signed relative error of the prediction [1]; 0 for a floor row ('>N') the prediction meets."""
+        error = self.predicted / self.measured - 1
+        return 0.0 if self.row.met_floor(error) else error
 
     @property
     def ideal_is_bound(self):

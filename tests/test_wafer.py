@@ -72,3 +72,22 @@ def test_a_wafer_prediction_counts_the_crossings():
     ev = deployment.evaluate("decode", model, chip, 1, 1024, Layout(1, 19, 1, 1), c)
     assert ev.split["overhead"] == pytest.approx(mesh_span(model, chip) * c.mesh_traversal + c.step_overhead)
     assert mesh_span(model, chip) == pytest.approx(62.9, rel=1e-3)
+
+
+def test_a_floor_row_counts_only_when_the_prediction_is_below_it():
+    """'>2500' (Llama 4 Maverick on WSE-3) and SambaNova's '250' and '4500' are floors: a prediction at or
+    above one meets it (error 0); below, the error is the usual predicted / measured - 1."""
+    from dataclasses import replace
+    from roofline.measurements import read_measurements
+    from roofline.validate import CheckedRow
+    rows = read_measurements("data/validation/published/sram_systems.csv").rows
+    floors = sorted((r.model, r.rate) for r in rows if r.floor)
+    assert floors == [("deepseek-v3", 250.0), ("deepseek-v3", 4500.0), ("llama-4-maverick", 2500.0)]
+    maverick = next(r for r in rows if r.floor and r.model == "llama-4-maverick")
+    assert CheckedRow(maverick, "wse-3", "calibrated", 2500.0, 3000.0, 1e5, "tok/s").error == 0.0
+    assert CheckedRow(maverick, "wse-3", "calibrated", 2500.0, 2000.0, 1e5, "tok/s").error == pytest.approx(-0.2)
+    plain = replace(maverick, floor=False)
+    assert CheckedRow(plain, "wse-3", "calibrated", 2500.0, 3000.0, 1e5, "tok/s").error == pytest.approx(0.2)
+    # a time row's floor would be met from below: a shorter predicted time
+    timed = replace(maverick, rate=None, seconds=1.0)
+    assert timed.met_floor(-0.1) and not timed.met_floor(0.1)
