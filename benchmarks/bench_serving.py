@@ -6,6 +6,9 @@
 2. serving_frontier: roofline.serving.frontier over 64 concurrencies (1-64) x every layout of
    every chip count dividing 8 (--search), specs loaded inside (the whole call). Median of 5.
    Target: < 2 s.
+3. serving_simulation: one answer by the discrete-event simulation (roofline.serving.simulate, 64
+   closed-loop clients x 10 requests of 1024/1024), next to the mean-value answer of the same
+   question measured beside it, and their ratio. Median of 5. No target: it is an option.
 
     python benchmarks/bench_serving.py
 """
@@ -22,6 +25,7 @@ from roofline.deployment import evaluate
 from roofline.parallel import Layout
 from roofline.serving.engines import load_engine
 from roofline.serving.model import Pool, aggregated, workload
+from roofline.serving.simulate import simulate
 from roofline.step import ceilings
 
 CASES = [("llama-3.1-70b", "h100-sxm", Layout(8), "fp8"), ("deepseek-v3", "h200", Layout(8, 1, 8), None),
@@ -43,6 +47,10 @@ def main():
         emit(benchmark="serving_answer", model=model_id, hardware=chip_id, layout=layout.describe(),
              median_s=round(answer, 4), decode_step_median_s=round(step, 5),
              ratio_to_decode_step=round(answer / step, 1), target_s=0.05, runs=RUNS)
+        simulated = median_call(lambda: simulate(model, hw, Pool(layout), ceiling, engine, load))
+        emit(benchmark="serving_simulation", model=model_id, hardware=chip_id, layout=layout.describe(),
+             requests=640, median_s=round(simulated, 4), ratio_to_mean_value_answer=round(simulated / answer, 1),
+             runs=RUNS)
     for model_id, chip_id, weights in (("llama-3.1-70b", "h100-sxm", "fp8"), ("deepseek-v3", "h200", None)):
         points = {}
 

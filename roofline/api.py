@@ -47,6 +47,13 @@ def step_result(scenario, evaluation=None):
         time_s = float(ev.token_time)
         per_user, aggregate = s.length / time_s, s.batch * s.length / float(ev.cycle_time)
     split = ev.split
+    hidden = float(ev.hidden_latency + ev.hidden_bandwidth)
+    if hidden > 0:
+        notes.append(f"overlap: {hidden * 1e6:.4g} us of the MoE all-to-all runs under the shared experts "
+                     "(hidden from the step time)")
+    elif s.overlap and s.mode != "ideal":
+        notes.append("overlap: nothing to hide: this layout has no expert all-to-all under shared experts "
+                     "(it needs ep > tp and an MoE model with shared experts)")
     economics, cost_notes = s.pricing.fields(aggregate, chips=layout.chips)
     notes += cost_notes
     return StepResult(
@@ -58,6 +65,8 @@ def step_result(scenario, evaluation=None):
         compute_time_s=float(split["compute"]), overhead_time_s=float(split["overhead"]),
         link_latency_time_s=float(split["link latency"]), link_bandwidth_time_s=float(split["link bandwidth"]),
         chips=layout.chips, tp=layout.tp, pp=layout.pp, ep=layout.ep, microbatches=layout.microbatches,
+        moe_tp=layout.moe_tp if model.moe else None, moe_ep=layout.moe_ep if model.moe else None,
+        collectives=s.collectives,
         token_latency_s=float(ev.token_time), stage_time_s=float(ev.stage_time),
         tp_link=ev.tp_link.link.id if ev.tp_link else None, pp_link=ev.pp_link.link.id if ev.pp_link else None,
         calibration_source=s.calibration_source, dtypes=dict(model.dtypes), notes=notes, operators=rows,

@@ -15,10 +15,16 @@ Each crossing pays alpha [s]: in calibrated mode the link's latency (or the cali
 one) plus the fitted fixed cost of a collective; ideal mode charges no latency at all (no sourced
 physical minimum per crossing is in the link specs), so it stays a lower bound. Every function
 returns Terms (latency part, bandwidth part) and works on floats, numpy arrays and sympy alike.
+
+Which all-reduce runs depends on the engine's collective library (LIBRARIES): the custom kernels of
+vLLM, SGLang and TensorRT-LLM (one-shot / two-shot, "custom"), or NCCL / RCCL, whose rings step
+through every rank ("nccl", "rccl": PyTorch's torch.distributed and funcol, lmdeploy TurboMind
+until 2024, vLLM on ROCm in 2024).
 """
 import math
 from dataclasses import dataclass
 
+from .errors import RooflineError
 from .mathops import maximum, where
 
 
@@ -63,6 +69,7 @@ class Fabric:
     latency: float            # [s] per crossing, in the mode being evaluated
     domain: float = math.inf  # chips this level joins
     dimensions: int = 1       # torus axes
+    level: str = "scale-up"   # scale-up | scale-out: which of a library's per-step latencies applies
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class Network:
     """A two-level network: scale-up fabric over `domain` chips, scale-out between domains."""
     up: Fabric = None
     out: Fabric = None
+    library: str = "custom"         # collective library of the engine (LIBRARIES)
+    library_latency: bool = False   # charge the library's own latencies (calibrated mode; never in ideal)
 
     @property
     def domain(self):
@@ -148,12 +157,67 @@ def torus_allreduce(message_bytes, chips, fabric):
                  2 * (chips - 1) / chips * message_bytes / (fabric.bandwidth * share))
 
 
-def allreduce_one_level(message_bytes, chips, fabric):
-    """All-reduce over one fabric with the algorithm an engine picks for the message size [s]."""
+#: Collective libraries an engine all-reduces with (Network.library)
+LIBRARIES = ("custom", "nccl", "rccl")
+
+def check_library(library):
+    """`library` if it is one of LIBRARIES, else RooflineError naming the choices."""
+    if library not in LIBRARIES:
+        raise RooflineError(f"collective library must be one of {', '.join(LIBRARIES)}, got {library!r}")
+    return library
+
+
+# Latency model of the NCCL-family ring all-reduce, from each library's own tuner (the figures its
+# algorithm/protocol choice rests on), per protocol: (fixed latency [s], per-step latency [s] on a
+# scale-up link, on a scale-out network), and the share of the link bandwidth the protocol moves.
+# NCCL: NVIDIA/nccl src/graph/tuning.cc (a 2.2x release, with NVLS and MNNVL): baseLat ring LL
+# 6.6 us, Simple 8.4 us; hwLat NVLink ring LL 0.6 us, Simple 3.4 us; NET ring LL 2.7 us, Simple
+# 14.0 us; LL ring busBw x 1/4 (LL sends a 4-byte flag with every 4 bytes of data and polls on it). RCCL: ROCm/rccl
+# src/graph/tuning.cc (tuning_model_0): baseLat ring LL 12.0 us, Simple 17.0 us; hwLat xGMI
+# ("NVLINK") ring LL 0.8 us, Simple 3.6 us; NET ring LL 9.5 us, Simple 15.1 us.
+RING_PROTOCOLS = {
+    "nccl": {"LL": (6.6e-6, {"scale-up": 0.6e-6, "scale-out": 2.7e-6}, 1 / 4),
+             "Simple": (8.4e-6, {"scale-up": 3.4e-6, "scale-out": 14.0e-6}, 1.0)},
+    "rccl": {"LL": (12.0e-6, {"scale-up": 0.8e-6, "scale-out": 9.5e-6}, 1 / 4),
+             "Simple": (17.0e-6, {"scale-up": 3.6e-6, "scale-out": 15.1e-6}, 1.0)},
+}
+
+
+def library_ring_allreduce(message_bytes, chips, fabric, library, charge_latency, base=True):
+    """NCCL/RCCL ring all-reduce over one fabric, with the protocol its tuner picks for the size [s].
+
+    .. math:: t = \\min_{p \\in \\{LL, Simple\\}} \\left[ a_p + 2 (n - 1) \\, s_p
+              + \\frac{2 (n-1)}{n} \\frac{S}{\\eta_p \\, BW} \\right]
+
+    a_p: the library's fixed latency of protocol p (only with `base`), s_p its latency per ring
+    step on this fabric's level, eta_p the share of the bandwidth the protocol moves (RING_PROTOCOLS;
+    NCCL's own cost model, src/graph/tuning.cc). BW is what the group's rings can use: all of a
+    switch port, n - 1 of the D - 1 links of a full mesh (rings over several channels use them all).
+    A ring crosses 2 (n - 1) steps whatever the fabric, which is why a library all-reduce grows with
+    the rank count where the custom one-shot does not. Ideal mode (charge_latency False) keeps only
+    the bandwidth term: with Simple's eta = 1 it is the ring optimum, the same as the custom
+    two-shot's, so ideal stays a lower bound.
+    """
+    steps = 2 * (chips - 1)
+    bandwidth = per_peer_bandwidth(fabric, chips) * (chips - 1)   # the group's own links (a mesh: n - 1 of D - 1)
+    best = None
+    for base_latency, step_latency, efficiency in RING_PROTOCOLS[library].values():
+        latency = (base_latency * base + steps * step_latency[fabric.level]) if charge_latency else 0.0
+        terms = Terms(latency + 0 * message_bytes, steps / chips * message_bytes / (efficiency * bandwidth))
+        best = terms if best is None else faster(best, terms)
+    return best
+
+
+def allreduce_one_level(message_bytes, chips, fabric, network=None, base=True):
+    """All-reduce over one fabric with the algorithm an engine picks for the message size [s]:
+    a ring per torus axis; the library's ring where the engine all-reduces with NCCL or RCCL
+    (network.library); else the faster of the custom one-shot and two-shot."""
     if chips <= 1:
         return zero_terms(message_bytes)
     if fabric.kind == "torus":
         return torus_allreduce(message_bytes, chips, fabric)
+    if network is not None and network.library != "custom":
+        return library_ring_allreduce(message_bytes, chips, fabric, network.library, network.library_latency, base)
     return faster(one_shot_allreduce(message_bytes, chips, fabric), two_shot_allreduce(message_bytes, chips, fabric))
 
 
@@ -171,12 +235,16 @@ def allreduce(message_bytes, chips, network):
     if chips <= 1:
         return zero_terms(message_bytes)
     if chips <= domain:
-        return allreduce_one_level(message_bytes, chips, network.up)
+        return allreduce_one_level(message_bytes, chips, network.up, network)
     if network.up is None or domain <= 1:
-        return allreduce_one_level(message_bytes, chips, network.out)
-    inner = torus_allreduce if network.up.kind == "torus" else two_shot_allreduce
-    return then(inner(message_bytes, domain, network.up),
-                allreduce_one_level(message_bytes / domain, math.ceil(chips / domain), network.out))
+        return allreduce_one_level(message_bytes, chips, network.out, network)
+    if network.library != "custom" and network.up.kind != "torus":
+        inner = library_ring_allreduce(message_bytes, domain, network.up, network.library, network.library_latency)
+    else:
+        algorithm = torus_allreduce if network.up.kind == "torus" else two_shot_allreduce
+        inner = algorithm(message_bytes, domain, network.up)
+    return then(inner, allreduce_one_level(message_bytes / domain, math.ceil(chips / domain), network.out, network,
+                                           base=False))
 
 
 def alltoall_one_level(bytes_out, peers, fabric):

@@ -4,14 +4,16 @@ Every formula divides what the deployment consumes per second (dollars, joules) 
 produces per second. Use the aggregate rate (all users together) for the cost of a token; the
 per-user figures share the deployment's hourly cost and power out over the users it serves.
 
-Prices are rental prices per chip-hour (stored in SI as USD/s). Power is on one basis for every
-chip, the accelerator's share of its reference system's maximum input power (`system_power` in the
-spec: e.g. DGX H100, 10.2 kW for 8 GPUs with their host CPUs, memory, NICs, NVSwitches and fans,
-1275 W a GPU; one CS-3, 23 kW a wafer), times an optional facility overhead factor (PUE: total
-facility power / IT power, >= 1; The Green Grid, "PUE: a comprehensive examination of the metric",
-White Paper 49, 2012). A chip's TDP alone leaves out the host and network that every token also
-needs; a maximum is an upper bound, and a memory-bound decode often draws less. A chip without a
-system figure reports J/token as unknown (the output says so) rather than on another basis.
+Prices are rental prices per chip-hour (stored in SI as USD/s), on one basis for every chip: a
+hyperscaler's (AWS, Google Cloud, Azure) on-demand list price per accelerator-hour, dated in the spec.
+Power is on one basis for every chip, the accelerator's share of its reference system's maximum input
+power (`system_power` in the spec: e.g. DGX H100, 10.2 kW for 8 GPUs with their host CPUs, memory,
+NICs, NVSwitches and fans, 1275 W a GPU; one CS-3, 23 kW a wafer), times an optional facility
+overhead factor (PUE: total facility power / IT power, >= 1; The Green Grid, "PUE: a comprehensive
+examination of the metric", White Paper 49, 2012). A chip's TDP alone leaves out the host and network
+that every token also needs; a maximum is an upper bound, and a memory-bound decode often draws less.
+A chip without a figure on either basis reports it as unknown (the output says so, and the spec file
+says why) rather than on another basis.
 
 All formulas take floats, numpy arrays or sympy symbols.
 """

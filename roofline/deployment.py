@@ -22,9 +22,9 @@ from functools import cached_property
 import numpy as np
 
 from . import dtypes
-from .collectives import (Fabric, Network, allreduce, alltoall, destination_ranks, hop_time, pipeline_cycle,
-                          residual_bytes, routed_bytes)
-from .mathops import ceil, maximum
+from .collectives import (Fabric, Network, allreduce, alltoall, check_library, destination_ranks, hop_time,
+                          pipeline_cycle, residual_bytes, routed_bytes)
+from .mathops import ceil, maximum, minimum
 from .memory import footprint
 from .operators import decode_operators, mixed_operators, mtp_draft_operators, prefill_operators
 from .parallel import choose_links
@@ -74,6 +74,8 @@ class Evaluation:
     tp_link: object = None
     pp_link: object = None
     ep_link: object = None
+    hidden_latency: object = 0.0     # [s] of link latency hidden behind computation (--overlap)
+    hidden_bandwidth: object = 0.0   # [s] of link bandwidth time hidden behind computation (--overlap)
 
     @cached_property
     def split(self):
@@ -90,6 +92,8 @@ class Evaluation:
         for c in self.comms:
             split["link latency"] = split["link latency"] + c.count * c.latency_time
             split["link bandwidth"] = split["link bandwidth"] + c.count * c.bandwidth_time
+        split["link latency"] = split["link latency"] - self.hidden_latency
+        split["link bandwidth"] = split["link bandwidth"] - self.hidden_bandwidth
         return {k: _plain(v) for k, v in split.items()}
 
     @cached_property
@@ -183,19 +187,23 @@ def chip_operators(model, layout, build, b):
                                                       for op in build(b, 1) if is_routed(op)]
 
 
-def chip_network(hardware, ceiling, link_id=None):
+def chip_network(hardware, ceiling, link_id=None, collectives="custom"):
     """The two-level Network of a chip's scale-up and scale-out links, with this mode's latency per
-    crossing; a forced `link_id` is the only level, joining any number of chips."""
+    crossing and the engine's collective library (`collectives`, roofline.collectives.LIBRARIES,
+    whose own latencies only calibrated mode charges); a forced `link_id` is the only level,
+    joining any number of chips."""
     def level(chip_link, domain):
+        role = "scale-out" if chip_link.role == "scale-out" else "scale-up"
         return Fabric(chip_link.link.fabric, chip_link.bandwidth, ceiling.latency_of(chip_link), domain,
-                      chip_link.link.dimensions)
+                      chip_link.link.dimensions, role)
 
+    charge = ceiling.mode != "ideal"
     if link_id is not None:
-        return Network(up=level(hardware.link(link_id=link_id), math.inf))
+        return Network(up=level(hardware.link(link_id=link_id), math.inf), library=collectives, library_latency=charge)
     up = next((cl for cl in hardware.links if cl.role == "scale-up"), None)
     out = next((cl for cl in hardware.links if cl.role == "scale-out"), None)
     return Network(up=level(up, up.domain or math.inf) if up is not None else None,
-                   out=level(out, math.inf) if out is not None else None)
+                   out=level(out, math.inf) if out is not None else None, library=collectives, library_latency=charge)
 
 
 def dispatch_bytes_per_value(model):
@@ -239,6 +247,33 @@ def communication(model, layout, tokens, group_tokens, network, ceiling):
             t = alltoall(near_bytes, far_bytes, ep, network)
             comms.append(CommTiming(name, "moe", moe_layers, near_bytes + far_bytes, t.latency + fixed, t.bandwidth))
     return comms
+
+
+#: collectives an engine runs concurrently with computation that does not wait for them (--overlap)
+OVERLAPPED_COMMS = ("dispatch", "combine")
+
+
+def hidden_by_overlap(timed, comms):
+    """(time [s] of communication that overlapping hides behind computation, its link-latency share).
+
+    .. math:: t_{hidden} = \\min\\left(t_{dispatch} + t_{combine}, \\; t_{shared}\\right)
+
+    An MoE layer's expert all-to-all does not wait on its shared experts, nor they on it: DeepEP's
+    hook-based dispatch and combine run while the shared-expert GEMMs compute, and DeepSeek's
+    serving overlaps them the same way (deepseek-ai/DeepEP README, "communication-computation
+    overlapping"; DeepSeek-V3, arXiv 2412.19437, Sec. 3.4). The layer then costs
+    max(compute, all-to-all) for those parts instead of their sum. The tensor-parallel all-reduce
+    is left exposed: its result is the next GEMM's input, and no engine's default decode path runs
+    it under computation. The share splits the hidden time into latency and bandwidth in the
+    all-to-all's own proportion.
+    """
+    a2a = [c for c in comms if c.name in OVERLAPPED_COMMS]
+    if not a2a:
+        return 0.0, 0.0
+    latency = sum(c.count * c.latency_time for c in a2a)
+    bandwidth = sum(c.count * c.bandwidth_time for c in a2a)
+    shared = sum(op.total_time for op in timed if op.name.startswith("shared_"))
+    return minimum(latency + bandwidth, shared), latency / maximum(latency + bandwidth, 1e-30)
 
 
 def per_chip_memory(model, layout, batch, context, tokens_in_flight):
@@ -316,6 +351,8 @@ class ForwardPass:
     links: tuple            # (tp_link, pp_link, ep_link), ChipLink or None
     query_tokens: int = 1   # new tokens per sequence in a decode step (speculative verification)
     link_id: str = None     # a link forced for every transfer (roofline.collectives prices it as one level)
+    collectives: str = None  # the engine's collective library (collectives.LIBRARIES); None: the ceiling's
+    overlap: bool = None     # MoE all-to-all under the shared experts (hidden_by_overlap); None: the ceiling's
     mesh_span: object = 0.0  # a wafer's mesh crossings of one token (roofline.wafer.mesh_span), 0 elsewhere
 
     def evaluate(self, ceiling):
@@ -328,7 +365,7 @@ class ForwardPass:
         model, layout = self.model, self.layout
         tp_link, pp_link, ep_link = self.links
         timed = time_operators(self.operators, ceiling)
-        network = chip_network(self.hardware, ceiling, self.link_id)
+        network = chip_network(self.hardware, ceiling, self.link_id, self.collectives or ceiling.collectives)
         comms = communication(model, layout, self.tokens, self.group_tokens, network, ceiling)
         layer_time = self.layers * ceiling.layer_overhead + self.mesh_span * ceiling.mesh_traversal
         head_time = 0
@@ -339,6 +376,11 @@ class ForwardPass:
                 layer_time = layer_time + op.total_time
         for c in comms:
             layer_time = layer_time + c.total_time
+        hidden_latency = hidden_bandwidth = 0.0
+        if (ceiling.overlap if self.overlap is None else self.overlap) and ceiling.mode != "ideal":
+            hidden, latency_share = hidden_by_overlap(timed, comms)
+            layer_time = layer_time - hidden
+            hidden_latency, hidden_bandwidth = hidden * latency_share, hidden * (1 - latency_share)
         hops = []
         if layout.pp > 1:
             act = dtypes.bytes_per_value(model.dtypes["activations"])
@@ -360,7 +402,8 @@ class ForwardPass:
             cycle = pipeline_cycle(token_time, stage_time, layout.microbatches)
         return Evaluation(timed=timed, comms=comms + hops, token_time=_plain(token_time), cycle_time=_plain(cycle),
                           stage_time=_plain(stage_time), microbatch=self.microbatch, forward=self, ceiling=ceiling,
-                          tp_link=tp_link, pp_link=pp_link, ep_link=ep_link)
+                          tp_link=tp_link, pp_link=pp_link, ep_link=ep_link, hidden_latency=hidden_latency,
+                          hidden_bandwidth=hidden_bandwidth)
 
 
 def _builder(phase, model, length, peaks, query_tokens):
@@ -378,10 +421,16 @@ def _builder(phase, model, length, peaks, query_tokens):
     raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
 
 
-def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1):
+def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1, collectives=None,
+                 overlap=None):
     """The ForwardPass of a decode step (`length` = cached tokens), a prefill (`length` = prompt
     tokens) or an MTP draft step (`model` = the MTP module, roofline.operators.mtp_model) of
-    `batch` sequences on `layout` (roofline.parallel.Layout); `link_id` forces the link."""
+    `batch` sequences on `layout` (roofline.parallel.Layout); `link_id` forces the link;
+    `collectives` names the engine's collective library (roofline.collectives.LIBRARIES) and `overlap`
+    hides the MoE all-to-all behind the shared experts in calibrated mode (hidden_by_overlap); None
+    leaves each to the Ceilings the pass is evaluated under (a Scenario's options)."""
+    if collectives is not None:
+        check_library(collectives)
     b = ceil(batch / layout.microbatches)
     links = choose_links(hardware, layout, link_id)
     per_sequence = length if phase == "prefill" else query_tokens
@@ -396,11 +445,12 @@ def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, qu
     return ForwardPass(phase=phase, model=model, hardware=hardware, batch=batch, length=length, layout=layout,
                        operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
                        microbatch=b, tokens=tokens, group_tokens=group_tokens, links=links,
-                       query_tokens=query_tokens, link_id=link_id,
+                       query_tokens=query_tokens, link_id=link_id, collectives=collectives, overlap=overlap,
                        mesh_span=mesh_span(model, hardware, layout.tp, layout.expert_chips))
 
 
-def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1):
+def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1,
+             collectives=None, overlap=None):
     """Evaluation of a decode step (`length` = cached tokens), a prefill (`length` = prompt) or a
     mixed continuous-batching step (phase "mixed": `batch` decoding sequences, `length` an
     operators.MixedShape with their context and the prefill chunks scheduled with them, split evenly
@@ -411,10 +461,10 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     """
     key = None
     if cache is not None and np.ndim(batch) == 0 and np.ndim(length) == 0:
-        key = (phase, batch, length, layout, link_id, query_tokens)
+        key = (phase, batch, length, layout, link_id, query_tokens, collectives, overlap)
         if key in cache:
             return cache[key].evaluate(ceiling)
-    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens)
+    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens, collectives, overlap)
     if key is not None:
         cache[key] = forward
     return forward.evaluate(ceiling)

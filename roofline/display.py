@@ -196,6 +196,10 @@ def step_sections(r, extra=None):
         layout.add("chips", r.chips).add("tensor parallel (TP)", r.tp).add("pipeline stages (PP)", r.pp)
         if r.ep > 1:
             layout.add("expert parallel (EP)", r.ep)
+        if r.moe_tp is not None:
+            layout.add("MoE tensor parallel (MoE TP)", r.moe_tp).add("MoE expert parallel (MoE EP)", r.moe_ep)
+        if r.collectives != "custom":
+            layout.add("collective library", r.collectives)
         if r.pp > 1:
             layout.add("micro-batches", r.microbatches)
         layout.add("TP link", r.tp_link if r.tp > 1 else None).add("PP link", r.pp_link if r.pp > 1 else None)

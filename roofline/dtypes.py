@@ -4,7 +4,8 @@ Block-scaled formats are counted at their true size: MXFP4 stores 32 fp4 values 
 8-bit scale, 4 + 8/32 = 4.25 bits per value (OCP Microscaling Formats v1.0, 2023); NVFP4 stores 16
 fp4 values with one fp8 scale, 4 + 8/16 = 4.5 bits (NVIDIA Blackwell; the per-tensor fp32 scale is
 negligible). Group-quantized int4 carries one 16-bit scale per group (g128: 4.125 bits) or a
-16-bit scale and zero point per group (gpt-fast's int4 g32: 4 + 32/32 = 5 bits).
+16-bit scale and zero point per group (gpt-fast's int4 g32: 4 + 32/32 = 5 bits), or, symmetric, a
+scale alone (Kimi K2 Thinking and K2.5's W4A16 release: 4 + 16/32 = 4.5 bits).
 """
 from .errors import RooflineError
 
@@ -19,6 +20,7 @@ DTYPES = {
     "int4": (4.0, "int4", "4-bit integer, scales not counted"),
     "int4-g128": (4.0 + 16 / 128, "int4", "4-bit integer, one fp16 scale per 128 values"),
     "int4-g32": (4.0 + 32 / 32, "int4", "4-bit integer, bf16 scale and zero per 32 values (gpt-fast)"),
+    "int4-g32-sym": (4.0 + 16 / 32, "int4", "4-bit integer, symmetric, one bf16 scale per 32 values (Kimi K2.5)"),
     "fp4": (4.0, "fp4", "float4 e2m1, scales not counted"),
     "mxfp4": (4.0 + 8 / 32, "fp4", "OCP MXFP4: 32 e2m1 values share one 8-bit scale"),
     "nvfp4": (4.0 + 8 / 16, "fp4", "NVFP4: 16 e2m1 values share one fp8 scale"),

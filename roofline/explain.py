@@ -128,6 +128,8 @@ def _ceiling_symbols(ceiling, generic=False):
             if row.relative_to:       # the roofs: BW and P above
                 continue
             number = getattr(ceiling, row.ceiling_field)
+            if number == float("inf"):  # a hard maximum (a knee no sweep measured): the formula's max, not n = oo
+                continue
             if row.in_formula or (number is not None and number != row.ceiling_default):
                 fields[row.ceiling_field] = sympy.Symbol(row.symbol, positive=True)
                 values[fields[row.ceiling_field]] = number
@@ -170,7 +172,8 @@ def _evaluate(expr, values):
     return float(sympy.sympify(expr).xreplace(numbers).evalf(30))
 
 
-def _build(phase, model, hardware, layout, ceiling, batch_symbol, length_symbol, link=None, generic=False):
+def _build(phase, model, hardware, layout, ceiling, batch_symbol, length_symbol, link=None, generic=False,
+           collectives=None, overlap=None):
     """Symbolic operators, traffic terms and step time of `phase` for `model` on `layout` under `ceiling`,
     through the one step-time path (deployment.ForwardPass.evaluate) with symbols for its inputs."""
     sized, sizes, values = _sizes(model, generic)
@@ -179,7 +182,7 @@ def _build(phase, model, hardware, layout, ceiling, batch_symbol, length_symbol,
     sym_ceiling = replace(sym_ceiling, collective_overhead=ceiling.collective_overhead,
                           link_latency=ceiling.link_latency)
     values.update(ceiling_values)
-    built = forward_pass(phase, sized, hardware, batch_symbol, length_symbol, layout, link)
+    built = forward_pass(phase, sized, hardware, batch_symbol, length_symbol, layout, link, 1, collectives, overlap)
     layer_symbols = _layer_symbols(built.operators)
     total_layers = sympy.Symbol("L", positive=True)
     values[total_layers] = model.num_layers
@@ -242,7 +245,8 @@ def explain(phase, model, hardware, batch=1, length=1024, **options):
     batch_symbol = sympy.Symbol("B", positive=True, integer=True)
     length_symbol = sympy.Symbol("C" if phase == "decode" else "T", positive=True, integer=True)
     operators, timed, step, terms, values = _build(phase, scenario.model, scenario.hardware, scenario.layout,
-                                                   ceiling, batch_symbol, length_symbol, scenario.link)
+                                                   ceiling, batch_symbol, length_symbol, scenario.link,
+                                                   collectives=scenario.collectives, overlap=scenario.overlap)
     point = {batch_symbol: batch, length_symbol: length}
     values = {**point, **values}
     rows = []

@@ -68,7 +68,7 @@ def least_squares(residuals, parameters, max_iterations=100, ftol=1e-10, xtol=1e
         return _result(parameters, z, r, 0, False, "the residuals are not finite at the starting point", lower, upper)
     damping, message = 1e-3, None
     for iteration in range(1, max_iterations + 1):
-        jac = _jacobian(evaluate, z, r, lower, upper)
+        jac = _jacobian(evaluate, z, r, upper)
         grad = jac.T @ r
         free = ~(((z <= lower) & (grad > 0)) | ((z >= upper) & (grad < 0)))
         if np.max(np.abs(grad[free]), initial=0.0) <= gtol * max(1.0, r @ r):
@@ -106,7 +106,7 @@ def least_squares(residuals, parameters, max_iterations=100, ftol=1e-10, xtol=1e
     return _result(parameters, z, r, iteration, True, message, lower, upper)
 
 
-def _jacobian(evaluate, z, r, lower, upper):
+def _jacobian(evaluate, z, r, upper):
     """Forward-difference Jacobian, stepping inward at an upper bound."""
     jac = np.empty((r.size, z.size))
     for j in range(z.size):

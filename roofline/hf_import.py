@@ -131,7 +131,7 @@ def spec_from_config(data, path, model_id, name=None):
     spec["num_heads"] = heads
     comments.update(num_layers="num_hidden_layers", num_heads="num_attention_heads")
     attention = _attention(cfg, spec, heads, hidden)
-    moe, dense = _moe(cfg, spec["num_layers"])
+    moe, dense = _moe(cfg)
     spec["intermediate_size"] = dense
     spec["ffn"] = "gated"
     comments["ffn"] = "SwiGLU / GeGLU: gate, up and down projections"
@@ -280,7 +280,7 @@ def _pattern(cfg, kinds, layers):
             return text[:period]
 
 
-def _moe(cfg, layers):
+def _moe(cfg):
     """(moe mapping or {}, intermediate_size of the dense layers)."""
     family, comments = cfg.family, cfg.comments
     dense_size = lambda key="intermediate_size": cfg.count(key, "the FFN size of the dense layers")  # noqa: E731

@@ -14,7 +14,8 @@ Each row names its `device` or inherits the header's. Rows whose kind ends in `_
 
 CSV of published figures, one row per figure, columns (aliases of the shipped file in brackets):
 model, hardware, chips [num_chips], parallelism, precision, batch [batch_or_concurrency],
-context [input_len], output_len (optional), metric, value, unit, source [source_url]. Metrics:
+context [input_len], output_len (optional), metric, value, unit, source [source_url], collectives
+(optional: the engine's collective library, custom (default), nccl or rccl). Metrics:
 decode_tokens_per_s_per_user and aggregate_output_tokens_per_s, in tok/s.
 """
 import csv
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import dtypes as dtype_table
+from .collectives import LIBRARIES
 from .errors import RooflineError, SpecError, excerpt
 from .models import LIMITS, MAX_BATCH, MAX_CONTEXT, WIDTH_LIMIT
 from .readers import parse_json, read_text
@@ -56,7 +58,7 @@ MAX_CHIPS = 1_000_000
 DEFAULT_CONTEXT = 1024
 _OPTIONAL_COLUMNS = {"context": ("context", "input_len"), "notes": ("notes",), "date": ("date", "source_date"),
                      "parallelism": ("parallelism",), "output_len": ("output_len",), "source": ("source", "source_url"),
-                     "system": ("system",)}
+                     "system": ("system",), "collectives": ("collectives",)}
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Measurement:
     chips: int = 1                # published rows: chips used (None: not published)
     tp: int = None                # published rows: tensor-parallel width, if stated
     pp: int = None                # published rows: pipeline stages, if stated
+    collectives: str = "custom"   # published rows: the engine's collective library (collectives.LIBRARIES)
     floor: bool = False           # published rows: a floor ('>N', the notes say "recorded as the ... floor"),
                                   # met by any figure at or above it
 
@@ -331,10 +334,14 @@ def _csv_row(cell, where):
     if output is not None and not 1 <= output <= MAX_CONTEXT:
         raise RooflineError(f"{where}: output_len {excerpt(cell['output_len'])} must be a whole number of tokens "
                             f"from 1 to {MAX_CONTEXT:,}")
+    library = cell["collectives"].strip().lower() or "custom"
+    if library not in LIBRARIES:
+        raise RooflineError(f"{where}: collectives {excerpt(cell['collectives'])} must be one of "
+                            f"{', '.join(LIBRARIES)} (the engine's collective library)")
     return Measurement("generation", where, cell["hardware"], rate=value, metric=metric, model=model,
                        batch=batch, context=context, output=output, dtype=dtype, dtypes=dtypes,
                        source=cell["source"], system=cell["system"], chips=chips, tp=tp, pp=pp,
-                       date=cell["date"] or "undated",
+                       date=cell["date"] or "undated", collectives=library,
                        floor=bool(re.search(r"\brecorded as the\b[^.;]*\bfloor\b", cell["notes"], re.I)))
 
 

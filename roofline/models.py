@@ -7,6 +7,7 @@ file's fields before the same checks run, so an override is validated like the f
 import difflib
 import math
 import os
+import re
 from dataclasses import dataclass, field, replace
 
 from .dtypes import check as check_dtype
@@ -219,6 +220,21 @@ def hf_id_index():
     return found
 
 
+#: what a quantized re-release appends to a checkpoint's name (nvidia/Llama-3.3-70B-Instruct-FP8,
+#: nvidia/DeepSeek-R1-0528-FP4-v2, RedHatAI/...-FP8-dynamic, ...-AWQ, ...-GPTQ-Int4, ...-W4A16)
+_QUANT_SUFFIX = re.compile(r"(-(fp8|fp4|nvfp4|mxfp4|int4|int8|awq|gptq|w8a8|w4a16|w4a8|dynamic|kv|v\d+))+$")
+
+
+def _repackaged(hf_id, index):
+    """The model id of a quantized re-release of a listed checkpoint, by its repository name: an
+    organisation other than the original (or the same) publishing `<listed name>-<quantization>`.
+    Only a name that matches one architecture is taken; the weights' dtype is the caller's to set."""
+    name = _QUANT_SUFFIX.sub("", hf_id.split("/", 1)[1].lower())
+    found = {model_id for listed, model_id in index.items()
+             if _QUANT_SUFFIX.sub("", listed.split("/", 1)[-1]) == name}
+    return found.pop() if len(found) == 1 else None
+
+
 def find_model(name, overrides=None):
     """Model by roofline id, spec file, or a Hugging Face id that a spec lists under `hf_ids`
     (`deepseek-ai/DeepSeek-R1` finds deepseek-v3; case does not matter). The same as load_model,
@@ -235,6 +251,9 @@ def _spec_name(name):
     index = hf_id_index()
     if text.lower() in index:
         return index[text.lower()]
+    repackaged = _repackaged(text, index)
+    if repackaged is not None:
+        return repackaged
     near = difflib.get_close_matches(text.lower(), index, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
     raise RooflineError(f"no model spec lists the Hugging Face id '{text}' under hf_ids{hint} (roofline list models)")

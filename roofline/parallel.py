@@ -75,6 +75,17 @@ class Layout:
         return self.stage_chips * self.pp
 
     @property
+    def moe_tp(self):
+        """Chips each routed expert is split over (MoE tensor parallelism): tp / ep when ep divides
+        tp (ep = 1: tp), 1 when whole experts sit on single chips (ep >= tp)."""
+        return self.tp // self.ep if self.ep <= self.tp else 1
+
+    @property
+    def moe_ep(self):
+        """Expert groups the routed experts are spread over (MoE expert parallelism): ep."""
+        return self.ep
+
+    @property
     def min_batch(self):
         """The fewest sequences the layout serves: one per attention group in each micro-batch."""
         return self.attention_groups * self.microbatches
@@ -133,6 +144,29 @@ def check_layout(model, layout, batch=None):
         raise RooflineError(f"ep={ep} over tp={tp} makes {groups} data-parallel attention groups, each needing a "
                             f"sequence{each}: batch must be at least {layout.min_batch}, got {batch}")
     return layout
+
+
+def moe_ep_from(model, tp, ep, moe_tp):
+    """The ep of a layout given as MoE TP (`moe_tp`, chips each routed expert is split over) and
+    tensor parallelism: ep = tp / moe_tp (MoE TP x MoE EP = TP); `ep` as given when moe_tp is None.
+    RooflineError when moe_tp is not a whole number dividing tp, contradicts a given ep, or the
+    model has no experts."""
+    if moe_tp is None:
+        return ep
+    if isinstance(moe_tp, bool) or not isinstance(moe_tp, int) or moe_tp < 1:
+        raise RooflineError(f"moe-tp must be a whole number of at least 1, got {moe_tp!r}")
+    if model.moe is None:
+        raise RooflineError(f"moe-tp={moe_tp}: {model.id} has no experts")
+    if tp is None:
+        raise RooflineError(f"moe-tp={moe_tp} needs the tensor-parallel width it splits (--tp)")
+    if tp % moe_tp:
+        raise RooflineError(f"moe-tp={moe_tp} does not divide tp={tp}: each expert is split over moe-tp of the "
+                            f"tp chips, and the tp / moe-tp expert groups must be whole (MoE TP x MoE EP = TP)")
+    implied = tp // moe_tp
+    if ep is not None and ep != implied and not (moe_tp == 1 and ep > tp):
+        raise RooflineError(f"moe-tp={moe_tp} with tp={tp} means ep={implied}, not ep={ep} (MoE TP x MoE EP = TP; "
+                            f"wider ep needs moe-tp=1)")
+    return implied if ep is None else ep
 
 
 def default_ep(model, tp):

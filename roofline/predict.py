@@ -84,7 +84,7 @@ def row_model(row, hardware):
     layout = _layout(row, model, hardware) if row.chips != 1 else make_layout(model, row.batch)
 
     def step(phase, length):
-        return forward_pass(phase, model, hardware, row.batch, length, layout)
+        return forward_pass(phase, model, hardware, row.batch, length, layout, collectives=row.collectives)
 
     if row.kind == "decode_step":
         return RowModel(row, ((1, step("decode", row.context)),))

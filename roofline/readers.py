@@ -228,6 +228,9 @@ def read_json(path, what, limit):
 #: bump when the reading of YAML changes (what a cached parse means): it is part of the cache key
 _CACHE_FORMAT = "roofline-spec-1"
 _FLOAT = "\u0000float"        # marks a WrittenFloat in a cache file: no key of a YAML mapping has it
+#: the most parsed files the cache keeps: the shipped specs are about 120 files, so this leaves room
+#: for a user's own and for edits (each edit is a new entry); beyond it the oldest entries go
+CACHE_ENTRIES = 1000
 
 
 def cache_dir():
@@ -266,8 +269,21 @@ def _cache_put(key, value):
         scratch = folder / f".{key}.{os.getpid()}.part"
         scratch.write_text(text, encoding="utf-8")
         os.replace(scratch, folder / f"{key}.json")
+        _prune(folder)
     except Exception:      # noqa: BLE001  (unwritable, or a value JSON cannot hold: simply not cached)
         pass
+
+
+def _prune(folder, keep=None):
+    """Remove the oldest-written entries beyond `keep` (CACHE_ENTRIES) parsed files: run only when
+    an entry is written, so a cache that already holds every file it is asked for costs nothing."""
+    keep = CACHE_ENTRIES if keep is None else keep
+    entries = list(folder.glob("*.json"))
+    if len(entries) <= keep:
+        return
+    entries.sort(key=lambda entry: entry.stat().st_mtime)
+    for entry in entries[:len(entries) - keep]:
+        entry.unlink(missing_ok=True)
 
 
 def _encode_floats(value):

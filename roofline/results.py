@@ -110,6 +110,9 @@ class StepResult(Record):
     tp: int = 1
     pp: int = 1
     ep: int = 1
+    moe_tp: int = None                  # MoE models: chips each routed expert is split over (MoE TP)
+    moe_ep: int = None                  # MoE models: expert groups the routed experts spread over (MoE EP)
+    collectives: str = "custom"         # the engine's collective library (roofline.collectives.LIBRARIES)
     microbatches: int = 1
     token_latency_s: float = None       # one token through every pipeline stage
     stage_time_s: float = None          # busiest stage, per micro-batch

@@ -21,7 +21,8 @@ from .deployment import PHASES, evaluate as evaluate_layout, fastest, forward_pa
 from .errors import RooflineError
 from .hardware import Hardware, chip_with_overrides, load_hardware, split_overrides
 from .models import Model, load_model, with_dtypes
-from .parallel import candidate_layouts, check_layout, make_layout
+from .collectives import check_library
+from .parallel import candidate_layouts, check_layout, make_layout, moe_ep_from
 from .step import MODES, ceilings
 
 #: the largest batch or context a question may ask for: beyond it no model or chip is physical
@@ -108,12 +109,16 @@ class Scenario:
     link: str = None
     candidates: int = 0          # layouts compared when the layout was chosen (0: given)
     query_tokens: int = 1        # new tokens per sequence per decode step (speculative verification)
+    collectives: str = "custom"  # the engine's collective library (roofline.collectives.LIBRARIES)
+    overlap: bool = False        # MoE all-to-all under the shared experts (calibrated mode only)
     notes: tuple = field(default=(), compare=False)
 
     @property
     def ceiling(self):
-        """The Ceilings of the chip in this scenario's mode (roofline.step.ceilings)."""
-        return ceilings(self.hardware, self.mode)
+        """The Ceilings of the chip in this scenario's mode (roofline.step.ceilings), with the engine's
+        collective library and overlap: every path that evaluates the scenario's steps (solvers,
+        layout searches) prices its collectives the same way."""
+        return replace(ceilings(self.hardware, self.mode), collectives=self.collectives, overlap=self.overlap)
 
     @property
     def chips(self):
@@ -197,7 +202,7 @@ def _context_note(model, length, new_tokens):
 def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *, chips=1, tp=None, pp=None,
           ep=None, microbatches=None, link=None, mode=None, calibration=None, weights_dtype=None, kv_dtype=None,
           activations_dtype=None, experts_dtype=None, overrides=None, memory_tier=None, price=None, power=None,
-          pue=1, query_tokens=1):
+          pue=1, query_tokens=1, collectives="custom", overlap=False, moe_tp=None):
     """A checked Scenario from ids (or spec objects) and options.
 
     phase 'decode' (`context` tokens cached per sequence, default 1024) or 'prefill' (`prompt`
@@ -207,6 +212,9 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     calibration: a calibration id, file or Calibration replacing the chip's. overrides: what-if
     fields {name: text}, of the model ("num_layers") or, as "hardware.FIELD", of the chip
     ("hardware.memory_bandwidth": "6 TB/s"; roofline.hardware.with_overrides). price ("2.5 USD/hour"), power ("700 W"), pue (>= 1): cost and energy.
+    collectives: the engine's collective library (custom, nccl, rccl: roofline.collectives);
+    overlap: the MoE all-to-all runs under the shared experts (calibrated mode; ideal mode sums them
+    and says so); moe_tp: chips each routed expert is split over (MoE TP; with tp it sets ep).
     """
     if phase not in PHASES[:2]:
         raise RooflineError(f"phase must be decode or prefill, got {phase!r}")
@@ -226,11 +234,16 @@ def build(model, hardware, phase="decode", batch=1, context=None, prompt=None, *
     if link is not None:
         hardware.link(link_id=link)
     mode, mode_note = choose_mode(hardware, mode)
+    check_library(collectives)
     pricing = cost.pricing(hardware, price, power, pue)
-    layout, candidates = _layout(model, hardware, phase, batch, length, ceilings(hardware, mode), chips, tp, pp,
-                                 ep, microbatches, link)
+    ep = moe_ep_from(model, tp, ep, moe_tp)
+    ceiling = replace(ceilings(hardware, mode), collectives=collectives, overlap=bool(overlap))
+    layout, candidates = _layout(model, hardware, phase, batch, length, ceiling, chips, tp, pp, ep, microbatches,
+                                 link)
     new_tokens = query_tokens if phase == "decode" else 0
-    notes = tuple(n for n in (mode_note, _context_note(model, length, new_tokens)) if n)
+    overlap_note = ("--overlap applies in calibrated mode: ideal mode adds communication to computation"
+                    if overlap and mode == "ideal" else None)
+    notes = tuple(n for n in (mode_note, _context_note(model, length, new_tokens), overlap_note) if n)
     return Scenario(model=model, hardware=hardware, phase=phase, batch=batch, length=length, layout=layout,
                     mode=mode, pricing=pricing, link=link, candidates=candidates, query_tokens=query_tokens,
-                    notes=notes)
+                    collectives=collectives, overlap=bool(overlap), notes=notes)

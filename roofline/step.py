@@ -26,8 +26,13 @@ class Ceilings:
     """What bounds operators in one mode: after `mode`, one field per calibration parameter
     (calibration_params.PARAMETERS) in SI units: bandwidth [B/s], FLOP/s per dtype, knee, fixed
     costs [s], dequant_time [s per weight], attention's share of the matmul rate. Ideal mode leaves
-    every field but bandwidth and flops at its default; link_latency None means each link's own."""
+    every field but bandwidth and flops at its default; link_latency None means each link's own.
+    After them, how the engine runs its collectives: `collectives` (its library,
+    roofline.collectives.LIBRARIES) and `overlap` (MoE all-to-all under the shared experts:
+    deployment.hidden_by_overlap), set by a Scenario's options."""
     mode: str
+    collectives: str = "custom"
+    overlap: bool = False
 
     def latency_of(self, chip_link):
         """One-hop latency of a link in this mode [s]: none in ideal mode (the link specs' latencies

@@ -555,3 +555,25 @@ def test_the_cache_follows_the_file_content(tmp_path):
     assert half["step_time_s"] < 0.75 * first["step_time_s"]
     from roofline.readers import read_spec
     assert str(read_spec(builtin_dir("model") / "llama-3.1-8b.yaml")["params"]["total"]["value"]) == "8.03e9"
+
+
+def test_the_cache_keeps_a_bounded_number_of_entries(tmp_path, monkeypatch):
+    """A user who edits spec files for years must not fill the disk: writing an entry prunes the
+    oldest-written beyond readers.CACHE_ENTRIES, and the file just parsed stays."""
+    import os
+
+    from roofline import readers
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(readers, "CACHE_ENTRIES", 5)
+    folder = readers.cache_dir()
+    folder.mkdir(parents=True)
+    for i in range(8):
+        stale = folder / f"{i:064x}.json"
+        stale.write_text("{}")
+        os.utime(stale, (1_000_000 + i, 1_000_000 + i))
+    value = readers.read_spec(builtin_dir("model") / "llama-3.1-8b.yaml")
+    left = sorted(entry.name for entry in folder.glob("*.json"))
+    assert len(left) == 5
+    assert f"{0:064x}.json" not in left and f"{7:064x}.json" in left     # the oldest went first
+    assert readers.read_spec(builtin_dir("model") / "llama-3.1-8b.yaml") == value
+    assert len(list(folder.glob("*.json"))) == 5

@@ -164,6 +164,46 @@ def test_collectives_by_fabric():
     assert a2a.time == pytest.approx(max(ALPHA + 1e6 / NVLINK4, 2e-6 + 1e6 / IB_NDR))
 
 
+def test_nccl_ring_grows_with_the_gpu_count_where_one_shot_does_not():
+    """gpt-fast all-reduces through PyTorch's NCCL (funcol), lmdeploy TurboMind through
+    ftNcclAllReduceSum: a ring of 2 (n - 1) steps, not the custom one-shot. NCCL's own cost model
+    (src/graph/tuning.cc): LL protocol 6.6 us + 0.6 us a step over NVLink, at a quarter of the link
+    bandwidth. One token of Llama-2-7B (4096 x 2 B = 8192 B) on A100s (NVLink 3, 300 GB/s):
+    TP 2: 6.6 + 2 x 0.6 = 7.8 us; TP 8: 6.6 + 14 x 0.6 = 15.0 us, plus 2 x 7/8 x 8192 / 75e9 =
+    0.19 us. The one-shot at 3 us a crossing is 9 us + 8192 / (300e9 / 7) at any n. RCCL (MI300X,
+    xGMI): 12.0 + 14 x 0.8 = 23.2 us at TP 8. In ideal mode no latency: the library ring costs the
+    ring optimum 2 (n - 1) / n S / BW (Simple), the same as the custom two-shot's."""
+    def net(library, charge=True, kind="switched", bw=300e9, alpha=ALPHA):
+        return Network(up=Fabric(kind, bw, alpha, 8), library=library, library_latency=charge)
+    message = 4096 * 2
+    assert allreduce(message, 2, net("nccl")).latency == pytest.approx(7.8e-6)
+    t8 = allreduce(message, 8, net("nccl"))
+    assert t8.latency == pytest.approx(15.0e-6)
+    assert t8.bandwidth == pytest.approx(2 * 7 / 8 * message / 75e9)
+    for n in (2, 8):
+        assert allreduce(message, n, net("custom")).latency == pytest.approx(9e-6)
+    assert allreduce(message, 8, net("rccl", kind="point-to-point", bw=448e9)).latency == pytest.approx(23.2e-6)
+    for n in (2, 4, 8):
+        ideal = allreduce(1e6, n, net("nccl", charge=False, alpha=0.0))
+        assert ideal.latency == 0.0
+        assert ideal.time == pytest.approx(allreduce(1e6, n, net("custom", alpha=0.0)).time)
+    # over a full mesh a pair of GPUs has one link (448 / 7 = 64 GB/s): ideal ring = two-shot = S / 64e9
+    mesh = allreduce(1e6, 2, net("rccl", charge=False, kind="point-to-point", bw=448e9, alpha=0.0))
+    assert mesh.time == pytest.approx(1e6 / 64e9)
+    # a large message switches NCCL to the Simple protocol (full bandwidth, 8.4 + 14 x 3.4 us)
+    big = allreduce(64e6, 8, net("nccl"))
+    assert big.latency == pytest.approx(8.4e-6 + 14 * 3.4e-6)
+
+
+def test_unknown_collective_library_is_refused():
+    from roofline.deployment import forward_pass
+    from roofline.errors import RooflineError
+    from roofline.parallel import Layout
+    with pytest.raises(RooflineError, match="collective library must be one of custom, nccl, rccl"):
+        forward_pass("decode", load_model("llama-2-7b"), load_hardware("a100-sxm"), 1, 128, Layout(2),
+                     collectives="mpi")
+
+
 LAYOUTS = [("llama-3.1-70b", "a100-sxm", dict(tp=8)), ("llama-3.1-70b", "a100-sxm", dict(tp=2, pp=2)),
            ("llama-2-7b", "a100-sxm", dict(tp=4)), ("llama-3.1-70b", "h100-sxm", dict(tp=2)),
            ("mixtral-8x7b", "h100-sxm", dict(tp=8)), ("deepseek-v3", "h100-sxm", dict(tp=8, ep=16)),
@@ -223,3 +263,83 @@ def test_tp_group_wider_than_a_domain_without_scale_out_exits_2():
     assert result.exit_code == 2
     assert "no link that joins 16 chips" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_published_row_with_an_unknown_collective_library_exits_2(tmp_path):
+    """A published row's collectives cell names the engine's library; another word is refused in one
+    line, exit status 2."""
+    from click.testing import CliRunner
+    from roofline.cli import cli
+    path = tmp_path / "rows.csv"
+    path.write_text("model,hardware,num_chips,parallelism,precision,batch,metric,value,unit,collectives\n"
+                    "llama-2-7b,a100-sxm,2,TP=2,bf16,1,decode_tokens_per_s_per_user,150,tok/s,mpi\n")
+    result = CliRunner().invoke(cli, ["validate", "-i", str(path)])
+    assert result.exit_code == 2
+    assert "collectives 'mpi' must be one of custom, nccl, rccl" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_overlap_hides_the_moe_all_to_all_under_the_shared_experts():
+    """DeepSeek-V3 on 16 H200 (TP 8, EP 16, batch 64), calibrated: with --overlap moe each MoE
+    layer's dispatch and combine run while its shared expert computes (DeepEP), so the step loses
+    min(t_dispatch + t_combine, t_shared): here the shared-expert GEMMs, the smaller of the two."""
+    args = dict(batch=64, context=4096, tp=8, ep=16, mode="calibrated")
+    plain = roofline.decode("deepseek-v3", "h200", **args)
+    over = roofline.decode("deepseek-v3", "h200", overlap=True, **args)
+    rows = {row.name: row.time_s for row in plain.operators}
+    a2a = rows["dispatch"] + rows["combine"]
+    shared = sum(t for name, t in rows.items() if name.startswith("shared_"))
+    assert plain.time_s - over.time_s == pytest.approx(min(a2a, shared), rel=1e-6)
+    assert over.link_latency_time_s + over.link_bandwidth_time_s == pytest.approx(
+        plain.link_latency_time_s + plain.link_bandwidth_time_s - min(a2a, shared), rel=1e-6)
+    assert any(note.startswith("overlap:") for note in over.notes)
+    ideal = roofline.decode("deepseek-v3", "h200", overlap=True, **{**args, "mode": "ideal"})
+    assert ideal.time_s == roofline.decode("deepseek-v3", "h200", **{**args, "mode": "ideal"}).time_s
+    assert any("--overlap applies in calibrated mode" in note for note in ideal.notes)
+    inside = roofline.decode("deepseek-v3", "h200", overlap=True, **{**args, "ep": 8})
+    assert inside.time_s == roofline.decode("deepseek-v3", "h200", **{**args, "ep": 8}).time_s
+    assert any(note.startswith("overlap: nothing to hide") for note in inside.notes)
+
+
+OVERLAP_CASES = [("deepseek-v3", "h200", dict(tp=8, ep=16)), ("deepseek-v3", "h100-sxm", dict(tp=4, ep=32)),
+                 ("kimi-k2", "h200", dict(tp=8, ep=16)), ("mixtral-8x7b", "h100-sxm", dict(tp=2)),
+                 ("qwen3-235b-a22b", "h100-sxm", dict(tp=8, ep=16))]
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=st.sampled_from(OVERLAP_CASES), batch=st.sampled_from([32, 64, 256, 1024]),
+       context=st.integers(16, 32768), phase=st.sampled_from(["decode", "prefill"]),
+       collectives=st.sampled_from(["custom", "nccl"]))
+def test_overlap_is_never_slower_and_ideal_stays_below(case, batch, context, phase, collectives):
+    model, chip, layout = case
+    if phase == "decode":
+        def run(mode, overlap):
+            return roofline.decode(model, chip, batch=batch, context=context, mode=mode, overlap=overlap,
+                                   collectives=collectives, **layout)
+    else:
+        def run(mode, overlap):
+            return roofline.prefill(model, chip, prompt=min(context, 8192), batch=batch, mode=mode, overlap=overlap,
+                                    collectives=collectives, **layout)
+    plain, over, ideal = run("calibrated", False), run("calibrated", True), run("ideal", True)
+    assert over.time_s <= plain.time_s * (1 + 1e-12)
+    assert ideal.time_s <= over.time_s * (1 + 1e-9)
+
+
+def test_collective_library_reaches_every_evaluation_path():
+    """--collectives rides on the scenario's Ceilings, so a layout search and the solver price the
+    same all-reduce as a plain decode. Llama-2-7B on 8 A100 at batch 1 (calibrated): NCCL's ring,
+    6.6 + 14 x 0.6 = 15.0 us a collective, against the one-shot's 3 x 3 = 9 us: 64 collectives a
+    step, 64 x 6.0 us = 384 us slower."""
+    from roofline import solve
+    args = dict(batch=1, context=1024, mode="calibrated")
+    custom = roofline.decode("llama-2-7b", "a100-sxm", tp=8, **args)
+    nccl = roofline.decode("llama-2-7b", "a100-sxm", tp=8, collectives="nccl", **args)
+    assert nccl.collectives == "nccl"
+    assert nccl.time_s - custom.time_s == pytest.approx(64 * 6.0e-6, rel=0.02)
+    searched = roofline.decode("llama-2-7b", "a100-sxm", chips=8, collectives="nccl", **args)
+    assert searched.time_s == pytest.approx(nccl.time_s, rel=1e-9)
+    # 8 GPUs reach 331 tok/s per user with the one-shot, 294 with NCCL's ring: 300 is in reach of one only
+    fast = solve.solve_chips("llama-2-7b", "a100-sxm", tokens_per_s_per_user=300, max_chips=8, mode="calibrated")
+    slow = solve.solve_chips("llama-2-7b", "a100-sxm", tokens_per_s_per_user=300, max_chips=8, mode="calibrated",
+                             collectives="nccl")
+    assert fast.feasible and not slow.feasible

@@ -201,6 +201,9 @@ def test_deepseek_prefill_unit_is_expressible():
     (["--tp", "8", "--ep", "64", "--pp", "2", "--batch", "8", "--microbatches", "2"], "batch must be at least 16"),
     (["--tp", "8", "--ep", "64", "--batch", "64", "--chips", "32"], "does not equal ep x pp = 64 x 1 = 64"),
     (["--ep", "0"], "ep must be a whole number"),
+    (["--tp", "8", "--moe-tp", "3"], "moe-tp=3 does not divide tp=8"),
+    (["--tp", "8", "--moe-tp", "2", "--ep", "8"], "moe-tp=2 with tp=8 means ep=4, not ep=8"),
+    (["--moe-tp", "2", "--chips", "8"], "moe-tp=2 needs the tensor-parallel width it splits (--tp)"),
 ])
 def test_bad_expert_parallel_layouts_exit_2_with_one_line(args, message):
     result = CliRunner().invoke(cli, ["decode", "--model", "deepseek-v3", "--hardware", "h200", *args])
@@ -214,6 +217,33 @@ def test_wide_expert_parallelism_on_a_dense_model_exits_2():
                                       "--ep", "8", "--batch", "8"])
     assert result.exit_code == 2
     assert "has no experts" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_moe_tensor_and_expert_parallel_sizes_are_separate_numbers():
+    """MoE TP x MoE EP = TP when the experts stay inside the TP group: Qwen3-235B (128 experts) on
+    8 H100s with --moe-tp 2 is ep = 4 expert groups of 2 chips, each expert split over its 2; the
+    answer names both. ep = tp: MoE TP 1, MoE EP 8; ep = 1: MoE TP 8, MoE EP 1; ep > tp (attention
+    DP): whole experts, MoE TP 1, MoE EP = ep. A dense model has neither."""
+    r = roofline.decode("qwen3-235b-a22b", "h100-sxm", tp=8, moe_tp=2, mode="ideal")
+    assert (r.tp, r.ep, r.moe_tp, r.moe_ep) == (8, 4, 2, 4)
+    assert r.to_dict()["moe_tp"] == 2 and r.to_dict()["moe_ep"] == 4
+    assert (Layout(8, 1, 8).moe_tp, Layout(8, 1, 8).moe_ep) == (1, 8)
+    assert (Layout(8, 1, 1).moe_tp, Layout(8, 1, 1).moe_ep) == (8, 1)
+    assert (Layout(4, 1, 32).moe_tp, Layout(4, 1, 32).moe_ep) == (1, 32)
+    dense = roofline.decode("llama-3.1-70b", "h100-sxm", tp=2, mode="ideal")
+    assert dense.moe_tp is None and dense.moe_ep is None
+    same = roofline.decode("qwen3-235b-a22b", "h100-sxm", tp=8, ep=4, mode="ideal")
+    assert same.time_s == r.time_s
+    text = CliRunner().invoke(cli, ["decode", "-m", "qwen3-235b-a22b", "-c", "h100-sxm", "--tp", "8", "--moe-tp", "2"])
+    assert "MoE tensor parallel (MoE TP)  2" in text.output and "MoE expert parallel (MoE EP)  4" in text.output
+
+
+def test_moe_tp_on_a_dense_model_exits_2():
+    result = CliRunner().invoke(cli, ["decode", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "2",
+                                      "--moe-tp", "2"])
+    assert result.exit_code == 2
+    assert "moe-tp=2: llama-3.1-70b has no experts" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 

@@ -90,3 +90,21 @@ def test_bad_names_in_a_spec_are_one_line_errors(tmp_path, kind, field, value, p
         (load_model if kind == "model" else load_hardware)(str(path))
     option = {"model": ("-m", str(path), "-c", "h100-sxm"), "hardware": ("-m", "llama-3.1-8b", "-c", str(path))}[kind]
     one_line_error(run("decode", *option), field, problem)
+
+
+@pytest.mark.parametrize("hf_id, model_id", [
+    ("nvidia/Llama-3.3-70B-Instruct-FP8", "llama-3.1-70b"),        # NVIDIA's ModelOpt re-releases
+    ("nvidia/DeepSeek-R1-0528-FP4-v2", "deepseek-v3"),
+    ("nvidia/DeepSeek-R1-FP4", "deepseek-v3"),
+    ("RedHatAI/Llama-3.1-8B-Instruct-FP8-dynamic", "llama-3.1-8b"),
+    ("amd/Llama-3.1-405B-Instruct-FP8-KV", "llama-3.1-405b"),
+])
+def test_a_quantized_re_release_maps_to_its_architecture(hf_id, model_id):
+    """Serving benchmarks on newer chips run quantized checkpoints other organisations publish as
+    `<listed name>-<quantization>`: they map without listing each one."""
+    assert find_model(hf_id).id == model_id
+
+
+def test_a_name_that_only_shares_a_quantization_suffix_is_not_mapped():
+    with pytest.raises(RooflineError, match="no model spec lists"):
+        find_model("someone/Unknown-Model-70B-FP8")

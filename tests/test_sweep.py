@@ -105,3 +105,23 @@ def test_cli_sweep_bad_input(args, message, tmp_path):
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_sweep_json_is_written_in_chunks_and_equals_the_whole(monkeypatch):
+    """The JSON of a sweep is streamed CHUNK points at a time; the text must be the same valid JSON
+    as writing the whole grid at once (to_json), at every chunk boundary."""
+    from roofline.cli import analysis_cmd
+    from roofline.cli.output import to_json
+    from roofline.sweep import COLUMNS
+    args = ["sweep", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--batch", "1:64:x2", "--context", "1024,8192",
+            "--format", "json"]
+    whole = CliRunner().invoke(cli, args)
+    assert whole.exit_code == 0, whole.output
+    data = json.loads(whole.output)
+    assert len(data["points"]) == 14
+    expected = to_json({**{k: v for k, v in data.items() if k != "points"},
+                        "points": [dict(zip(COLUMNS, (p[c] for c in COLUMNS))) for p in data["points"]]})
+    assert whole.output == expected + "\n"
+    for chunk in (1, 3, 14):
+        monkeypatch.setattr(analysis_cmd, "CHUNK", chunk)
+        assert CliRunner().invoke(cli, args).output == whole.output

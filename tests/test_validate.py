@@ -58,19 +58,19 @@ def test_a100_rows_within_twenty_percent_but_the_documented_ones():
 def test_a100_tensor_parallel_rows():
     """The 16 rows on 2-8 GPUs (gpt-fast TP 2-8, lmdeploy TP 4) with the shipped calibration, which
     they help fit (they pin the per-collective cost). Ideal mode bounds every one from above (speed);
-    calibrated within 10% median and 45% largest: lmdeploy's batch-64 throughput carries the
-    first-token spread of its concurrent clients, as on one chip (docs/validation.md). gpt-fast within
-    12.5%: it all-reduces through NCCL, whose ring latency grows with the GPU count, while roofline
-    prices the one-shot custom all-reduce of TensorRT-LLM, vLLM and lmdeploy (constant in it), so
-    its TP 2 rows come out 12% slow and TP 8 7% slow (roofline.collectives)."""
+    calibrated within 9% median and 36% largest: lmdeploy's batch-64 throughput carries the
+    first-token spread of its concurrent clients, as on one chip (docs/validation.md). gpt-fast and
+    lmdeploy all-reduce through NCCL (the file's collectives column), whose ring latency grows with
+    the GPU count; priced as the one-shot custom all-reduce instead (constant in it), gpt-fast's TP 2
+    rows came out 12% slow and the median 9.6% (roofline.collectives). gpt-fast within 11.5%."""
     result = validate(read_measurements(A100_FILE), "a100-sxm", "calibrated")
     multi = [c for c in result.rows if c.row.chips > 1]
     assert len(multi) == 16
     assert all(c.ideal >= c.measured for c in multi)
     errors = [abs(c.error) for c in multi]
-    assert statistics.median(errors) <= 0.10
-    assert max(errors) <= 0.40
-    assert all(abs(c.error) <= 0.125 for c in multi if "gpt-fast" in c.row.system)
+    assert statistics.median(errors) <= 0.09
+    assert max(errors) <= 0.36
+    assert all(abs(c.error) <= 0.115 for c in multi if "gpt-fast" in c.row.system)
 
 
 def test_generation_rows_include_prefill_time():

@@ -8,7 +8,8 @@ from ..dtypes import DTYPES
 from ..errors import RooflineError, excerpt
 from ..readers import write_atomically
 from . import cli
-from .output import COUNT, Progress, cell, echo_wrapped, emit_table, format_option, parse_count, quiet_option, to_json
+from .output import (COUNT, Progress, cell, echo_json_with_list, echo_wrapped, emit_table, format_option, parse_count,
+                     quiet_option, to_json)
 from .scenario_options import given, scenario_kwargs, scenario_options
 
 _COUNT_TEXT = r"\d+(?:\.\d+)?(?:[kKmM]i?)?"   # 1024, 8k, 8Ki (output.parse_count)
@@ -139,13 +140,13 @@ def _emit_explanation(e, fmt):
         _echo_notes(e.notes)
 
 
-#: grid points turned into rows at a time when a sweep is written as CSV
+#: grid points turned into rows at a time when a sweep is written as CSV or JSON
 CHUNK = 100_000
 
 
 def _emit_grid(grid, fmt, handle, quiet=False):
-    """Print a sweep's grid; CSV in chunks of CHUNK rows, so a grid of millions of points never
-    becomes one list of Python rows (with progress on a terminal unless `quiet`)."""
+    """Print a sweep's grid; CSV and JSON in chunks of CHUNK rows, so a grid of millions of points
+    never becomes one list of Python rows (CSV with progress on a terminal unless `quiet`)."""
     from ..sweep import COLUMNS
     if fmt == "csv":
         import csv
@@ -160,13 +161,14 @@ def _emit_grid(grid, fmt, handle, quiet=False):
                 click.echo(buffer.getvalue(), nl=False, file=handle)
                 progress.advance(min(CHUNK, len(grid) - start))
         return
-    rows = grid.rows()
-    data = None
     if fmt == "json":
-        data = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode,
-                "calibration_source": grid.calibration_source, "notes": grid.notes,
-                "points": [dict(zip(COLUMNS, row)) for row in rows]}
-    emit_table(rows, list(COLUMNS), fmt, data=data, file=handle)
+        head = {"model": grid.model, "hardware": grid.hardware, "mode": grid.mode,
+                "calibration_source": grid.calibration_source, "notes": grid.notes}
+        chunks = ([dict(zip(COLUMNS, row)) for row in zip(*(grid[c][start:start + CHUNK].tolist() for c in COLUMNS))]
+                  for start in range(0, len(grid), CHUNK))
+        echo_json_with_list(head, "points", chunks, file=handle)
+        return
+    emit_table(grid.rows(), list(COLUMNS), fmt, file=handle)
 
 
 def _csv_column(values):

@@ -193,9 +193,11 @@ def _shown(path):
               help="Also refit the chip's calibration without each model's rows and predict them (the rows the "
                    "chip's calibration file held out stay out of every fit), with each fitted fixed cost's effect "
                    "at +-20%. Needs --hardware.")
+@click.option("--simulate", is_flag=True, help="Serving CSV: predict the aggregated rows by the discrete-event "
+                                              "simulation (serve --simulate) instead of the mean-value model.")
 @format_option
 @quiet_option
-def validate(measurements, hardware, mode, calibration, leave_out, fmt, quiet):
+def validate(measurements, hardware, mode, calibration, leave_out, simulate, fmt, quiet):
     """Predicted against measured for every row of a measurement file, with error statistics."""
     if calibration is not None and hardware is None:
         raise RooflineError("--calibration needs --hardware (a calibration belongs to one chip)")
@@ -209,7 +211,9 @@ def validate(measurements, hardware, mode, calibration, leave_out, fmt, quiet):
         if hardware is not None:
             raise RooflineError("a serving CSV names each row's system; --hardware and --calibration do not apply")
         from .serve_cmd import validate_serving
-        return validate_serving(measurements, mode, fmt)
+        return validate_serving(measurements, mode, fmt, simulate)
+    if simulate:
+        raise RooflineError("--simulate applies to a serving CSV (TTFT and TPOT rows); this file has step rows")
     data = read_measurements(measurements)
     with Progress("validating rows", total=len(data.rows), quiet=quiet) as progress:
         result = validate_rows(data, hardware, mode, calibration, progress=progress.advance)

@@ -29,11 +29,34 @@ def to_json(data):
     (inf, NaN) is written as null, and a note on standard error names where and what it was."""
     replaced = []
     text = json.dumps(_finite_only(data, "", replaced), indent=2, allow_nan=False)
+    _note_replaced(replaced)
+    return text
+
+
+def _note_replaced(replaced):
     for where, value in replaced[:3]:
         click.echo(f"note: {where or 'the value'} is {value} (not a finite number); written as null", err=True)
     if len(replaced) > 3:
         click.echo(f"note: {len(replaced) - 3} more values that are not finite numbers written as null", err=True)
-    return text
+
+
+def echo_json_with_list(head, key, chunks, file=None):
+    """Print {**head, key: [items...]} as to_json would, the list written chunk by chunk (`chunks`
+    yields lists of items), so that a list of millions of items never exists whole, as Python
+    objects or as text. The text equals to_json({**head, key: every item}).
+    """
+    replaced = []
+    opening = json.dumps(_finite_only({**head, key: []}, "", replaced), indent=2, allow_nan=False)
+    closing = "[]\n}"
+    click.echo(opening[:-len(closing)] + "[", nl=False, file=file)
+    written = 0
+    for chunk in chunks:
+        items = [_finite_only(item, f"{key}[{written + i}]", replaced) for i, item in enumerate(chunk)]
+        text = json.dumps(items, indent=2, allow_nan=False)[1:-2]        # the items, without [ and \n]
+        click.echo(("," if written else "") + text.replace("\n", "\n  "), nl=False, file=file)
+        written += len(items)
+    click.echo("\n  ]\n}" if written else "]\n}", file=file)
+    _note_replaced(replaced)
 
 
 def _finite_only(obj, where, replaced):

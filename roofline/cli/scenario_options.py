@@ -74,10 +74,20 @@ OPTIONS = (
     Option("ep", ("--ep",), "Expert-parallel chips per stage (MoE): 1, equal to --tp (experts over the TP "
            "group), or a multiple of --tp dividing the experts (ep/tp data-parallel attention groups; chips = "
            "ep x pp).", type=int, bad="0", error="ep must be a whole number"),
+    Option("moe_tp", ("--moe-tp",), "Chips each routed expert is split over (MoE tensor parallelism, with --tp): "
+           "the tp / moe-tp expert groups are the MoE expert parallelism (MoE TP x MoE EP = TP).", type=int,
+           bad="0", error="moe-tp must be a whole number"),
     Option("microbatches", ("--microbatches",), "Micro-batches in flight in a pipeline (default: min(pp, "
            "batch)).", type=int, bad="0", error="microbatches must be a whole number"),
     Option("link", ("--link",), "Link id between chips (default: scale-up inside its domain, else scale-out; "
            "roofline list links).", bad="no-such-link", error="no-such-link"),
+    Option("collectives", ("--collectives",), "The engine's collective library: custom (the one-shot/two-shot "
+           "all-reduce kernels of vLLM, SGLang, TensorRT-LLM), nccl or rccl (rings of 2(n-1) steps: PyTorch, "
+           "lmdeploy TurboMind until 2024, vLLM on ROCm in 2024).", default="custom",
+           choices=("custom", "nccl", "rccl"), bad="mpi", error="'mpi' is not one of"),
+    Option("overlap", ("--overlap",), "Computation-communication overlap: moe runs the MoE all-to-all "
+           "(dispatch, combine) under the shared experts, as DeepEP does; calibrated mode only (ideal mode adds "
+           "them).", default="off", choices=("off", "moe"), bad="all", error="'all' is not one of"),
     Option("price", ("--price",), "Rental price per chip, e.g. '2.5 USD/hour' (default: the chip spec's).",
            metavar="USD/HOUR", bad="2.5", error="price"),
     Option("power", ("--power",), "Power per chip, e.g. '700 W' (default: the chip spec's).", metavar="W",
@@ -87,6 +97,8 @@ OPTIONS = (
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
+#: options of one step's physics that the serving model (roofline.serving) does not take yet
+STEP_ONLY = ("moe_tp", "collectives", "overlap")
 
 
 def scenario_options(func=None, *, exclude=()):
@@ -130,6 +142,8 @@ def scenario_kwargs(params):
     for name, dimension in (("price", "price"), ("power", "power"), ("pue", "number")):
         if kwargs.get(name) is not None:
             to_si(kwargs[name], dimension, BY_NAME[name].flags[0])   # an error names the option
+    if "overlap" in kwargs:
+        kwargs["overlap"] = kwargs["overlap"] == "moe"
     if "sets" in kwargs:
         kwargs["overrides"] = parse_sets(kwargs.pop("sets"))
         if split_overrides(kwargs["overrides"])[1] and "hardware" not in kwargs:

@@ -7,7 +7,7 @@ from ..serving.benchmarks import summary, validate_file
 from ..serving.engines import ENGINES
 from . import cli
 from .output import emit_record, emit_table, format_option, parse_count, to_json
-from .scenario_options import scenario_kwargs, scenario_options
+from .scenario_options import STEP_ONLY, scenario_kwargs, scenario_options
 from .solve_cmd import solve
 
 
@@ -49,10 +49,12 @@ SERVE_KEYS = ["layout", "chips", "concurrency", "requests_per_s", "ttft_s", "tpo
               "e2e_p50_s", "e2e_p90_s", "interactivity_tok_s_per_user", "output_tokens_per_s_per_chip",
               "total_tokens_per_s_per_chip", "running", "max_running", "kv_cache_use", "queue_s", "saturated",
               "usd_per_mtok", "joules_per_token"]
+#: what a simulated answer adds to the table
+SIMULATED_KEYS = ["method", "simulated_requests", "ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "tpot_p90_s"]
 
 
 @cli.group(invoke_without_command=True)
-@scenario_options(exclude=("microbatches",))
+@scenario_options(exclude=("microbatches", *STEP_ONLY))
 @serving_options
 @click.option("--concurrency", type=float, default=None, help="Closed-loop clients.")
 @click.option("--request-rate", type=float, default=None, help="Poisson arrivals [requests/s].")
@@ -63,9 +65,15 @@ SERVE_KEYS = ["layout", "chips", "concurrency", "requests_per_s", "ttft_s", "tpo
 @click.option("--decode-tp", type=int, default=None, help="Disaggregated: tensor parallelism of a decode worker.")
 @click.option("--decode-ep", type=int, default=None, help="Disaggregated: expert parallelism of a decode worker.")
 @click.option("--decode-workers", type=int, default=None, help="Disaggregated: decode workers (y of xPyD).")
+@click.option("--simulate", is_flag=True, help="Run the engine step by step (a discrete-event simulation, "
+                                              "aggregated serving) instead of the mean-value model; adds percentiles.")
+@click.option("--requests", type=int, default=None, help="With --simulate: requests per client (closed loop, "
+                                                         "default 10) or in all (request rate, default 2000).")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --simulate: seed of the drawn lengths "
+                                                                      "and arrivals.")
 @click.pass_context
 def serve(ctx, isl, osl, engine, max_batched_tokens, prefix_hit, fmt, concurrency, request_rate, replicas, prefill_tp,
-          prefill_ep, prefill_workers, decode_tp, decode_ep, decode_workers, **params):
+          prefill_ep, prefill_workers, decode_tp, decode_ep, decode_workers, simulate, requests, seed, **params):
     """TTFT, TPOT, throughput per chip, KV-cache use, $/Mtok and J/token of a deployment under load."""
     if ctx.invoked_subcommand is not None:
         return
@@ -77,7 +85,8 @@ def serve(ctx, isl, osl, engine, max_batched_tokens, prefix_hit, fmt, concurrenc
     decode = dict(tp=decode_tp, ep=decode_ep, workers=decode_workers or 1) if disagg else None
     result = serving.serve(isl=isl, osl=osl, concurrency=concurrency, request_rate=request_rate, engine=engine,
                            replicas=replicas, prefill=prefill, decode=decode, prefix_hit=prefix_hit,
-                           max_batched_tokens=max_batched_tokens, **options)
+                           max_batched_tokens=max_batched_tokens, simulate=simulate, requests=requests, seed=seed,
+                           **options)
     data = result.to_dict()
     if fmt == "json":
         click.echo(to_json(data))
@@ -86,7 +95,8 @@ def serve(ctx, isl, osl, engine, max_batched_tokens, prefix_hit, fmt, concurrenc
         emit_table([[data.get(k) for k in SERVE_KEYS]], SERVE_KEYS, "csv")
         return
     pairs = [("model", data["model"]), ("hardware", data["hardware"]), ("engine", data["engine"]),
-             ("mode", f"{data['mode']} ({data['ceiling_mode']})")] + [(k, data.get(k)) for k in SERVE_KEYS]
+             ("mode", f"{data['mode']} ({data['ceiling_mode']})")] + [(k, data.get(k)) for k in SERVE_KEYS] \
+        + [(k, data[k]) for k in SIMULATED_KEYS if k in data]
     emit_record(pairs, fmt, notes=data.get("notes", []))
 
 
@@ -95,7 +105,7 @@ FRONTIER_KEYS = ["layout", "chips", "concurrency", "interactivity_tok_s_per_user
 
 
 @serve.command("frontier")
-@scenario_options(exclude=("microbatches", "price", "power", "pue"))
+@scenario_options(exclude=("microbatches", "price", "power", "pue", *STEP_ONLY))
 @serving_options
 @click.option("--concurrency", "concurrencies", type=int, multiple=True,
               help="Concurrencies to sweep (repeat; default 1 to 512, four per doubling).")
@@ -142,7 +152,7 @@ def _plot(points, front, path):
 
 
 @solve.command("serving")
-@scenario_options(exclude=("chips", "tp", "pp", "ep", "microbatches", "price", "power", "pue"))
+@scenario_options(exclude=("chips", "tp", "pp", "ep", "microbatches", "price", "power", "pue", *STEP_ONLY))
 @serving_options
 @click.option("--request-rate", type=float, required=True, help="Poisson arrivals to serve [requests/s].")
 @click.option("--ttft-max", type=float, required=True, help="Highest mean TTFT allowed [s].")
@@ -175,9 +185,9 @@ def solve_serving_cmd(isl, osl, engine, max_batched_tokens, prefix_hit, fmt, req
         raise click.exceptions.Exit(1)
 
 
-def validate_serving(measurements, mode, fmt):
+def validate_serving(measurements, mode, fmt, simulate=False):
     """`roofline validate` for a serving CSV: predicted against measured TTFT and TPOT per row."""
-    predictions, skipped = validate_file(measurements, mode=mode)
+    predictions, skipped = validate_file(measurements, mode=mode, simulate=simulate)
     if not predictions:
         reasons = "; ".join(sorted({why for _, why in skipped})) or "no rows"
         raise RooflineError(f"{measurements}: no row to validate ({reasons})")

@@ -8,6 +8,7 @@ Inputs are checked here (the edge); the model is in serving.model.
 """
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from .. import cost
 from ..scenario import choose_mode, positive_int, resolve_hardware, resolve_model
@@ -18,6 +19,7 @@ from .benchmarks import replicate_kv_heads
 from .engines import DEFAULT_ENGINE, load_engine
 from .disaggregated import disaggregated
 from .model import Pool, StepTable, aggregated, frontier_grid, held_tokens, kv_capacity, workload
+from .simulate import simulate as simulate_steps
 
 #: concurrencies a frontier sweeps by default: 1 to 512, four per doubling
 DEFAULT_CONCURRENCIES = tuple(sorted({max(1, round(2 ** (i / 4))) for i in range(37)}))
@@ -75,18 +77,29 @@ def _finish(result, s):
 def serve(model, hardware, isl, osl, concurrency=None, request_rate=None, engine=DEFAULT_ENGINE, chips=None,
           tp=None, pp=None, ep=None, replicas=1, prefill=None, decode=None, prefix_hit=0.0, mode=None,
           max_batched_tokens=None, max_sequences=None, memory_fraction=None, weights_dtype=None, kv_dtype=None,
-          price=None, power=None, overrides=None, **options):
+          price=None, power=None, overrides=None, simulate=False, requests=None, seed=0, **options):
     """TTFT, TPOT, throughput, KV use, cost and energy of a deployment under a load (serving.model.Serving).
 
     Aggregated: `replicas` copies of the layout (tp, pp, ep; or the best layout of `chips` chips).
     Disaggregated: `prefill` and `decode` each a dict {tp, pp, ep, workers}. `options`: calibration,
     experts_dtype, activations_dtype, memory_tier, link, pue (as roofline.scenario.build takes them).
+    `simulate`: run the aggregated deployment step by step (serving.simulate: `requests` per client,
+    or in all for a request rate; `seed` for the drawn lengths and arrivals) instead of the
+    mean-value model.
     """
     s = setup(model, hardware, engine, mode, max_batched_tokens, max_sequences, memory_fraction, weights_dtype,
               kv_dtype, price, power, overrides, **options)
     load = workload(s.model, isl, osl, concurrency, request_rate, prefix_hit)
     if (prefill is None) != (decode is None):
         raise RooflineError("disaggregated serving needs both a prefill and a decode pool")
+    if simulate:
+        solver = partial(simulate_steps, requests=None if requests is None else positive_int(requests, "requests"),
+                         seed=seed)
+        if prefill is not None:
+            raise RooflineError("the simulation covers aggregated serving; drop the simulation or the prefill and "
+                                "decode pools")
+    else:
+        solver = aggregated
     if prefill is not None:
         pools = [Pool(_layout(s.model, p.get("tp"), p.get("pp"), p.get("ep")), positive_int(p.get("workers", 1),
                                                                                                "workers"))
@@ -100,8 +113,8 @@ def serve(model, hardware, isl, osl, concurrency=None, request_rate=None, engine
         best = None
         for layout in candidate_layouts(s.model, s.hardware, positive_int(chips, "chips"), 1):
             try:
-                result = aggregated(replicate_kv_heads(s.model, layout.tp), s.hardware, Pool(layout, replicas),
-                                    s.ceiling, s.engine, load, s.link)
+                result = solver(replicate_kv_heads(s.model, layout.tp), s.hardware, Pool(layout, replicas),
+                                s.ceiling, s.engine, load, s.link)
             except RooflineError:
                 continue
             if best is None or result.tpot_s < best.tpot_s:
@@ -110,8 +123,8 @@ def serve(model, hardware, isl, osl, concurrency=None, request_rate=None, engine
             raise RooflineError(f"no layout of {chips} chips holds {s.model.id} with room for its KV cache")
         return _finish(best, s)
     layout = _layout(s.model, tp, pp, ep, chips)
-    return _finish(aggregated(replicate_kv_heads(s.model, layout.tp), s.hardware, Pool(layout, replicas), s.ceiling,
-                              s.engine, load, s.link), s)
+    return _finish(solver(replicate_kv_heads(s.model, layout.tp), s.hardware, Pool(layout, replicas), s.ceiling,
+                          s.engine, load, s.link), s)
 
 
 def _layouts(s, chips, tp, pp, ep, search):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from .. import hardware as hardware_module
 from .. import models as models_module
 from ..errors import RooflineError
+from ..dtypes import compute_class
 from ..models import with_dtypes
 from ..parallel import Layout, check_layout
 from ..specs import spec_paths
@@ -24,6 +25,7 @@ from ..step import ceilings
 from .engines import ALIASES, load_engine
 from .disaggregated import disaggregated
 from .model import Pool, aggregated, workload
+from .simulate import simulate as simulate_steps
 
 #: columns a serving CSV must have (detected by the first three)
 REQUIRED = ("id", "backend", "model_path", "system", "precision", "mode", "isl", "osl", "batch_size", "tp_size",
@@ -130,11 +132,20 @@ def protocol(row):
 
 def layout_of(row, prefix=""):
     """Layout of a row (or of its `prefix` pool: 'prefill_', 'decode_'): tp, pp, and ep = tp x
-    attention-DP groups when attention is data-parallel, tp when experts are expert-parallel, else 1."""
+    attention-DP groups when attention is data-parallel, tp when experts are expert-parallel, else 1.
+
+    InferenceMAX's dumps count chips differently: their `tp` is the server's GPU count, and
+    data-parallel attention (dp-attn) splits those same GPUs into groups, so a dump row with
+    attention_dp_size = dp > 1 runs dp groups of tp / dp chips on tp chips (its batch_size is the
+    concurrency per group, its moe_ep_size tp x dp). The MiniMax-M2.5 rows of the 2026-04-06 dump
+    (tp 4, attention_dp 4, moe_ep 16, run ids 'tp4_ep4') measure the TPOT of the 2026-03-25 dump's
+    TP4/EP4 runs on 4 GPUs within 2% in 13 of 15 configurations: 4 chips, not 16."""
     tp = _int(row, prefix + "tp_size", 1) or 1
     pp = _int(row, prefix + "pp_size", 1) or 1
     dp = _int(row, prefix + "attention_dp_size", 1) or 1
     moe_ep = _int(row, prefix + "moe_ep_size", 1) or 1
+    if dp > 1 and not prefix and protocol(row) == INFERENCEMAX and tp % dp == 0:
+        return Layout(tp // dp, pp, tp, 1)
     ep = tp * dp if dp > 1 else (tp if moe_ep > 1 else 1)
     return Layout(tp, pp, ep, 1)
 
@@ -183,9 +194,20 @@ def _model_for(row, cache):
         if q and mapped is None:
             cache[key] = f"unknown precision '{q}'"
             return cache[key]
-    model = with_dtypes(model, weights=gemm, experts=moe or gemm) if gemm or moe else model
+    if not _native_checkpoint(model, moe or gemm):
+        model = with_dtypes(model, weights=gemm, experts=moe or gemm) if gemm or moe else model
     cache[key] = model
     return model
+
+
+def _native_checkpoint(model, row_dtype):
+    """Whether a row's quantization names the released checkpoint's own format: the model spec stores its
+    routed experts apart from its other weights, in a format of the same matmul class as the row's
+    (gpt-oss-120b: bf16 attention, MXFP4 experts; the rows call it nvfp4). Then the spec's dtypes stand:
+    the engine serves the checkpoint as released and does not requantize the attention weights."""
+    experts = model.dtypes.get("experts")
+    return bool(row_dtype and experts and experts != model.dtypes.get("weights")
+                and compute_class(experts) == compute_class(row_dtype))
 
 
 def replicate_kv_heads(model, tp):
@@ -200,10 +222,12 @@ def replicate_kv_heads(model, tp):
     return replace(model, num_kv_heads=tp)
 
 
-def predict_row(row, engines=None, caches=None, mode="calibrated"):
+def predict_row(row, engines=None, caches=None, mode="calibrated", simulate=False):
     """Prediction for one CSV row, or a str saying why it cannot be predicted.
 
     `engines`: {engine name: Engine} replacing the shipped fixed costs (the fit passes its trial).
+    `simulate`: aggregated rows by the discrete-event simulation (serving.simulate) instead of the
+    mean-value model; disaggregated rows are then skipped (the simulation covers aggregated serving).
     """
     caches = caches if caches is not None else {"models": {}, "chips": {}}
     model = _model_for(row, caches["models"])
@@ -238,25 +262,27 @@ def predict_row(row, engines=None, caches=None, mode="calibrated"):
         widest = max(_int(row, k, 1) or 1 for k in ("tp_size", "prefill_tp_size", "decode_tp_size"))
         model = replicate_kv_heads(model, widest)
         if (row.get("mode") or "agg") == "disagg":
+            if simulate:
+                return "disaggregated row: the simulation covers aggregated serving"
             prefill = Pool(check_layout(model, layout_of(row, "prefill_")), _int(row, "prefill_num_workers", 1) or 1)
             decode = Pool(check_layout(model, layout_of(row, "decode_")), _int(row, "decode_num_workers", 1) or 1)
             result = disaggregated(model, hw, prefill, decode, ceiling, engine, load)
         else:
             pool = Pool(check_layout(model, layout_of(row)), 1)
-            result = aggregated(model, hw, pool, ceiling, engine, load)
+            result = (simulate_steps if simulate else aggregated)(model, hw, pool, ceiling, engine, load)
     except RooflineError as exc:
         return str(exc)
     return Prediction(row["id"], row["system"], model.id, engine_name, row.get("mode") or "agg", isl, osl,
                       concurrency, result.layout, result.ttft_s, result.tpot_s, ttft, tpot)
 
 
-def validate_file(path, mode="calibrated", engines=None, rows=None):
-    """(predictions, skipped [(id, reason)]) for every row of a serving CSV."""
+def validate_file(path, mode="calibrated", engines=None, rows=None, simulate=False):
+    """(predictions, skipped [(id, reason)]) for every row of a serving CSV (`simulate`: predict_row)."""
     rows = read_rows(path) if rows is None else rows
     caches = {"models": {}, "chips": {}}
     predictions, skipped = [], []
     for row in rows:
-        out = predict_row(row, engines, caches, mode)
+        out = predict_row(row, engines, caches, mode, simulate)
         if isinstance(out, str):
             skipped.append((row.get("id", ""), out))
         else:

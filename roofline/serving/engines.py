@@ -63,7 +63,9 @@ class Engine:
 #: scheduler defaults of each engine (their documented defaults for online serving on an 80 GB GPU)
 ENGINES = {
     # vLLM V1 (docs.vllm.ai, "Optimization and Tuning" / EngineArgs): max_num_batched_tokens 8192 for
-    # the OpenAI server, max_num_seqs 256, gpu_memory_utilization 0.9, block_size 16.
+    # the OpenAI server, gpu_memory_utilization 0.9, block_size 16; max_num_seqs 256 (vLLM's default
+    # below 70 GiB and on A100; on larger chips it defaults to 1024, but the H100 rows at concurrency
+    # 512 ran about 100 sequences, and 1024 makes their TTFT 90-100% fast: docs/serving.md).
     "vllm": Engine("vllm", 8192, 256, 0.90, 16),
     # SGLang (docs.sglang.ai, server arguments): chunked_prefill_size 8192 on 80 GB GPUs,
     # mem_fraction_static about 0.88, page_size 1; max_running_requests set by memory (no cap here

@@ -13,7 +13,11 @@ is fitted by least squares on the relative TPOT error (the constants kept >= 0),
 the offset minimising the median relative TTFT error (>= 0), and the rows re-predicted.
 Only rows passing `train` are used; the others are reported apart (held out).
 
-    python -m roofline.serving.fit --measurements FILE.csv --output FILE.yaml [--train 'concurrency<=64']
+    python -m roofline.serving.fit --measurements FILE.csv --output FILE.yaml [--train 'concurrency<=64,mode=agg']
+
+The shipped constants are fitted on the aggregated rows with concurrency <= 64: the disaggregated
+rows carry costs the model lacks (docs/serving.md, "Where the model breaks": start-up and
+transfer-setup costs of seconds), which a fit would push into the engines' host constants.
 """
 import argparse
 import datetime
@@ -35,7 +39,13 @@ PROBE = 50e-6
 
 
 def row_filter(text):
-    """A predicate on CSV rows from 'concurrency<=64', 'model!=qwen3-32b', 'engine=vllm', 'mode=agg'."""
+    """A predicate on CSV rows from 'concurrency<=64', 'model!=qwen3-32b', 'engine=vllm', 'mode=agg', or
+    several of them joined by commas (all must hold)."""
+    clauses = [_clause(part) for part in text.split(",")]
+    return lambda row: all(clause(row) for clause in clauses)
+
+
+def _clause(text):
     import operator
     import re
     found = re.fullmatch(r"\s*(concurrency|model|engine|mode|isl|osl)\s*(<=|>=|!=|=|<|>)\s*(\S+)\s*", text)
