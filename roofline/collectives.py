@@ -280,6 +280,23 @@ def alltoall(near_bytes, far_bytes, chips, network):
     return later(near, alltoall_one_level(far_bytes, chips - domain, network.out))
 
 
+def ring_allgather(total_bytes, chips, network):
+    """Ring all-gather (or reduce-scatter) of a `total_bytes` buffer, 1/n from each of `chips` chips [s].
+
+    .. math:: t = (n - 1) \\, \\alpha_{slow} + \\frac{n - 1}{n} \\frac{S}{BW_{slow}}
+
+    n - 1 steps in which every chip passes one slice to its ring neighbour; each step waits for the
+    slowest hop of the ring: the scale-out crossing when the group spans domains (nccl-tests
+    PERFORMANCE.md: all-gather and reduce-scatter bus bandwidth = algbw (n-1)/n, ring only).
+    Engines exchange the tokens of data-parallel attention groups with the MoE this way when no
+    all-to-all kernel is enabled (TensorRT-LLM's CUTLASS MoE: allgather before, reducescatter after).
+    """
+    if chips <= 1:
+        return zero_terms(total_bytes)
+    slow = network.out if chips > network.domain and network.out is not None else (network.up or network.out)
+    return Terms((chips - 1) * slow.latency + 0 * total_bytes, (chips - 1) / chips * total_bytes / slow.bandwidth)
+
+
 def destination_ranks(num_experts, experts_per_token, ranks):
     """Expected number of distinct ranks a token's k routed experts sit on [1].
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import dtypes
 from .collectives import (Fabric, Network, allreduce, alltoall, check_library, destination_ranks, hop_time,
-                          pipeline_cycle, residual_bytes, routed_bytes)
+                          pipeline_cycle, residual_bytes, ring_allgather, routed_bytes)
 from .mathops import ceil, maximum, minimum
 from .memory import footprint
 from .operators import decode_operators, mixed_operators, mtp_draft_operators, prefill_operators
@@ -215,7 +215,7 @@ def dispatch_bytes_per_value(model):
     return dtypes.bytes_per_value(model.dtypes["activations"])
 
 
-def communication(model, layout, tokens, group_tokens, network, ceiling):
+def communication(model, layout, tokens, group_tokens, network, ceiling, moe_exchange="alltoall"):
     """CommTiming of the tensor- and expert-parallel collectives of one micro-batch, all layers.
 
     Every layer all-reduces the residual stream of a group's `group_tokens` over its tp chips twice:
@@ -225,7 +225,11 @@ def communication(model, layout, tokens, group_tokens, network, ceiling):
     combined tokens (ep > tp). With ep > tp, MoE layers also dispatch and combine the micro-batch's
     `tokens` all-to-all over the ep chips: each token once to each distinct rank that holds one of
     its experts (destination_ranks), those inside the scale-up domain over it, the rest over
-    scale-out. Calibrated mode adds the fitted fixed cost of one collective to each.
+    scale-out (moe_exchange "alltoall", DeepEP's kernels); with moe_exchange "allgather" (what the
+    serving engines do without DeepEP: roofline.serving.engines), a ring all-gather of all `tokens`
+    over the ep chips before the routed experts and a ring reduce-scatter after
+    (collectives.ring_allgather).
+    Calibrated mode adds the fitted fixed cost of one collective to each.
     """
     act = dtypes.bytes_per_value(model.dtypes["activations"])
     fixed = ceiling.collective_overhead
@@ -236,7 +240,12 @@ def communication(model, layout, tokens, group_tokens, network, ceiling):
         comms += [CommTiming("allreduce_attn", "layer", model.num_layers, message, t.latency + fixed, t.bandwidth),
                   CommTiming("allreduce_ffn", "layer", model.num_layers, message, t.latency + fixed, t.bandwidth)]
     moe_layers = model.num_moe_layers if layout.ep > layout.tp else 0
-    if moe_layers:
+    if moe_layers and moe_exchange == "allgather":
+        for name, per_value in (("allgather", dispatch_bytes_per_value(model)), ("reducescatter", act)):
+            total = residual_bytes(tokens, model.hidden_size, per_value)
+            t = ring_allgather(total, layout.ep, network)
+            comms.append(CommTiming(name, "moe", moe_layers, total, t.latency + fixed, t.bandwidth))
+    elif moe_layers:
         ep = layout.ep
         holders = min(ep, model.moe.num_experts)     # ep > N: a token's experts sit on k distinct ranks
         remote = destination_ranks(model.moe.num_experts, model.moe.experts_per_token, holders) * (ep - 1) / ep
@@ -353,6 +362,7 @@ class ForwardPass:
     link_id: str = None     # a link forced for every transfer (roofline.collectives prices it as one level)
     collectives: str = None  # the engine's collective library (collectives.LIBRARIES); None: the ceiling's
     overlap: bool = None     # MoE all-to-all under the shared experts (hidden_by_overlap); None: the ceiling's
+    moe_exchange: str = "alltoall"   # how attention groups' tokens reach the experts (communication)
     mesh_span: object = 0.0  # a wafer's mesh crossings of one token (roofline.wafer.mesh_span), 0 elsewhere
 
     def evaluate(self, ceiling):
@@ -366,7 +376,7 @@ class ForwardPass:
         tp_link, pp_link, ep_link = self.links
         timed = time_operators(self.operators, ceiling)
         network = chip_network(self.hardware, ceiling, self.link_id, self.collectives or ceiling.collectives)
-        comms = communication(model, layout, self.tokens, self.group_tokens, network, ceiling)
+        comms = communication(model, layout, self.tokens, self.group_tokens, network, ceiling, self.moe_exchange)
         layer_time = self.layers * ceiling.layer_overhead + self.mesh_span * ceiling.mesh_traversal
         head_time = 0
         for op in timed:
@@ -422,7 +432,7 @@ def _builder(phase, model, length, peaks, query_tokens):
 
 
 def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, query_tokens=1, collectives=None,
-                 overlap=None):
+                 overlap=None, moe_exchange="alltoall"):
     """The ForwardPass of a decode step (`length` = cached tokens), a prefill (`length` = prompt
     tokens) or an MTP draft step (`model` = the MTP module, roofline.operators.mtp_model) of
     `batch` sequences on `layout` (roofline.parallel.Layout); `link_id` forces the link;
@@ -446,11 +456,11 @@ def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, qu
                        operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
                        microbatch=b, tokens=tokens, group_tokens=group_tokens, links=links,
                        query_tokens=query_tokens, link_id=link_id, collectives=collectives, overlap=overlap,
-                       mesh_span=mesh_span(model, hardware, layout.tp, layout.expert_chips))
+                       moe_exchange=moe_exchange, mesh_span=mesh_span(model, hardware, layout.tp, layout.expert_chips))
 
 
 def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1,
-             collectives=None, overlap=None):
+             collectives=None, overlap=None, moe_exchange="alltoall"):
     """Evaluation of a decode step (`length` = cached tokens), a prefill (`length` = prompt) or a
     mixed continuous-batching step (phase "mixed": `batch` decoding sequences, `length` an
     operators.MixedShape with their context and the prefill chunks scheduled with them, split evenly
@@ -461,10 +471,11 @@ def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=Non
     """
     key = None
     if cache is not None and np.ndim(batch) == 0 and np.ndim(length) == 0:
-        key = (phase, batch, length, layout, link_id, query_tokens, collectives, overlap)
+        key = (phase, batch, length, layout, link_id, query_tokens, collectives, overlap, moe_exchange)
         if key in cache:
             return cache[key].evaluate(ceiling)
-    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens, collectives, overlap)
+    forward = forward_pass(phase, model, hardware, batch, length, layout, link_id, query_tokens, collectives, overlap,
+                           moe_exchange)
     if key is not None:
         cache[key] = forward
     return forward.evaluate(ceiling)

@@ -13,18 +13,20 @@ import math
 import re
 import statistics
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .. import hardware as hardware_module
 from .. import models as models_module
-from ..errors import RooflineError
+from ..errors import RooflineError, SpecError
 from ..dtypes import compute_class
 from ..models import with_dtypes
 from ..parallel import Layout, check_layout
-from ..specs import spec_paths
+from ..specs import load_yaml, spec_paths
 from ..step import ceilings
 from .engines import ALIASES, load_engine
 from .disaggregated import disaggregated
 from .model import Pool, aggregated, workload
+from .repeats import configuration
 from .simulate import simulate as simulate_steps
 
 #: columns a serving CSV must have (detected by the first three)
@@ -150,6 +152,80 @@ def layout_of(row, prefix=""):
     return Layout(tp, pp, ep, 1)
 
 
+#: acceptance of an MTP-drafted token in the benchmarks' runs, an effective rate (speculative.py),
+#: fitted on the 10 TensorRT-LLM MTP rows with concurrency <= 64 (median TPOT error +1%; 0.85, the
+#: rate DeepSeek-V3's report gives for natural text, arXiv:2412.19437 Sec. 5.4.3, reads them 40% fast).
+#: The benchmarks draw random prompt tokens, which a draft predicts worst: E = 1.875 tokens per round
+#: at k = 3, inside the 1.36-2.04 accepted per step another MTP model measured on the same random
+#: dataset (github.com/MiaAI-Lab/Qwen3.8-Flash-Next-Dual-DGX-Sparks issue 22). Held out: the
+#: TensorRT-LLM rows above 64 and all SGLang rows (EAGLE over the same MTP module, k = 2).
+MTP_ACCEPTANCE = 0.5
+
+
+#: fields of an entry of FILE.deployments.yaml and what each must be
+DEPLOYMENT_FIELDS = {"engine": tuple(sorted(set(ALIASES.values()))), "isl": int, "osl": int, "concurrency": int,
+                     "draft_tokens": int, "prefill_workers": int, "decode_workers": int,
+                     "prefill_attention": ("tp", "dp"), "decode_attention": ("tp", "dp"), "decode_max_batch": int,
+                     "recipe": str}
+
+
+def read_deployments(path):
+    """The entries of FILE.deployments.yaml beside the serving CSV `path` (none when it is absent);
+    SpecError naming the entry and the field that is missing or wrong."""
+    sidecar = Path(path).with_suffix(".deployments.yaml")
+    if not sidecar.is_file():
+        return []
+    entries = load_yaml(sidecar).get("deployments") or []
+    if not isinstance(entries, list):
+        raise SpecError(sidecar, "'deployments' must be a list of entries")
+    for number, entry in enumerate(entries, 1):
+        for name, kind in DEPLOYMENT_FIELDS.items():
+            value = entry.get(name) if isinstance(entry, dict) else None
+            optional = isinstance(kind, tuple) and kind[-1] is None
+            kind = kind[0] if optional else kind
+            if optional and value is None:
+                continue
+            if isinstance(kind, tuple):
+                good = value in kind
+            else:
+                least = 0 if name == "draft_tokens" else 1
+                good = isinstance(value, kind) and not isinstance(value, bool) and (kind is not int or value >= least)
+            if not good:
+                wanted = (" or ".join(kind) if isinstance(kind, tuple) else
+                          "a whole number" + (" of at least 1" if name != "draft_tokens" else "") if kind is int else "text")
+                raise SpecError(f"{sidecar}, deployment {number}, {name}",
+                                f"expected {wanted}, got {value!r}")
+    return entries
+
+
+def deployments_for(row, deployments):
+    """The deployments of `deployments` a disaggregated row may have run on: same engine, ISL, OSL and
+    concurrency, and the worker counts and attention parallelism the row states, where it does."""
+    engine = ALIASES.get((row.get("backend") or "").lower())
+    concurrency = _concurrency(row)
+    stated = {"prefill_workers": _int(row, "prefill_num_workers"), "decode_workers": _int(row, "decode_num_workers")}
+    if stated["decode_workers"] is not None:
+        stated["decode_attention"] = "dp" if (_int(row, "decode_attention_dp_size", 1) or 1) > 1 else "tp"
+    return [d for d in deployments
+            if (d["engine"], d["isl"], d["osl"], d["concurrency"]) == (engine, _int(row, "isl"), _int(row, "osl"),
+                                                                       concurrency)
+            and all(v is None or d.get(k) == v for k, v in stated.items())]
+
+
+def deployment_pools(model, deployment, widest):
+    """(prefill Pool, decode Pool) of a deployment entry over `widest` GPUs per worker: attention
+    `tp` (TP over the worker; experts EP for TensorRT-LLM, TP for SGLang) or `dp` (one data-parallel
+    attention group per GPU, experts EP)."""
+    def layout(attention, engine):
+        if attention == "dp":
+            return Layout(1, 1, widest, 1)
+        return Layout(widest, 1, widest if engine == "trtllm" else 1, 1)
+    return (Pool(check_layout(model, layout(deployment["prefill_attention"], deployment["engine"])),
+                 deployment["prefill_workers"]),
+            Pool(check_layout(model, layout(deployment["decode_attention"], deployment["engine"])),
+                 deployment["decode_workers"]))
+
+
 @dataclass(frozen=True)
 class Prediction:
     id: str
@@ -165,6 +241,8 @@ class Prediction:
     tpot_s: float
     measured_ttft_s: float
     measured_tpot_s: float
+    deployment: str = ""    # the deployment entry predicted on (FILE.deployments.yaml), if any
+    candidates: int = 0     # deployments the row may have run on (> 1: ambiguous)
 
     @property
     def ttft_error(self):
@@ -222,10 +300,12 @@ def replicate_kv_heads(model, tp):
     return replace(model, num_kv_heads=tp)
 
 
-def predict_row(row, engines=None, caches=None, mode="calibrated", simulate=False):
+def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=None, candidates=0, simulate=False):
     """Prediction for one CSV row, or a str saying why it cannot be predicted.
 
     `engines`: {engine name: Engine} replacing the shipped fixed costs (the fit passes its trial).
+    `deployment`: an entry of FILE.deployments.yaml the disaggregated row ran on (its pools, the
+    decode batch limit, MTP), one of `candidates`.
     `simulate`: aggregated rows by the discrete-event simulation (serving.simulate) instead of the
     mean-value model; disaggregated rows are then skipped (the simulation covers aggregated serving).
     """
@@ -261,9 +341,20 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", simulate=Fals
                         concurrency=concurrency, requests_per_client=per_client)
         widest = max(_int(row, k, 1) or 1 for k in ("tp_size", "prefill_tp_size", "decode_tp_size"))
         model = replicate_kv_heads(model, widest)
-        if (row.get("mode") or "agg") == "disagg":
-            if simulate:
-                return "disaggregated row: the simulation covers aggregated serving"
+        if (row.get("mode") or "agg") == "disagg" and simulate:
+            return "disaggregated row: the simulation covers aggregated serving"
+        if (row.get("mode") or "agg") == "disagg" and deployment is not None:
+            prefill, decode = deployment_pools(model, deployment, widest)
+            groups = decode.layout.ep // decode.layout.tp if decode.layout.ep > decode.layout.tp else 1
+            decode_engine = replace(engine, max_sequences=deployment["decode_max_batch"] * groups,
+                                    moe_exchange=deployment.get("decode_moe_exchange") or engine.moe_exchange)
+            prefill_engine = replace(engine, max_batched_tokens=deployment.get("prefill_max_tokens")
+                                     or engine.max_batched_tokens,
+                                     moe_exchange=deployment.get("prefill_moe_exchange") or engine.moe_exchange)
+            k = deployment.get("draft_tokens") or 0
+            result = disaggregated(model, hw, prefill, decode, ceiling, decode_engine, load,
+                                   prefill_engine=prefill_engine, speculative=(k, MTP_ACCEPTANCE) if k else None)
+        elif (row.get("mode") or "agg") == "disagg":
             prefill = Pool(check_layout(model, layout_of(row, "prefill_")), _int(row, "prefill_num_workers", 1) or 1)
             decode = Pool(check_layout(model, layout_of(row, "decode_")), _int(row, "decode_num_workers", 1) or 1)
             result = disaggregated(model, hw, prefill, decode, ceiling, engine, load)
@@ -273,21 +364,48 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", simulate=Fals
     except RooflineError as exc:
         return str(exc)
     return Prediction(row["id"], row["system"], model.id, engine_name, row.get("mode") or "agg", isl, osl,
-                      concurrency, result.layout, result.ttft_s, result.tpot_s, ttft, tpot)
+                      concurrency, result.layout, result.ttft_s, result.tpot_s, ttft, tpot,
+                      deployment["recipe"] if deployment else "", candidates)
 
 
 def validate_file(path, mode="calibrated", engines=None, rows=None, simulate=False):
-    """(predictions, skipped [(id, reason)]) for every row of a serving CSV (`simulate`: predict_row)."""
+    """(predictions, skipped [(id, reason)]) for every row of a serving CSV (`simulate`: predict_row).
+
+    A disaggregated row with one deployment in FILE.deployments.yaml is predicted on it. A row whose
+    CSV configuration several deployments share (runs with and without MTP, or with tensor- and
+    data-parallel attention, under the same columns) cannot say which it ran on: it gets the
+    geometric mean of the deployments' predictions, labelled so. (Choosing by the measured value
+    would let the measurement pick its prediction.)
+    """
     rows = read_rows(path) if rows is None else rows
+    deployments = read_deployments(path) if path else []
     caches = {"models": {}, "chips": {}}
-    predictions, skipped = [], []
-    for row in rows:
-        out = predict_row(row, engines, caches, mode, simulate)
+    predictions, skipped, ambiguous = [], [], {}
+    for index, row in enumerate(rows):
+        found = deployments_for(row, deployments) if (row.get("mode") or "agg") == "disagg" else []
+        if len(found) > 1 and not simulate:
+            ambiguous.setdefault(configuration(row), []).append((index, row, found))
+            continue
+        out = predict_row(row, engines, caches, mode, found[0] if found else None, len(found), simulate)
         if isinstance(out, str):
             skipped.append((row.get("id", ""), out))
         else:
-            predictions.append(out)
-    return predictions, skipped
+            predictions.append((index, out))
+    for members in ambiguous.values():
+        _, first, found = members[0]
+        options = [predict_row(first, engines, caches, mode, d, len(found)) for d in found]
+        if any(isinstance(o, str) for o in options):
+            skipped += [(row.get("id", ""), next(o for o in options if isinstance(o, str))) for _, row, _ in members]
+            continue
+        ttft_s = math.prod(o.ttft_s for o in options) ** (1 / len(options))
+        tpot_s = math.prod(o.tpot_s for o in options) ** (1 / len(options))
+        name = "geometric mean of " + ", ".join(o.deployment for o in options)
+        for index, row, _ in members:
+            predictions.append((index, replace(options[0], id=row["id"], ttft_s=ttft_s, tpot_s=tpot_s,
+                                               measured_ttft_s=float(row["silicon_ttft_ms"]) / 1e3,
+                                               measured_tpot_s=float(row["silicon_tpot_ms"]) / 1e3,
+                                               deployment=name)))
+    return [p for _, p in sorted(predictions, key=lambda ip: ip[0])], skipped
 
 
 def summary(predictions, key=lambda p: p.mode):

@@ -10,25 +10,43 @@ the link between the pools, and decodes on the other (decode-only steps):
 with n the chips of the narrower worker sending in parallel.
 
 The decode pool's steps come from the same StepTable and the prefill pool's from the same mixed
-step (deployment.evaluate, phase "mixed") as aggregated serving (serving.model).
+step (deployment.evaluate, phase "mixed") as aggregated serving (serving.model). With speculative
+decoding (`speculative` = (k, a): multi-token prediction drafting k tokens, each accepted with
+probability a) a decode step is a round of k draft steps and one verifier step over k + 1 tokens
+per sequence, yielding E(a, k) tokens (speculative.expected_tokens_per_step): TPOT = t_round / E
+(SpeculativeTable).
+
+A decode worker runs at most `engine.max_sequences` sequences (the deployment's batch limit). A
+sequence holds its slot while it decodes (t_dec), so with more clients C than the pool's S slots
+the loop runs at X = S / t_dec and a client waits for a slot before its first token, which reaches
+it from the decode worker: TTFT = (C / S - 1) t_dec (the TensorRT-LLM InferenceX runs set C = 1.2 S
+to 2 S: 5-37 s of TTFT at 1024/1024).
 """
 import math
+
+import numpy as np
 
 from ..deployment import evaluate
 from ..errors import RooflineError
 from ..memory import kv_cache_bytes
-from ..operators import MixedShape
-from ..parallel import scale_up_domain
+from ..operators import MixedShape, mtp_model
+from ..parallel import Layout, check_layout, scale_up_domain
+from ..speculative import expected_tokens_per_step, round_time
 from .model import ITERATIONS, Serving, StepTable, _e2e_spread, _grid, held_tokens, kv_capacity, mgc_wait
 
 
 def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
     """Time to move one prompt's KV cache from a prefill worker to a decode worker [s].
 
-    .. math:: t_{kv} = \\alpha + \\frac{B \\, \\sum_l \\min(T, W_l) \\, b_{kv,l}}{n \\, BW}
+    .. math:: t_{kv} = \\alpha + \\frac{c \\, B \\, \\sum_l \\min(T, W_l) \\, b_{kv,l}}{\\min(n_s, n_r) \\, BW}
 
-    over the scale-up link when both pools fit one scale-up domain, else the scale-out link; n the
-    chips of the narrower worker, each sending its share in parallel.
+    over the scale-up link when both pools fit one scale-up domain, else the scale-out link. A
+    request's cache sits on the chips of one attention group, n_s = tp x pp of the prefill layout
+    (one chip under data-parallel attention), and lands on n_r = tp x pp chips of the decode
+    layout, each link carrying its share; c copies arrive: MLA's latent cache is replicated on every
+    chip of a tensor-parallel attention group (c = decode tp), head-split GQA caches are not (c = 1).
+    From a prefill with data-parallel attention into a TP16 decode that is 16 copies through one
+    NIC: 16 x 330 MB for an 8k-token DeepSeek-R1 prompt, about 0.1 s at 50 GB/s.
     """
     chips = prefill.chips + decode.chips
     scale_up = chips <= scale_up_domain(hardware) and any(cl.role == "scale-up" for cl in hardware.links)
@@ -37,8 +55,9 @@ def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
         link = hardware.link(role=role)
     except RooflineError:
         link = hardware.link()
-    size = kv_cache_bytes(model, 1, tokens)
-    lanes = min(prefill.layout.chips, decode.layout.chips)
+    copies = decode.layout.tp if model.attention.kind == "mla" else 1
+    size = kv_cache_bytes(model, 1, tokens) * copies
+    lanes = min(prefill.layout.tp * prefill.layout.pp, decode.layout.tp * decode.layout.pp)
     return ceiling.latency_of(link) + size / (lanes * link.bandwidth), link.link.id
 
 
@@ -59,16 +78,54 @@ def prefill_step(alone, full, most, prompts):
     return alone + (min(prompts, most) - 1) / (most - 1) * (full - alone)
 
 
-def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_id=None, table=None):
-    """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`)."""
+class SpeculativeTable:
+    """Decode time per generated token of a worker drafting with the model's MTP module, against batch B.
+
+    .. math:: t(B) = \\frac{k \\, t_{draft}(B) + t_{verify}(B, k + 1)}{E(a, k)}
+
+    t_verify: the decode step with k + 1 query tokens per sequence (deployment.evaluate,
+    query_tokens); t_draft: one step of the MTP module (phase "mtp") on the worker's tensor- and
+    expert-parallel layout; both plus the engine's per-step and per-sequence costs. Called like
+    StepTable: (t [s], 0) at batch `batch`, so that OSL - 1 tokens take (OSL - 1) t.
+    """
+
+    def __init__(self, model, hardware, layout, ceiling, engine, context, batches, speculative, link_id=None):
+        k, acceptance = speculative
+        self.tokens = expected_tokens_per_step(acceptance, k)
+        self.batches = np.array(sorted({max(1, int(b)) for b in batches}), dtype=float)
+        drafter = mtp_model(model)
+        draft_layout = check_layout(drafter, Layout(layout.tp, 1, layout.ep, 1))
+        times = []
+        for b in self.batches:
+            verify = float(evaluate("decode", model, hardware, int(b), context, layout, ceiling, link_id,
+                                    query_tokens=k + 1, moe_exchange=engine.moe_exchange).cycle_time)
+            draft = float(evaluate("mtp", drafter, hardware, int(b), context, draft_layout, ceiling,
+                                   link_id, moe_exchange=engine.moe_exchange).cycle_time)
+            fixed = engine.step_overhead + b * engine.sequence_overhead
+            times.append(round_time(draft + fixed, verify + fixed, k) / self.tokens)
+        self.decode = np.array(times)
+
+    def __call__(self, batch):
+        return float(np.interp(batch, self.batches, self.decode)), 0.0
+
+
+def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_id=None, table=None,
+                  prefill_engine=None, speculative=None):
+    """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`).
+
+    `engine` runs the decode workers (its max_sequences: the most sequences a decode worker runs),
+    `prefill_engine` (default `engine`) the prefill workers; `speculative` (k, a) drafts with the
+    model's MTP module (SpeculativeTable).
+    """
+    decode_engine, engine = engine, prefill_engine or engine
     isl, osl = load.mean_isl, load.mean_osl
     prompt = isl * (1 - load.prefix_hit)
     cached = isl * load.prefix_hit
     decodes = osl - 1
-    held = held_tokens(load, engine)
-    capacity = kv_capacity(model, hardware, decode.layout, engine, held)[0]
+    held = held_tokens(load, decode_engine)
+    capacity = kv_capacity(model, hardware, decode.layout, decode_engine, held)[0]
     kv_capacity(model, hardware, prefill.layout, engine, isl)
-    n_max = min(engine.max_sequences, capacity)
+    n_max = min(decode_engine.max_sequences, capacity)
     chunk = min(prompt, engine.max_batched_tokens) if prompt else 0
     chunks = math.ceil(prompt / chunk) if prompt else 0
     t_prefill = t_batch = 0.0
@@ -76,17 +133,21 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     if prompt:
         one = float(evaluate("mixed", model, hardware, 0, MixedShape(0, chunk, cached + (prompt - chunk) / 2,
                                                                      1 / chunks), prefill.layout, ceiling,
-                             link_id).cycle_time)
+                             link_id, moe_exchange=engine.moe_exchange).cycle_time)
         eager = engine.eager_layer_overhead * math.ceil(model.num_layers / prefill.layout.pp)
         t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead + eager)
         t_batch = t_prefill if batch == 1 else float(evaluate(
             "mixed", model, hardware, 0, MixedShape(0, batch * prompt, cached, batch), prefill.layout, ceiling,
-            link_id).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead + eager
+            link_id, moe_exchange=engine.moe_exchange).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead + eager
     t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
     per_worker = load.concurrency / decode.workers if load.closed else None
     top = min(n_max, math.ceil(per_worker)) if load.closed else n_max
-    if table is None:
-        table = StepTable(model, hardware, decode.layout, ceiling, engine, isl + osl / 2, 0, 0, _grid(top), link_id)
+    if table is None and speculative:
+        table = SpeculativeTable(model, hardware, decode.layout, ceiling, decode_engine, isl + osl / 2, _grid(top),
+                                 speculative, link_id)
+    elif table is None:
+        table = StepTable(model, hardware, decode.layout, ceiling, decode_engine, isl + osl / 2, 0, 0, _grid(top),
+                          link_id)
     x = load.request_rate if not load.closed else load.concurrency / (decodes * table(top)[0] + t_prefill + 1e-9)
     t, queue, saturated, wait, cap = table(1)[0], 0.0, False, 0.0, math.inf
     for _ in range(ITERATIONS):

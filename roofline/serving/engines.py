@@ -16,6 +16,14 @@ sequences' decodes plus chunks of new prompts up to a token budget. What sets it
 - ``mixed_prefill``: True where prompt chunks share steps with the decodes (vLLM V1, TensorRT-LLM);
   False where a step runs either prefill or decode (SGLang's default: mixed chunks are opt-in,
   ``--enable-mixed-chunk``), so a prefill stalls the decodes for its whole time.
+- ``moe_exchange``: how the tokens of data-parallel attention groups reach the routed experts
+  (layouts with ep > tp): "alltoall", DeepEP's dispatch and combine (the default here), or
+  "allgather": every rank gathers every token before the MoE and the results are
+  reduce-scattered after (NCCL rings; roofline.deployment.communication), what the engines do
+  when no all-to-all kernel is switched on (TensorRT-LLM: fused_moe_cutlass.py allgathers the
+  tokens and reducescatters the output under attention DP without all-to-all, which only its
+  WIDEEP backend enables; SGLang: dp_attention gathers the groups' tokens unless
+  --moe-a2a-backend deepep). A deployment sets it (serving.benchmarks: FILE.deployments.yaml).
 - ``reserve_full_sequence``: True where the scheduler admits a request only when the KV cache of
   its whole ISL + OSL fits (TensorRT-LLM's GUARANTEED_NO_EVICT); False where pages are taken as
   tokens come (vLLM, SGLang: a sequence holds ISL + OSL/2 on average).
@@ -53,6 +61,7 @@ class Engine:
     reserve_full_sequence: bool = False
     fraction_of_free: bool = False    # memory_fraction applies to what the weights leave
     mixed_prefill: bool = True        # prompt chunks ride in the decode steps (else prefill steps of their own)
+    moe_exchange: str = "alltoall"    # attention groups' tokens to the experts: "alltoall" or "allgather"
     step_overhead: float = 0.0        # [s] per step
     sequence_overhead: float = 0.0    # [s] per scheduled sequence per step
     request_overhead: float = 0.0     # [s] per request, before its first token

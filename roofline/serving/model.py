@@ -159,13 +159,13 @@ class StepTable:
         start = cached + (prompt - self.chunk) / 2 if prompt else 0
         for b in self.batches:
             t0 = float(evaluate("mixed", model, hardware, int(b), MixedShape(context, 0), layout, ceiling,
-                                link_id).cycle_time)
+                                link_id, moe_exchange=engine.moe_exchange).cycle_time)
             decode.append(t0 + engine.step_overhead + b * engine.sequence_overhead)
             if prompt:
                 riders = int(b) if engine.mixed_prefill else 0
                 t1 = float(evaluate("mixed", model, hardware, riders,
                                     MixedShape(context, self.chunk, start, 1 / self.chunks), layout, ceiling,
-                                    link_id).cycle_time)
+                                    link_id, moe_exchange=engine.moe_exchange).cycle_time)
                 alone = 0.0 if engine.mixed_prefill else engine.step_overhead
                 mixed.append(self.chunks * (t1 - (t0 if riders else 0.0) + engine.sequence_overhead + alone))
             else:
