@@ -158,9 +158,18 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
                         "cannot tell the knee from the ceilings; measure one with roofline measure)")
     else:
         held["knee"] = f"from the linear-layer sweep ({kernels.knee_rows} rows), with the kernel ceilings"
-    parameters.append(fit_parameter("layer_overhead"))
+    if hardware.kind == "wafer":        # a wafer's per-layer cost is its GEMVs crossing the mesh (roofline.wafer)
+        parameters.append(fit_parameter("mesh_traversal"))
+        held["layer_overhead"] = ("0: on a wafer a layer costs its GEMVs' crossings of the cores that hold their "
+                                  "matrices (mesh_traversal), not a fixed time per layer")
+    else:
+        parameters.append(fit_parameter("layer_overhead"))
     layouts = [layout for m in step_models for layout in m.layouts]
-    if any(layout.pp > 1 for layout in layouts):
+    if any(layout.pp > 1 for layout in layouts) and hardware.kind == "wafer":
+        held["link_latency"] = ("each link spec's own latency: with the mesh crossings in, speeds on unpublished "
+                                "wafer counts do not determine a hop (the fit drives it to 0 us, or to 17 us "
+                                "without the Llama 4 Maverick row)")
+    elif any(layout.pp > 1 for layout in layouts):
         parameters.append(fit_parameter("link_latency"))
     if any(layout.tp > 1 for layout in layouts):
         parameters.append(fit_parameter("collective_overhead"))
@@ -196,7 +205,9 @@ def calibrate(step_models, kernel_models, hardware, held_out_models=(), max_iter
         if progress is not None:
             progress()
         c = ceiling_of(values)
-        return [math.log(m.time(c) / m.measured_time) for m in step_models]
+        # a floor row ('>N') is met by any time at or below its own: only a slower prediction is a residual
+        return [max(r, 0.0) if m.row.floor else r
+                for m, r in ((m, math.log(m.time(c) / m.measured_time)) for m in step_models)]
 
     parameters = _drop_undetermined(parameters, residuals, held)
     if len(step_models) < len(parameters) + 1:
@@ -267,8 +278,10 @@ def _derived_flops(ceiling, kernels, groups, values):
 
 
 def signed_errors(models, ceiling):
-    """Signed relative errors of the predicted figures (predicted / measured - 1)."""
-    return [m.figure(ceiling) / m.measured - 1 for m in models]
+    """Signed relative errors of the predicted figures (predicted / measured - 1); 0 for a floor row
+    ('>N') the prediction meets."""
+    errors = [m.figure(ceiling) / m.measured - 1 for m in models]
+    return [0.0 if m.row.met_floor(e) else e for m, e in zip(models, errors)]
 
 
 def summary(errs):

@@ -151,6 +151,12 @@ PARAMETERS = (
         "FLOP rate of fused attention (softmax, masking and online rescaling between its two matmuls) as a "
         "share of the matmul rate of its dtype; it matters where attention is compute-bound, in long prefills",
         FitRule(0.7, 0.1, 1.0), lower_open=True),
+    CalibrationParameter(
+        "mesh_traversal", "time", 0.0, 0.0, 10e-3, "t_mesh",
+        "wafers only, in place of layer_overhead: time for a matrix-vector product's broadcast and reduction to "
+        "cross a whole wafer's core mesh; a matrix holding share x of the chip's memory spans share x of its cores "
+        "and pays sqrt(x) of it, once per sequential GEMV of a layer (roofline.wafer)",
+        FitRule(1e-5, 0.0, MAX_FITTED_OVERHEAD, **FIXED_COST_FIT)),
 )
 
 BY_NAME = {row.name: row for row in PARAMETERS}

@@ -8,9 +8,10 @@ layers send routed tokens all-to-all to the ep chips that hold their experts. Th
 token of one sequence is
 
 .. math:: t_{token} = \\sum_{layers} \\Big(\\sum_{op} t_{op} + t_{comm} + t_{layer}\\Big) + t_{head}
-          + t_{step} + (pp - 1) \\, t_{hop} + [pp > 1] \\, \\alpha_{return}
+          + S \\, t_{mesh} + t_{step} + (pp - 1) \\, t_{hop} + [pp > 1] \\, \\alpha_{return}
 
-and with m micro-batches in flight a sequence gets a token every
+where S t_mesh, on a wafer only, is the token's GEMVs crossing the cores that hold their matrices
+(roofline.wafer); with m micro-batches in flight a sequence gets a token every
 max(t_token, m t_stage,max) (collectives.pipeline_cycle): more stages add hops to the per-user
 latency while the aggregate throughput is held up by the micro-batches.
 """
@@ -29,6 +30,7 @@ from .operators import decode_operators, mixed_operators, mtp_draft_operators, p
 from .parallel import choose_links, expert_spread
 from .params import count_params
 from .step import fixed_time, time_operators
+from .wafer import mesh_span
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Evaluation:
         """[s] of token_time by what bounds it: memory, compute, overhead, link latency, link
         bandwidth (elementwise for arrays: each operator's verdict per point)."""
         f = self.forward
-        split = {"memory": 0.0, "compute": 0.0, "overhead": fixed_time(self.ceiling, f.layers),
+        split = {"memory": 0.0, "compute": 0.0, "overhead": fixed_time(self.ceiling, f.layers, f.mesh_span),
                  "link latency": 0.0, "link bandwidth": 0.0}
         for op in self.timed:
             is_compute = np.asarray(op.compute_time > op.memory_time)
@@ -364,11 +366,12 @@ class ForwardPass:
     collectives: str = None  # the engine's collective library (collectives.LIBRARIES); None: the ceiling's
     overlap: bool = None     # MoE all-to-all under the shared experts (hidden_by_overlap); None: the ceiling's
     moe_exchange: str = "alltoall"   # how attention groups' tokens reach the experts (communication)
+    mesh_span: object = 0.0  # a wafer's mesh crossings of one token (roofline.wafer.mesh_span), 0 elsewhere
 
     def evaluate(self, ceiling):
         """The Evaluation of this pass under `ceiling` (roofline.step.Ceilings).
 
-        .. math:: t_{token} = \\sum_{op} n_{op} t_{op} + t_{comm} + L t_{layer} + t_{step}
+        .. math:: t_{token} = \\sum_{op} n_{op} t_{op} + t_{comm} + L t_{layer} + S t_{mesh} + t_{step}
                   + (pp - 1) t_{hop} + [pp > 1] \\alpha, \\qquad
                   t_{cycle} = \\max(t_{token}, m \\, t_{stage,max})
         """
@@ -377,7 +380,7 @@ class ForwardPass:
         timed = time_operators(self.operators, ceiling)
         network = chip_network(self.hardware, ceiling, self.link_id, self.collectives or ceiling.collectives)
         comms = communication(model, layout, self.tokens, self.group_tokens, network, ceiling, self.moe_exchange)
-        layer_time = self.layers * ceiling.layer_overhead
+        layer_time = self.layers * ceiling.layer_overhead + self.mesh_span * ceiling.mesh_traversal
         head_time = 0
         for op in timed:
             if op.group == "head":
@@ -456,7 +459,7 @@ def forward_pass(phase, model, hardware, batch, length, layout, link_id=None, qu
                        operators=tuple(chip_operators(model, layout, build, b)), layers=model.num_layers,
                        microbatch=b, tokens=tokens, group_tokens=group_tokens, links=links,
                        query_tokens=query_tokens, link_id=link_id, collectives=collectives, overlap=overlap,
-                       moe_exchange=moe_exchange)
+                       moe_exchange=moe_exchange, mesh_span=mesh_span(model, hardware, layout.tp, layout.expert_chips))
 
 
 def evaluate(phase, model, hardware, batch, length, layout, ceiling, link_id=None, cache=None, query_tokens=1,

@@ -205,7 +205,8 @@ def _build(phase, model, hardware, layout, ceiling, batch_symbol, length_symbol,
              "KV cache read/write": traffic["kv_cache"] / sym_ceiling.bandwidth,
              "activations": traffic["activations"] / sym_ceiling.bandwidth,
              "compute": compute,
-             "fixed costs": total_layers * sym_ceiling.layer_overhead + sym_ceiling.step_overhead}
+             "fixed costs": total_layers * sym_ceiling.layer_overhead + built.mesh_span * sym_ceiling.mesh_traversal
+             + sym_ceiling.step_overhead}
     if ev.comms:
         terms["links"] = sum(c.total_time for c in ev.comms)
     terms = {name: sympy.factor_terms(sympy.expand(expr)) for name, expr in terms.items()}

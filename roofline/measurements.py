@@ -85,6 +85,13 @@ class Measurement:
     tp: int = None                # published rows: tensor-parallel width, if stated
     pp: int = None                # published rows: pipeline stages, if stated
     collectives: str = "custom"   # published rows: the engine's collective library (collectives.LIBRARIES)
+    floor: bool = False           # published rows: a floor ('>N', the notes say "recorded as the ... floor"),
+                                  # met by any figure at or above it
+
+    def met_floor(self, error):
+        """Whether a signed error (predicted / measured - 1) meets this row's floor: a rate at or above
+        it, a time at or below it. Always False for a row that is not a floor."""
+        return self.floor and (error >= 0 if self.rate is not None else error <= 0)
 
     @property
     def is_step(self):
@@ -334,7 +341,8 @@ def _csv_row(cell, where):
     return Measurement("generation", where, cell["hardware"], rate=value, metric=metric, model=model,
                        batch=batch, context=context, output=output, dtype=dtype, dtypes=dtypes,
                        source=cell["source"], system=cell["system"], chips=chips, tp=tp, pp=pp,
-                       date=cell["date"] or "undated", collectives=library)
+                       date=cell["date"] or "undated", collectives=library,
+                       floor=bool(re.search(r"\brecorded as the\b[^.;]*\bfloor\b", cell["notes"], re.I)))
 
 
 def _parallelism(text):

@@ -147,6 +147,7 @@ def time_operators(operators, ceiling):
     return timed
 
 
-def fixed_time(ceiling, num_layers):
-    """Fixed costs of one forward pass: L t_layer + t_step [s]."""
-    return num_layers * ceiling.layer_overhead + ceiling.step_overhead
+def fixed_time(ceiling, num_layers, mesh_span=0.0):
+    """Fixed costs of one forward pass: L t_layer + S t_mesh + t_step [s] (S: the wafer's mesh
+    crossings of a token, roofline.wafer.mesh_span; 0 off a wafer)."""
+    return num_layers * ceiling.layer_overhead + mesh_span * ceiling.mesh_traversal + ceiling.step_overhead

@@ -47,7 +47,7 @@ from .errors import RooflineError, SpecError
 from .published import load_published
 from .specs import builtin_dir, load_yaml
 
-KEPT = ("knee", "layer_overhead", "step_overhead", "collective_overhead", "kernel_overhead",
+KEPT = ("knee", "layer_overhead", "mesh_traversal", "step_overhead", "collective_overhead", "kernel_overhead",
         "attention_efficiency", "dequant_ops")
 
 
@@ -164,6 +164,11 @@ def derive(calibration, source, target, published=None, relation="same"):
     for name in KEPT:
         values[name] = getattr(calibration, name)
         how[name] = f"kept from {source.id}"
+    if not values["mesh_traversal"]:
+        del how["mesh_traversal"]                  # not a wafer's calibration: nothing to carry
+    elif target.kind != "wafer":
+        values["mesh_traversal"] = 0.0
+        how["mesh_traversal"] = f"{source.id}'s mesh crossings dropped: {target.id} is not a wafer (roofline.wafer)"
     shared = {cl.link.id for cl in source.links} & {cl.link.id for cl in target.links}
     if calibration.link_latency is not None and shared:
         values["link_latency"] = calibration.link_latency
@@ -319,7 +324,7 @@ def document(result, source, target, date=None):
                     for d, r in calibration.flops.items()}
     for name in KEPT:
         value = getattr(calibration, name)
-        if name == "knee" and value == float("inf"):
+        if (name == "knee" and value == float("inf")) or (name == "mesh_traversal" and not value):
             continue
         unit = None if name in ("knee", "attention_efficiency", "dequant_ops") else "s"
         doc[name] = quantity_entry(value, unit, "transfer", note=f"kept from {source.id}")

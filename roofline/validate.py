@@ -31,8 +31,9 @@ class CheckedRow:
 
     @property
     def error(self):
-        """Signed relative error of the prediction [1]."""
-        return self.predicted / self.measured - 1
+        """Signed relative error of the prediction [1]; 0 for a floor row ('>N') the prediction meets."""
+        error = self.predicted / self.measured - 1
+        return 0.0 if self.row.met_floor(error) else error
 
     @property
     def ideal_is_bound(self):
@@ -116,8 +117,9 @@ def _check(row, hardware, mode):
                       "s" if model.rate_numerator is None else "tok/s")
 
 
-#: the fixed costs whose effect on each answer leave_one_model_out reports (the wafer fit's three)
-FIXED_COSTS = ("step_overhead", "layer_overhead", "link_latency")
+#: the fixed costs whose effect on each answer leave_one_model_out reports (a wafer fits mesh_traversal,
+#: a GPU layer_overhead)
+FIXED_COSTS = ("step_overhead", "layer_overhead", "mesh_traversal", "link_latency")
 #: the relative change of a fitted constant at which its effect on an answer is shown
 NUDGE = 0.2
 
@@ -165,9 +167,16 @@ def leave_one_model_out(measurements, hardware, hold_out=()):
         fit = calibrate(rest, kernels, chip, [])
         out.append(LeftOut(name, len(mine), tuple(m.measured for m in mine),
                            tuple(signed_errors(mine, whole.ceiling)), tuple(signed_errors(mine, fit.ceiling)),
-                           {c: getattr(fit.ceiling, c) for c in FIXED_COSTS},
+                           {c: getattr(fit.ceiling, c) for c in shown_costs(whole)},
                            sensitivity(mine[0], whole.ceiling)))
     return out, whole
+
+
+def shown_costs(fit):
+    """The fixed costs of FIXED_COSTS a leave-one-model-out table shows for `fit`: per step and per hop,
+    and per layer or, on a wafer, per mesh crossing (whichever the fit fitted)."""
+    per_layer = "mesh_traversal" if "mesh_traversal" in fit.fitted else "layer_overhead"
+    return ("step_overhead", per_layer, "link_latency")
 
 
 def sensitivity(row_model_, ceiling):

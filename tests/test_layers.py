@@ -14,7 +14,7 @@ LAYERS = [
     ("foundations", {"units", "dtypes", "mathops", "errors", "display", "optional"}),
     ("specs", {"readers", "specs", "published", "calibration_params", "calibration", "hardware", "models", "hf_import"}),
     ("formulas", {"params", "memory", "operators", "step", "parallel", "collectives", "cost", "binding",
-                  "transfer"}),
+                  "transfer", "wafer"}),
     ("evaluation", {"deployment", "placement", "results", "scenario", "api"}),
     ("analyses", {"sweep", "explain", "speculative", "predict", "measurements", "fit", "calibrate", "validate",
                   "measure", "model_import", "plots", "serving", "whatif"}),

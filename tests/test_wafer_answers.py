@@ -44,27 +44,38 @@ def test_leave_one_model_out_refits_without_each_model(left_out):
     models = [r.model for r in results]
     assert len(models) == 9 and "kimi-k2" in models and "llama-4-maverick" in models
     by_model = {r.model: r for r in results}
-    # Kimi K2 left out is predicted 74% too fast, Maverick 56% too slow (issue 14's figures, +-5 points)
-    assert by_model["kimi-k2"].left_out[0] == pytest.approx(0.74, abs=0.05)
-    assert by_model["llama-4-maverick"].left_out[0] == pytest.approx(-0.56, abs=0.05)
+    # with a layer's cost its GEMVs' mesh crossings (roofline.wafer), Kimi K2 left out is predicted 18% too
+    # fast (74% with a fixed cost per layer) and Maverick 45% too slow (56%); +-5 points
+    assert by_model["kimi-k2"].left_out[0] == pytest.approx(0.18, abs=0.05)
+    assert by_model["llama-4-maverick"].left_out[0] == pytest.approx(-0.45, abs=0.05)
+    # measured over 13 rows: in sample median 14.0% (16.7% before), left out median 18.2% (20.1%) and
+    # largest 45.1% (73.7%); every model but Maverick (a '>2500' floor) and gpt-oss-120b's 1844 row (its
+    # three figures 1.63x apart) within 25% left out
+    inside = [abs(e) for r in results for e in r.in_sample]
+    outside = [abs(e) for r in results for e in r.left_out]
+    assert statistics.median(inside) <= 0.15
+    assert statistics.median(outside) <= 0.19 and max(outside) <= 0.50
+    misses = {(r.model, round(e, 2)) for r in results for e in r.left_out if abs(e) > 0.25}
+    assert {m for m, _ in misses} <= {"llama-4-maverick", "gpt-oss-120b"} and len(misses) == 2
     # a fit without a model explains it no better than the fit with it (least squares on its own rows)
-    assert statistics.median(abs(e) for r in results for e in r.left_out) >= \
-        statistics.median(abs(e) for r in results for e in r.in_sample)
-    # the refits differ: the constants moved when a model with a residual was left out
-    assert by_model["llama-4-maverick"].constants["link_latency"] != pytest.approx(whole.ceiling.link_latency,
-                                                                                   rel=0.05)
+    assert statistics.median(outside) >= statistics.median(inside)
+    # the refits differ: the mesh crossing moved when the model with the largest residual was left out
+    assert by_model["llama-4-maverick"].constants["mesh_traversal"] != pytest.approx(
+        whole.ceiling.mesh_traversal, rel=0.05)
+    assert by_model["llama-4-maverick"].constants["link_latency"] is None      # held at the link spec
 
 
 def test_sensitivity_to_each_constant_has_the_physical_sign(left_out):
     results, _ = left_out
     glm = next(r for r in results if r.model == "glm-4.7")
-    for name in ("step_overhead", "layer_overhead", "link_latency"):
+    assert set(glm.sensitivity) == {"step_overhead", "mesh_traversal"}     # the hop is not fitted on a wafer
+    for name in ("step_overhead", "mesh_traversal"):
         slower, faster = glm.sensitivity[name][1], glm.sensitivity[name][0]
         assert slower < 0 < faster          # a larger fixed cost lowers tokens/s
-    # GLM-4.7 on 19 wafers: 92 layers x 4.8 us = 440 us of an 820 us token, so +20% on the per-layer
-    # cost is about -0.2 x 440 / (820 + 88) = -9.7%; the per-step cost (246 us) about -5.7%
-    assert glm.sensitivity["layer_overhead"][1] == pytest.approx(-0.097, abs=0.02)
-    assert glm.sensitivity["step_overhead"][1] == pytest.approx(-0.057, abs=0.02)
+    # GLM-4.7 on 19 wafers: 62.9 mesh crossings (roofline.wafer.mesh_span) x 5.0 us = 315 us of an 840 us
+    # token, so +20% is about -0.2 x 315 / (840 + 63) = -7.0%; the per-token cost (351 us) about -7.7%
+    assert glm.sensitivity["mesh_traversal"][1] == pytest.approx(-0.070, abs=0.015)
+    assert glm.sensitivity["step_overhead"][1] == pytest.approx(-0.077, abs=0.015)
 
 
 def test_validate_prints_the_left_out_table():
@@ -100,8 +111,12 @@ def test_headline_reports_the_kv_cache_room(headline):
 
 
 def test_solve_chips_counts_the_context_asked(headline):
-    long = solve.solve_chips("glm-4.7", "wse-3", tokens_per_s_per_user=1000, context=131072)
-    assert long.result["context"] == 131072
+    # at 131k tokens attention reads 92 x 96 heads x 128 x 4 FLOP x 131k = 593 GFLOP a token: at the fitted
+    # 0.89 PFLOP/s (a GEMV or an attention runs on the cores holding its weights or cache) 0.66 ms, so
+    # 1000 tokens/s per user is out of reach and 500 is asked
+    assert not solve.solve_chips("glm-4.7", "wse-3", tokens_per_s_per_user=1000, context=131072).feasible
+    long = solve.solve_chips("glm-4.7", "wse-3", tokens_per_s_per_user=500, context=131072)
+    assert long.answer == 19 and long.result["context"] == 131072
     # 130k tokens x 376.8 kB = 49 GB more: the room and the margin shrink by about that much
     assert headline.result["kv_room"]["free_bytes"] - long.result["kv_room"]["free_bytes"] == \
         pytest.approx((131072 - 1024) * 376832, rel=0.05)
@@ -127,19 +142,19 @@ def test_single_chip_answer_has_no_pipeline_to_fill():
     assert answer.result["pp"] == 1 and answer.result["pipeline_filled"] is None
 
 
-def test_fit_with_the_dense_peak_holds_bandwidth_and_runs():
-    """At the dense FP16 estimate (15.84 PFLOP/s, hardware_specs/wse-3.yaml) batch-1 decode on a wafer is
-    compute-sensitive and no row's time depends on the bandwidth: the fit holds it at its ceiling (it
-    used to crash on the missing value) and fits FLOP/s instead."""
-    from dataclasses import replace
-
+def test_wafers_carry_the_dense_peak_and_the_fit_holds_bandwidth():
+    """The WSE-3's 125 PFLOP/s is sparse; the spec carries the dense estimate, 900,000 cores x 8 FP16 lanes
+    x 2 x 1.1 GHz = 15.84 PFLOP/s (WSE-2: 850,000 x 4 x 2 x 1.1 GHz = 7.48). At it batch-1 decode on a
+    wafer is compute-sensitive and no row's time depends on the bandwidth: the fit holds it at its
+    ceiling (it used to crash on the missing value) and fits FLOP/s instead, below the peak."""
+    assert load_hardware("wse-3").peak_flops["fp16"] == pytest.approx(900_000 * 8 * 2 * 1.1e9)
+    assert load_hardware("wse-2").peak_flops["fp16"] == pytest.approx(850_000 * 4 * 2 * 1.1e9)
     from roofline.calibrate import calibrate, prepare
     from roofline.measurements import row_filter
 
     chip = load_hardware("wse-3")
-    dense = replace(chip, peak_flops={**chip.peak_flops, "fp16": 15.84e15, "bf16": 15.84e15})
-    steps, kernels, held, _ = prepare(read_measurements(SRAM_FILE), dense, [row_filter("date<2025")])
-    fit = calibrate(steps, kernels, dense, held)
+    steps, kernels, held, _ = prepare(read_measurements(SRAM_FILE), chip, [row_filter("date<2025")])
+    fit = calibrate(steps, kernels, chip, held)
     assert "bandwidth" in fit.held and fit.ceiling.bandwidth == pytest.approx(21e15)
     assert fit.ceiling.flops["fp16"] <= 15.84e15
 

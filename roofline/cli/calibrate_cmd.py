@@ -254,15 +254,14 @@ def _left_out(data, hardware, calibration):
     """The leave-one-model-out section as plain data (validate.leave_one_model_out), holding out of
     every fit the rows the chip's calibration file held out."""
     from ..specs import load_yaml
-    from ..validate import leave_one_model_out
+    from ..validate import leave_one_model_out, shown_costs
     chip = transfer_lib.with_calibration(load_hardware(hardware), calibration)
     held = []
     if chip.calibration is not None and chip.calibration.path:
         held = list((load_yaml(chip.calibration.path).get("fit") or {}).get("held_out_rows") or [])
     results, whole = leave_one_model_out(data, chip, held)
     return {"hardware": chip.id, "held_out_of_every_fit": held,
-            "fit_of_every_row": {c: getattr(whole.ceiling, c) for c in ("step_overhead", "layer_overhead",
-                                                                       "link_latency")},
+            "fit_of_every_row": {c: getattr(whole.ceiling, c) for c in shown_costs(whole)},
             "models": [{"model": r.model, "rows": r.rows, "measured": list(r.measured),
                         "in_sample_errors": list(r.in_sample), "left_out_errors": list(r.left_out),
                         "constants_s": r.constants,
@@ -275,7 +274,9 @@ def _print_left_out(left, fmt):
     click.echo()
     held = ", ".join(left["held_out_of_every_fit"]) or "none"
     click.echo(f"leave one model out on {left['hardware']} (rows held out of every fit: {held}):")
-    names = {"step_overhead": "per step", "layer_overhead": "per layer", "link_latency": "per hop"}
+    names = {"step_overhead": "per step", "layer_overhead": "per layer", "mesh_traversal": "per mesh",
+             "link_latency": "per hop"}
+    names = {k: v for k, v in names.items() if k in left["fit_of_every_row"]}
     table = []
     for m in left["models"]:
         c = m["constants_s"]
@@ -284,7 +285,8 @@ def _print_left_out(left, fmt):
                       " / ".join("-" if c[k] is None else f"{c[k] * 1e6:.3g}" for k in names),
                       " ".join(f"{names[k].split()[1]} {100 * v['plus_20']:+.0f}%/{100 * v['minus_20']:+.0f}%"
                                for k, v in m["sensitivity"].items())])
-    emit_table(table, ["model", "rows", "in sample", "left out", "refit: step / layer / hop us",
+    emit_table(table, ["model", "rows", "in sample", "left out",
+                       "refit: " + " / ".join(v.split()[1] for v in names.values()) + " us",
                        "answer at +20%/-20% of the constant"], fmt)
     inside = [abs(e) for m in left["models"] for e in m["in_sample_errors"]]
     outside = [abs(e) for m in left["models"] for e in m["left_out_errors"]]
