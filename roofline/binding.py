@@ -13,7 +13,8 @@ BOUNDS = ("memory", "compute", "overhead", "link latency", "link bandwidth")
 BINDING_TEXT = {
     "memory": "memory bandwidth (streaming weights and KV cache)",
     "compute": "compute (FLOP/s)",
-    "overhead": "fixed costs per layer and per token (kernel launches, serial work, sampling and host path)",
+    "overhead": "fixed costs per layer and per token (kernel launches, serial work, sampling and host path; on a "
+                "wafer, each matrix-vector product crossing the cores that hold its matrix)",
     "link latency": "link latency (per hop and per collective)",
     "link bandwidth": "link bandwidth",
     "capacity": "memory capacity (weights, KV cache and activations must fit)",
