@@ -319,3 +319,21 @@ def test_the_engine_fit_selects_rows_by_every_clause():
     assert all(serving.benchmarks._concurrency(r) <= 64 for r in chosen)
     # 661 aggregated rows at concurrency <= 64 (the 810 predicted less the 149 above 64)
     assert len(chosen) == 661
+
+
+def test_data_parallel_attention_groups_schedule_their_own_sequences():
+    """With G data-parallel attention groups each runs its own scheduler (vLLM and SGLang DP ranks,
+    TensorRT-LLM attention DP): the step waits for one group's host work on its B/G sequences, not
+    all B in turn, and the engine's running-sequence limit holds per group. DeepSeek-V3 over EP72 on
+    GB200 at 2048 clients: 28 sequences a group, not a 256-sequence cap and 2048 x tau_seq."""
+    from roofline.serving.engines import load_engine
+    from roofline.serving.model import host_time, running_limit
+    vllm = load_engine("vllm", "h100-sxm")
+    dp = Layout(1, 1, 72, 1, 32)
+    assert host_time(vllm, dp, 2048) == pytest.approx(vllm.step_overhead + 2048 / 72 * vllm.sequence_overhead)
+    assert host_time(vllm, Layout(8, 1, 8), 64) == pytest.approx(vllm.step_overhead + 64 * vllm.sequence_overhead)
+    assert running_limit(vllm, dp, 10 ** 6) == 72 * vllm.max_sequences
+    assert running_limit(vllm, dp, 5000) == 5000
+    r = serving.serve("deepseek-v3", "gb200", isl=1024, osl=1024, concurrency=2048, tp=1, ep=72,
+                      redundant_experts=32)
+    assert r.queue_s == 0 and r.running == pytest.approx(2048, rel=0.05)

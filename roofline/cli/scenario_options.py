@@ -100,8 +100,8 @@ OPTIONS = (
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
-#: options of one step's physics that the serving model (roofline.serving) does not take yet
-STEP_ONLY = ("moe_tp", "redundant_experts", "collectives", "overlap")
+#: options that shape a layout the user gives (commands that search layouts, solve serving, do not take them)
+LAYOUT_ONLY = ("moe_tp", "redundant_experts")
 
 
 def scenario_options(func=None, *, exclude=()):

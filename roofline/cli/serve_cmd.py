@@ -3,11 +3,11 @@ import click
 
 from .. import serving
 from ..errors import RooflineError, excerpt
-from ..serving.benchmarks import summary, validate_file
+from ..serving.benchmarks import GROUPS, summary, validate_file
 from ..serving.engines import ENGINES
 from . import cli
 from .output import emit_record, emit_table, format_option, parse_count, to_json
-from .scenario_options import STEP_ONLY, scenario_kwargs, scenario_options
+from .scenario_options import LAYOUT_ONLY, scenario_kwargs, scenario_options
 from .solve_cmd import solve
 
 
@@ -54,7 +54,7 @@ SIMULATED_KEYS = ["method", "simulated_requests", "ttft_p50_s", "ttft_p90_s", "t
 
 
 @cli.group(invoke_without_command=True)
-@scenario_options(exclude=("microbatches", *STEP_ONLY))
+@scenario_options(exclude=("microbatches",))
 @serving_options
 @click.option("--concurrency", type=float, default=None, help="Closed-loop clients.")
 @click.option("--request-rate", type=float, default=None, help="Poisson arrivals [requests/s].")
@@ -105,7 +105,7 @@ FRONTIER_KEYS = ["layout", "chips", "concurrency", "interactivity_tok_s_per_user
 
 
 @serve.command("frontier")
-@scenario_options(exclude=("microbatches", "price", "power", "pue", *STEP_ONLY))
+@scenario_options(exclude=("microbatches", "price", "power", "pue"))
 @serving_options
 @click.option("--concurrency", "concurrencies", type=int, multiple=True,
               help="Concurrencies to sweep (repeat; default 1 to 512, four per doubling).")
@@ -152,7 +152,7 @@ def _plot(points, front, path):
 
 
 @solve.command("serving")
-@scenario_options(exclude=("chips", "tp", "pp", "ep", "microbatches", "price", "power", "pue", *STEP_ONLY))
+@scenario_options(exclude=("chips", "tp", "pp", "ep", "microbatches", "price", "power", "pue", *LAYOUT_ONLY))
 @serving_options
 @click.option("--request-rate", type=float, required=True, help="Poisson arrivals to serve [requests/s].")
 @click.option("--ttft-max", type=float, required=True, help="Highest mean TTFT allowed [s].")
@@ -191,9 +191,7 @@ def validate_serving(measurements, mode, fmt, simulate=False):
     if not predictions:
         reasons = "; ".join(sorted({why for _, why in skipped})) or "no rows"
         raise RooflineError(f"{measurements}: no row to validate ({reasons})")
-    groups = {"by mode": lambda p: p.mode, "by engine": lambda p: f"{p.engine} {p.mode}",
-              "by model": lambda p: p.model}
-    stats = {name: summary(predictions, key) for name, key in groups.items()}
+    stats = {name: summary(predictions, key) for name, key in GROUPS.items()}
     if fmt == "json":
         click.echo(to_json({"rows": [p.to_dict() for p in predictions],
                             "skipped": [{"id": i, "reason": why} for i, why in skipped],
@@ -208,8 +206,10 @@ def validate_serving(measurements, mode, fmt, simulate=False):
     emit_table([r[:9] + [f"{100 * r[9]:+.1f}%"] + r[10:12] + [f"{100 * r[12]:+.1f}%"] for r in rows], headers, fmt)
     for name, table in stats.items():
         click.echo()
-        emit_table([[g, s["rows"], f"{100 * s['tpot_median']:.1f}%", f"{100 * s['ttft_median']:.1f}%"]
-                    for g, s in table.items()], [name, "rows", "TPOT median |error|", "TTFT median |error|"], fmt)
+        emit_table([[g, s["rows"], f"{100 * s['tpot_median']:.1f}%", f"{100 * s['tpot_signed']:+.1f}%",
+                     f"{100 * s['ttft_median']:.1f}%", f"{100 * s['ttft_signed']:+.1f}%"] for g, s in table.items()],
+                   [name, "rows", "TPOT median abs error", "TPOT median signed", "TTFT median abs error",
+                    "TTFT median signed"], fmt)
     if skipped:
         click.echo()
         emit_table([[i, why] for i, why in skipped], ["skipped", "reason"], fmt)

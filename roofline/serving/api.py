@@ -13,24 +13,26 @@ from functools import partial
 from .. import cost
 from ..scenario import choose_mode, positive_int, resolve_hardware, resolve_model
 from ..errors import RooflineError
-from ..parallel import Layout, candidate_layouts, check_layout
+from ..collectives import check_library
+from ..parallel import Layout, candidate_layouts, check_layout, moe_ep_from
 from ..step import ceilings
 from .benchmarks import replicate_kv_heads
 from .engines import DEFAULT_ENGINE, load_engine
 from .disaggregated import disaggregated
-from .model import Pool, StepTable, aggregated, frontier_grid, held_tokens, kv_capacity, workload
+from .model import Pool, StepTable, aggregated, frontier_grid, held_tokens, kv_capacity, running_limit, workload
 from .simulate import simulate as simulate_steps
 
 #: concurrencies a frontier sweeps by default: 1 to 512, four per doubling
 DEFAULT_CONCURRENCIES = tuple(sorted({max(1, round(2 ** (i / 4))) for i in range(37)}))
 
 
-def _layout(model, tp, pp, ep, chips=None):
+def _layout(model, tp, pp, ep, chips=None, moe_tp=None, redundant_experts=0):
+    ep = moe_ep_from(model, tp, ep, moe_tp)
     tp = positive_int(1 if tp is None else tp, "tp")
     pp = positive_int(1 if pp is None else pp, "pp")
     if ep is None:
         ep = tp if model.moe is not None and tp > 1 and model.moe.num_experts % tp == 0 else 1
-    layout = check_layout(replicate_kv_heads(model, tp), Layout(tp, pp, positive_int(ep, "ep"), 1))
+    layout = check_layout(replicate_kv_heads(model, tp), Layout(tp, pp, positive_int(ep, "ep"), 1, redundant_experts))
     if chips not in (None, 1) and layout.chips != chips:
         raise RooflineError(f"the layout {layout.describe()} uses {layout.chips} chips, not --chips {chips}")
     return layout
@@ -50,8 +52,10 @@ class Setup:
 
 def setup(model, hardware, engine=DEFAULT_ENGINE, mode=None, max_batched_tokens=None, max_sequences=None,
           memory_fraction=None, weights_dtype=None, kv_dtype=None, price=None, power=None, overrides=None,
-          calibration=None, experts_dtype=None, activations_dtype=None, memory_tier=None, link=None, pue=1):
-    """A Setup from ids or spec objects, checked as roofline.scenario checks a question."""
+          calibration=None, experts_dtype=None, activations_dtype=None, memory_tier=None, link=None, pue=1,
+          collectives="custom", overlap=False):
+    """A Setup from ids or spec objects, checked as roofline.scenario checks a question (`collectives`,
+    `overlap`: the engine's collective library and MoE overlap, as roofline.scenario.build takes them)."""
     model = resolve_model(model, overrides, weights_dtype, kv_dtype, activations_dtype, experts_dtype)
     hw = resolve_hardware(hardware, memory_tier, calibration)
     if link is not None:
@@ -61,9 +65,13 @@ def setup(model, hardware, engine=DEFAULT_ENGINE, mode=None, max_batched_tokens=
     if used == "ideal":     # ideal mode stays a lower bound on time: no fixed costs, the engine's neither
         eng = replace(eng, step_overhead=0.0, sequence_overhead=0.0, request_overhead=0.0, eager_layer_overhead=0.0,
                       source="none in ideal mode (a lower bound on time)")
+    check_library(collectives)
     notes = [note] if note else []
+    if overlap and used == "ideal":
+        notes.append("--overlap applies in calibrated mode: ideal mode adds communication to computation")
     notes.append(f"engine {eng.name}: fixed costs {eng.source}")
-    return Setup(model, hw, ceilings(hw, used), eng, cost.pricing(hw, price, power, pue), link, notes)
+    ceiling = replace(ceilings(hw, used), collectives=collectives, overlap=bool(overlap))
+    return Setup(model, hw, ceiling, eng, cost.pricing(hw, price, power, pue), link, notes)
 
 
 def _finish(result, s):
@@ -77,7 +85,8 @@ def _finish(result, s):
 def serve(model, hardware, isl, osl, concurrency=None, request_rate=None, engine=DEFAULT_ENGINE, chips=None,
           tp=None, pp=None, ep=None, replicas=1, prefill=None, decode=None, prefix_hit=0.0, mode=None,
           max_batched_tokens=None, max_sequences=None, memory_fraction=None, weights_dtype=None, kv_dtype=None,
-          price=None, power=None, overrides=None, simulate=False, requests=None, seed=0, **options):
+          price=None, power=None, overrides=None, simulate=False, requests=None, seed=0, moe_tp=None,
+          redundant_experts=0, **options):
     """TTFT, TPOT, throughput, KV use, cost and energy of a deployment under a load (serving.model.Serving).
 
     Aggregated: `replicas` copies of the layout (tp, pp, ep; or the best layout of `chips` chips).
@@ -122,13 +131,15 @@ def serve(model, hardware, isl, osl, concurrency=None, request_rate=None, engine
         if best is None:
             raise RooflineError(f"no layout of {chips} chips holds {s.model.id} with room for its KV cache")
         return _finish(best, s)
-    layout = _layout(s.model, tp, pp, ep, chips)
+    layout = _layout(s.model, tp, pp, ep, chips, moe_tp, redundant_experts)
     return _finish(solver(replicate_kv_heads(s.model, layout.tp), s.hardware, Pool(layout, replicas), s.ceiling,
                           s.engine, load, s.link), s)
 
 
-def _layouts(s, chips, tp, pp, ep, search):
+def _layouts(s, chips, tp, pp, ep, search, moe_tp=None, redundant_experts=0):
     chips = positive_int(1 if chips is None else chips, "chips")
+    if search and (moe_tp is not None or redundant_experts):
+        raise RooflineError("--search chooses the layouts; --moe-tp and --redundant-experts shape a layout you give")
     if search:
         out = []
         for n in range(1, positive_int(chips, "chips") + 1):
@@ -138,13 +149,14 @@ def _layouts(s, chips, tp, pp, ep, search):
                 except RooflineError:
                     continue
         return out
-    return [_layout(s.model, tp, pp, ep, None if tp or pp or ep else chips)] if (tp or pp or ep or chips in (None, 1)) \
-        else [_layout(s.model, chips, None, None)]
+    return [_layout(s.model, tp, pp, ep, None if tp or pp or ep else chips, moe_tp, redundant_experts)] \
+        if (tp or pp or ep or chips in (None, 1)) else [_layout(s.model, chips, None, None)]
 
 
 def frontier(model, hardware, isl, osl, concurrencies=DEFAULT_CONCURRENCIES, engine=DEFAULT_ENGINE, chips=1,
              tp=None, pp=None, ep=None, search=False, prefix_hit=0.0, mode=None, max_batched_tokens=None,
-             max_sequences=None, memory_fraction=None, weights_dtype=None, kv_dtype=None, overrides=None, **options):
+             max_sequences=None, memory_fraction=None, weights_dtype=None, kv_dtype=None, overrides=None, moe_tp=None,
+             redundant_experts=0, **options):
     """(points, pareto): every (layout, concurrency) answer as a Serving, and the Pareto frontier of output
     tokens/s per chip against tokens/s per user (no point beats a frontier point on both).
 
@@ -154,7 +166,7 @@ def frontier(model, hardware, isl, osl, concurrencies=DEFAULT_CONCURRENCIES, eng
               kv_dtype, None, None, overrides, **options)
     concurrencies = sorted({positive_int(c, "concurrency") for c in concurrencies})
     points, skipped = [], []
-    for layout in _layouts(s, chips, tp, pp, ep, search):
+    for layout in _layouts(s, chips, tp, pp, ep, search, moe_tp, redundant_experts):
         m = replicate_kv_heads(s.model, layout.tp)
         first = workload(m, isl, osl, concurrency=concurrencies[-1], prefix_hit=prefix_hit)
         try:
@@ -162,7 +174,7 @@ def frontier(model, hardware, isl, osl, concurrencies=DEFAULT_CONCURRENCIES, eng
         except RooflineError as exc:
             skipped.append((layout.describe(), str(exc)))
             continue
-        top = min(capacity, s.engine.max_sequences, concurrencies[-1])
+        top = min(running_limit(s.engine, layout, capacity), concurrencies[-1])
         table = StepTable(m, s.hardware, layout, s.ceiling, s.engine, first.mean_isl + first.mean_osl / 2,
                           first.mean_isl * (1 - prefix_hit), first.mean_isl * prefix_hit, frontier_grid(top), s.link)
         for c in concurrencies:

@@ -409,15 +409,47 @@ def validate_file(path, mode="calibrated", engines=None, rows=None, simulate=Fal
 
 
 def summary(predictions, key=lambda p: p.mode):
-    """{group: {rows, ttft_median, tpot_median, ttft_max, tpot_max}} of absolute errors by `key`."""
+    """{group: {rows, ttft_median, tpot_median, ttft_signed, tpot_signed, ttft_max, tpot_max}} of the errors
+    by `key` (medians of the absolute and of the signed errors; a key of None leaves a row out)."""
     groups = {}
     for p in predictions:
-        groups.setdefault(key(p), []).append(p)
+        name = key(p)
+        if name is not None:
+            groups.setdefault(name, []).append(p)
     out = {}
-    for name, items in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        ttft = [abs(p.ttft_error) for p in items]
-        tpot = [abs(p.tpot_error) for p in items]
-        out[str(name)] = {"rows": len(items), "ttft_median": statistics.median(ttft),
-                          "tpot_median": statistics.median(tpot), "ttft_max": max(ttft), "tpot_max": max(tpot)}
+    for name, items in sorted(groups.items(), key=lambda kv: _group_order(kv[0])):
+        ttft = [p.ttft_error for p in items]
+        tpot = [p.tpot_error for p in items]
+        out[str(name)] = {"rows": len(items), "ttft_median": statistics.median(map(abs, ttft)),
+                          "tpot_median": statistics.median(map(abs, tpot)), "ttft_signed": statistics.median(ttft),
+                          "tpot_signed": statistics.median(tpot), "ttft_max": max(map(abs, ttft)),
+                          "tpot_max": max(map(abs, tpot))}
     return out
 
+
+def _group_order(name):
+    """Groups in reading order: numbers as numbers ('128/512' before '1024/128', '5-16' before '17-64')."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"[/\- ]+", str(name)) if part]
+
+
+#: client concurrency bands of the error tables: (low, high, label)
+CONCURRENCY_BANDS = ((1, 4, "1-4"), (5, 16, "5-16"), (17, 64, "17-64"), (65, 256, "65-256"), (257, math.inf, "257+"))
+#: the engine costs are fitted on aggregated rows with at most this concurrency (roofline.serving.fit)
+FITTED_CONCURRENCY = 64
+
+
+def concurrency_band(concurrency):
+    return next(label for low, high, label in CONCURRENCY_BANDS if low <= concurrency <= high)
+
+
+#: the error tables `roofline validate` prints for a serving CSV: {title: key of a Prediction}; ISL/OSL and
+#: concurrency of the aggregated rows, engines split into the rows the engine costs were fitted on and the rest
+GROUPS = {
+    "by mode": lambda p: p.mode,
+    "by engine": lambda p: f"{p.engine} {p.mode} " + (
+        "fitted" if p.mode == "agg" and p.concurrency <= FITTED_CONCURRENCY else "held out"),
+    "by model": lambda p: f"{p.model} {p.mode}",
+    "by ISL/OSL": lambda p: f"{p.isl}/{p.osl}" if p.mode == "agg" else None,
+    "by concurrency": lambda p: concurrency_band(p.concurrency) if p.mode == "agg" else None,
+    "by concurrency (disaggregated)": lambda p: concurrency_band(p.concurrency) if p.mode == "disagg" else None,
+}

@@ -32,7 +32,7 @@ from ..memory import kv_cache_bytes
 from ..operators import MixedShape, mtp_model
 from ..parallel import Layout, check_layout, scale_up_domain
 from ..speculative import expected_tokens_per_step, round_time
-from .model import ITERATIONS, Serving, StepTable, _e2e_spread, _grid, held_tokens, kv_capacity, mgc_wait
+from .model import ITERATIONS, Serving, StepTable, _e2e_spread, _grid, held_tokens, host_time, kv_capacity, mgc_wait
 
 
 def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
@@ -101,7 +101,7 @@ class SpeculativeTable:
                                     query_tokens=k + 1, moe_exchange=engine.moe_exchange).cycle_time)
             draft = float(evaluate("mtp", drafter, hardware, int(b), context, draft_layout, ceiling,
                                    link_id, moe_exchange=engine.moe_exchange).cycle_time)
-            fixed = engine.step_overhead + b * engine.sequence_overhead
+            fixed = host_time(engine, layout, b)
             times.append(round_time(draft + fixed, verify + fixed, k) / self.tokens)
         self.decode = np.array(times)
 
@@ -138,7 +138,7 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
         t_prefill = chunks * (one + engine.step_overhead + engine.sequence_overhead + eager)
         t_batch = t_prefill if batch == 1 else float(evaluate(
             "mixed", model, hardware, 0, MixedShape(0, batch * prompt, cached, batch), prefill.layout, ceiling,
-            link_id, moe_exchange=engine.moe_exchange).cycle_time) + engine.step_overhead + batch * engine.sequence_overhead + eager
+            link_id, moe_exchange=engine.moe_exchange).cycle_time) + host_time(engine, prefill.layout, batch) + eager
     t_kv, kv_link = kv_transfer_time(model, hardware, prefill, decode, isl, ceiling)
     per_worker = load.concurrency / decode.workers if load.closed else None
     top = min(n_max, math.ceil(per_worker)) if load.closed else n_max

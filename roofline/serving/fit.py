@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .benchmarks import read_rows, summary, validate_file, _concurrency, find_model
+from .benchmarks import read_rows, summary, validate_file, _concurrency, find_model, layout_of
 from .engines import ALIASES, ENGINES, load_engine
 
 #: passes of (TPOT fit, TTFT fit, re-prediction)
@@ -108,9 +108,11 @@ def _best_offset(predicted, measured):
 
 
 def _running(row, prediction):
-    """Decode batch of a row at its fixed point: about its concurrency per decode worker."""
+    """Sequences one scheduler runs at a row's fixed point: about its concurrency per decode worker
+    and per data-parallel attention group (model.host_time)."""
+    side = "decode_" if prediction.mode == "disagg" else ""
     workers = int(float(row.get("decode_num_workers") or 1)) if prediction.mode == "disagg" else 1
-    return prediction.concurrency / workers
+    return prediction.concurrency / workers / layout_of(row, side).attention_groups
 
 
 def _nonnegative_lstsq(a, b):

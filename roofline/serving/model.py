@@ -144,6 +144,20 @@ def kv_capacity(model, hardware, layout, engine, tokens):
     return int(usable // base["kv_cache"]) * groups, base["kv_cache"]
 
 
+def host_time(engine, layout, batch):
+    """Host time of one decode step [s]: tau_step + (B / G) tau_seq. Each of the G data-parallel
+    attention groups runs its own scheduler over its B / G sequences, side by side, so the step
+    waits for one group's sampling and streaming, not for all of them in turn."""
+    return engine.step_overhead + batch / layout.attention_groups * engine.sequence_overhead
+
+
+def running_limit(engine, layout, capacity):
+    """The most sequences a worker runs at once: the engine's limit per scheduler, one scheduler per
+    data-parallel attention group (vLLM's and SGLang's data-parallel ranks, TensorRT-LLM's attention-DP
+    ranks each schedule their own batch), and no more than the KV cache holds (`capacity`)."""
+    return min(engine.max_sequences * layout.attention_groups, capacity)
+
+
 class StepTable:
     """Decode-step time and one prompt's prefill increment of a worker, against decode batch B.
 
@@ -160,7 +174,7 @@ class StepTable:
         for b in self.batches:
             t0 = float(evaluate("mixed", model, hardware, int(b), MixedShape(context, 0), layout, ceiling,
                                 link_id, moe_exchange=engine.moe_exchange).cycle_time)
-            decode.append(t0 + engine.step_overhead + b * engine.sequence_overhead)
+            decode.append(t0 + host_time(engine, layout, b))
             if prompt:
                 riders = int(b) if engine.mixed_prefill else 0
                 t1 = float(evaluate("mixed", model, hardware, riders,
@@ -260,7 +274,7 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
     decodes = osl - 1
     held = held_tokens(load, engine)
     capacity = kv_capacity(model, hardware, pool.layout, engine, held)[0]
-    n_max = min(engine.max_sequences, capacity)
+    n_max = running_limit(engine, pool.layout, capacity)
     per_replica = load.concurrency / replicas if load.closed else None
     top = min(n_max, math.ceil(per_replica)) if load.closed else n_max
     if table is None:

@@ -33,7 +33,7 @@ from collections import deque
 import numpy as np
 
 from ..errors import RooflineError
-from .model import Serving, StepTable, frontier_grid, held_tokens, kv_capacity
+from .model import Serving, StepTable, frontier_grid, held_tokens, kv_capacity, running_limit
 
 #: closed-loop requests per client when the workload does not say (InferenceMAX's benchmark client)
 REQUESTS_PER_CLIENT = 10
@@ -72,7 +72,7 @@ def simulate(model, hardware, pool, ceiling, engine, load, link_id=None, request
     isl, osl = load.mean_isl, load.mean_osl
     hit = load.prefix_hit
     capacity = kv_capacity(model, hardware, pool.layout, engine, held_tokens(load, engine))[0]
-    n_max = min(engine.max_sequences, capacity)
+    n_max = running_limit(engine, pool.layout, capacity)
     if load.closed:
         clients = max(1, round(load.concurrency / replicas))
         per_client = requests or load.requests_per_client or REQUESTS_PER_CLIENT
