@@ -71,17 +71,14 @@ class Engine:
 
 #: scheduler defaults of each engine (their documented defaults for online serving on an 80 GB GPU)
 ENGINES = {
-    # vLLM V1 (docs.vllm.ai, "Optimization and Tuning" / EngineArgs): max_num_batched_tokens 8192 for
-    # the OpenAI server, gpu_memory_utilization 0.9, block_size 16; max_num_seqs 256 (vLLM's default
-    # below 70 GiB and on A100; on larger chips it defaults to 1024, but the H100 rows at concurrency
-    # 512 ran about 100 sequences, and 1024 makes their TTFT 90-100% fast: docs/serving.md).
-    # The budget is what the rows' launchers give: vllm/engine/arg_utils.py (get_batch_defaults)
-    # sets 8192 tokens and 1024 sequences for the OpenAI-server usage context on chips of 70 GiB or
-    # more other than A100, the context both `vllm serve` and dynamo's vLLM worker use
-    # (ai-dynamo/dynamo, dynamo/vllm/main.py: UsageContext.OPENAI_API_SERVER); InferenceMAX's H100
-    # gpt-oss scripts pass max-num-batched-tokens 8192 and --max-num-seqs = the concurrency
-    # (SemiAnalysisAI/InferenceX benchmarks/gptoss_fp4_h100*.sh). None of them sets 256 (docs/serving.md).
-    "vllm": Engine("vllm", 8192, 256, 0.90, 16),
+    # vLLM V1 (docs.vllm.ai, EngineArgs): gpu_memory_utilization 0.9, block_size 16, and the OpenAI
+    # server's batch defaults of vllm/engine/arg_utils.py (get_batch_defaults): 8192 tokens and 1024
+    # sequences on chips of 70 GiB or more other than A100, else 2048 and 256 (chip_defaults). That
+    # usage context is the one `vllm serve` and dynamo's vLLM worker use (ai-dynamo/dynamo,
+    # dynamo/vllm/main.py: UsageContext.OPENAI_API_SERVER); InferenceMAX's H100 gpt-oss scripts pass
+    # max-num-batched-tokens 8192 and --max-num-seqs = the concurrency
+    # (SemiAnalysisAI/InferenceX benchmarks/gptoss_fp4_h100*.sh).
+    "vllm": Engine("vllm", 8192, 1024, 0.90, 16),
     # SGLang (docs.sglang.ai, server arguments): chunked_prefill_size 8192 on 80 GB GPUs,
     # mem_fraction_static about 0.88, page_size 1; max_running_requests set by memory (no cap here
     # beyond 1024, the cuda-graph batch ceiling it ships with).
@@ -140,12 +137,34 @@ def read_fixed_costs(path):
     return out
 
 
+#: vLLM's larger scheduler defaults apply on chips of at least this much memory [B] (70 GiB), A100 aside
+VLLM_LARGE_MEMORY = 70 * 2 ** 30
+#: vLLM's defaults for the OpenAI server below that: (max_num_batched_tokens, max_num_seqs)
+VLLM_SMALL_DEFAULTS = (2048, 256)
+
+
+def chip_defaults(engine, chip_id):
+    """`engine` with the scheduler defaults it picks on `chip_id`: vLLM's OpenAI server takes 8192
+    tokens and 1024 sequences on chips of 70 GiB or more other than A100, else 2048 and 256
+    (vllm/engine/arg_utils.py, get_batch_defaults); the others do not depend on the chip."""
+    if engine.name != "vllm":
+        return engine
+    from ..hardware import load_hardware
+    try:
+        hardware = load_hardware(chip_id)
+    except RooflineError:
+        return engine
+    if hardware.mem_capacity >= VLLM_LARGE_MEMORY and "a100" not in hardware.id:
+        return engine
+    return replace(engine, max_batched_tokens=VLLM_SMALL_DEFAULTS[0], max_sequences=VLLM_SMALL_DEFAULTS[1])
+
+
 def load_engine(name, chip_id, max_batched_tokens=None, max_sequences=None, memory_fraction=None):
     """The Engine `name` with its fixed costs for `chip_id` and optional scheduler overrides."""
     key = ALIASES.get(str(name).lower())
     if key is None:
         raise RooflineError(f"unknown engine '{name}'; expected one of {', '.join(ENGINES)}")
-    engine = ENGINES[key]
+    engine = chip_defaults(ENGINES[key], chip_id)
     path, fitted_on = fixed_cost_file(chip_id)
     if path is not None:
         costs = read_fixed_costs(path).get(key)
