@@ -220,3 +220,22 @@ def test_sglang_disaggregated_ttft_against_the_measurements():
     assert len(sglang) == 46
     assert statistics.median(abs(p.ttft_error) for p in sglang) < 0.63
     assert all(p.ttft_error < 0 for p in sglang if p.concurrency <= 8)
+
+
+def test_a_mixed_step_reads_the_whole_latent_cache_on_every_tensor_parallel_chip():
+    """MLA's latent cache is shared by all heads, so each chip of a TP16 decode worker holds and reads
+    all of it (deployment.shard): 64 sequences x 8705 tokens x 61 layers x (512 + 64) x 2 B (bf16;
+    arXiv:2412.19437: kv_lora_rank 512, rope dim 64) = 39.2 GB a step per chip. The serving model's
+    decode steps go through the mixed step (operators.mixed_operators), which with no prompt tokens
+    must be the decode step; its attention read 1/16 of that, and the TensorRT-LLM TP16 decode
+    worker at 8192/1024 with 64 sequences read 25 ms against 52.9 measured (33 ms now)."""
+    from roofline.deployment import evaluate
+    from roofline.operators import MixedShape
+    model = with_dtypes(load_model("deepseek-v3"), weights="fp8", experts="fp8")
+    chip = load_hardware("h100-sxm")
+    ceiling, layout = ceilings(chip, "calibrated"), Layout(16, 1, 16, 1)
+    mixed = evaluate("mixed", model, chip, 64, MixedShape(8704, 0), layout, ceiling)
+    decode = evaluate("decode", model, chip, 64, 8704, layout, ceiling)
+    attention = sum(op.count * op.bytes for op in mixed.timed if op.name == "attention")
+    assert attention == pytest.approx(64 * 8705 * 61 * 576 * 2, rel=0.01)
+    assert mixed.cycle_time == pytest.approx(decode.cycle_time, rel=1e-6)
