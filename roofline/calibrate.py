@@ -29,7 +29,8 @@ import numpy as np
 
 from .errors import RooflineError
 from .fit import Parameter, least_squares
-from .measurements import KERNEL_KINDS, Skipped, device_matches
+from .device_names import device_matches
+from .measurements import KERNEL_KINDS, Skipped
 from .predict import placeable, row_model
 from .calibration_params import PARAMETERS, default_text, parameter
 from .specs import portable_path

@@ -7,7 +7,8 @@ the solver, so calibration (predict.py) and the API choose layouts without impor
 """
 import math
 
-from .deployment import evaluate, fastest, per_chip_memory
+from .deployment import evaluate, fastest
+from .sharding import per_chip_memory
 from .display import number
 from .errors import RooflineError
 from .memory import footprint
@@ -20,7 +21,7 @@ def fits(memory, hardware):
 
     .. math:: Q_w + Q_{kv} + Q_{act} \\le C
 
-    `memory` is a per-chip dict with a 'total' [B] (deployment.per_chip_memory) or an Evaluation;
+    `memory` is a per-chip dict with a 'total' [B] (sharding.per_chip_memory) or an Evaluation;
     C is the capacity of the memory tier that holds the weights [B] (hardware.mem_capacity). No
     further share is reserved: the activations term already holds the transient tensors of a step.
     The one definition of "fits" used by the API, the solver and the layout choosers.

@@ -28,7 +28,8 @@ import numpy as np
 
 from . import dtypes
 from .api import step_result
-from .deployment import evaluate as evaluate_layout, per_chip_memory
+from .deployment import evaluate as evaluate_layout
+from .sharding import per_chip_memory
 from .errors import RooflineError
 from .mathops import is_symbolic
 from .memory import kv_cache_bytes, weight_bytes

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from .transfer import with_calibration
 from .errors import RooflineError
 from .hardware import load_hardware
-from .measurements import Skipped, chip_for_device, device_matches
+from .device_names import chip_for_device, device_matches
+from .measurements import Skipped
 from .predict import placeable, row_model
 from .step import MODES, ceilings
 

@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent / "roofline"
 
 LAYERS = [
     ("foundations", {"units", "dtypes", "mathops", "errors", "display", "optional"}),
-    ("specs", {"readers", "specs", "published", "calibration_params", "calibration", "hardware", "models", "hf_import"}),
+    ("specs", {"readers", "specs", "published", "calibration_params", "calibration", "hardware", "models", "hf_import",
+                "device_names"}),
     ("formulas", {"params", "memory", "operators", "step", "parallel", "collectives", "cost", "binding",
-                  "transfer", "wafer"}),
+                  "transfer", "wafer", "sharding"}),
     ("evaluation", {"deployment", "placement", "results", "scenario", "api"}),
     ("analyses", {"sweep", "explain", "speculative", "predict", "measurements", "fit", "calibrate", "validate",
                   "measure", "model_import", "plots", "serving", "whatif"}),

@@ -209,6 +209,11 @@ def test_rows_of_unknown_systems_and_models_are_skipped_with_the_reason(tmp_path
     reasons = {s["id"]: s["reason"] for s in data["skipped"]}
     assert "abacus_9000" in reasons["bad_system"] and "nobody/NoModel-1B" in reasons["bad_model"]
     assert data["summary"]["rows"] == 1
+    # the file's own noise floor: the good row twice would be one configuration listed twice
+    assert data["noise_floor"]["agg"]["rows"] == 3 and data["noise_floor"]["agg"]["repeated"] == 0
+    path.write_text("\n".join([header, good, good.replace(row["id"], "copy", 1)]) + "\n")
+    twice = json.loads(run("validate", "--measurements", str(path), "--format", "json").output)["noise_floor"]["agg"]
+    assert twice["repeated"] == 1 and twice["differing"] == 0 and twice["tpot_floor_mean"] == 0
 
 
 def test_ideal_mode_is_a_lower_bound_on_every_serving_time():

@@ -8,7 +8,8 @@ from hypothesis import given, strategies as st
 
 import roofline
 from roofline.hardware import load_hardware
-from roofline.measurements import _precision, device_matches, read_measurements, row_filter
+from roofline.device_names import device_matches
+from roofline.measurements import _precision, read_measurements, row_filter
 from roofline.validate import validate
 
 from conftest import VALIDATION, run

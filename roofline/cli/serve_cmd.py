@@ -3,7 +3,8 @@ import click
 
 from .. import serving
 from ..errors import RooflineError, excerpt
-from ..serving.benchmarks import GROUPS, summary, validate_file
+from ..serving.benchmarks import GROUPS, read_rows, summary, validate_file
+from ..serving.repeats import noise_floor
 from ..serving.engines import ENGINES
 from . import cli
 from .output import emit_record, emit_table, format_option, parse_count, to_json
@@ -192,10 +193,12 @@ def validate_serving(measurements, mode, fmt, simulate=False):
         reasons = "; ".join(sorted({why for _, why in skipped})) or "no rows"
         raise RooflineError(f"{measurements}: no row to validate ({reasons})")
     stats = {name: summary(predictions, key) for name, key in GROUPS.items()}
+    floor = noise_floor(read_rows(measurements))
     if fmt == "json":
         click.echo(to_json({"rows": [p.to_dict() for p in predictions],
                             "skipped": [{"id": i, "reason": why} for i, why in skipped],
-                            "summary": {"rows": len(predictions), "skipped": len(skipped), **stats}}))
+                            "summary": {"rows": len(predictions), "skipped": len(skipped), **stats},
+                            "noise_floor": floor}))
         return
     headers = ["id", "engine", "model", "mode", "isl", "osl", "concurrency", "ttft_s", "measured_ttft_s",
                "ttft_error", "tpot_s", "measured_tpot_s", "tpot_error"]
@@ -210,6 +213,12 @@ def validate_serving(measurements, mode, fmt, simulate=False):
                      f"{100 * s['ttft_median']:.1f}%", f"{100 * s['ttft_signed']:+.1f}%"] for g, s in table.items()],
                    [name, "rows", "TPOT median abs error", "TPOT median signed", "TTFT median abs error",
                     "TTFT median signed"], fmt)
+    click.echo()
+    emit_table([[mode, f["rows"], f["repeated"], f["differing"], f"{100 * f['tpot_floor_mean']:.1f}%",
+                 f"{100 * f['ttft_floor_mean']:.1f}%"] for mode, f in floor.items()],
+               ["noise floor (rows of one configuration)", "rows", "configurations listed twice or more",
+                "with differing measurements", "TPOT mean error of the best model", "TTFT mean error of the best model"],
+               fmt)
     if skipped:
         click.echo()
         emit_table([[i, why] for i, why in skipped], ["skipped", "reason"], fmt)

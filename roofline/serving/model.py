@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..deployment import evaluate, per_chip_memory
+from ..deployment import evaluate
+from ..sharding import per_chip_memory
 from ..errors import RooflineError
 from ..operators import MixedShape
 
