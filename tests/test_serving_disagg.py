@@ -225,7 +225,7 @@ def test_sglang_disaggregated_ttft_against_the_measurements():
 
 def test_a_mixed_step_reads_the_whole_latent_cache_on_every_tensor_parallel_chip():
     """MLA's latent cache is shared by all heads, so each chip of a TP16 decode worker holds and reads
-    all of it (deployment.shard): 64 sequences x 8705 tokens x 61 layers x (512 + 64) x 2 B (bf16;
+    all of it (sharding.shard): 64 sequences x 8705 tokens x 61 layers x (512 + 64) x 2 B (bf16;
     arXiv:2412.19437: kv_lora_rank 512, rope dim 64) = 39.2 GB a step per chip. The serving model's
     decode steps go through the mixed step (operators.mixed_operators), which with no prompt tokens
     must be the decode step; its attention read 1/16 of that, and the TensorRT-LLM TP16 decode
