@@ -199,6 +199,8 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
             others = b * (load.concurrency - 1) / load.concurrency if load.closed else b
             hand = handoff_wait(t * per_round, max(others, 0.0))
         ttft_server = engine.request_overhead + wait + own + t_kv + hand
+        # half a step to join the running batch; under the hand-over that wait is in `hand`, before the
+        # first token, which the prebuilt batch streams
         in_decode = (0.0 if handoff else t / 2) + decodes * t
         cap = min(decode.workers * n_max / in_decode, prefill.workers * batch / t_batch if t_batch else math.inf)
         if load.closed:
