@@ -75,12 +75,20 @@ ENGINES = {
     # the OpenAI server, gpu_memory_utilization 0.9, block_size 16; max_num_seqs 256 (vLLM's default
     # below 70 GiB and on A100; on larger chips it defaults to 1024, but the H100 rows at concurrency
     # 512 ran about 100 sequences, and 1024 makes their TTFT 90-100% fast: docs/serving.md).
+    # The budget is what the rows' launchers give: vllm/engine/arg_utils.py (get_batch_defaults)
+    # sets 8192 tokens and 1024 sequences for the OpenAI-server usage context on chips of 70 GiB or
+    # more other than A100, the context both `vllm serve` and dynamo's vLLM worker use
+    # (ai-dynamo/dynamo, dynamo/vllm/main.py: UsageContext.OPENAI_API_SERVER); InferenceMAX's H100
+    # gpt-oss scripts pass max-num-batched-tokens 8192 and --max-num-seqs = the concurrency
+    # (SemiAnalysisAI/InferenceX benchmarks/gptoss_fp4_h100*.sh). None of them sets 256 (docs/serving.md).
     "vllm": Engine("vllm", 8192, 256, 0.90, 16),
     # SGLang (docs.sglang.ai, server arguments): chunked_prefill_size 8192 on 80 GB GPUs,
     # mem_fraction_static about 0.88, page_size 1; max_running_requests set by memory (no cap here
     # beyond 1024, the cuda-graph batch ceiling it ships with).
     "sglang": Engine("sglang", 8192, 1024, 0.88, 1, mixed_prefill=False),
-    # TensorRT-LLM (trtllm-serve defaults): max_num_tokens 8192, max_batch_size 2048,
+    # TensorRT-LLM (trtllm-serve defaults, which dynamo's TensorRT-LLM worker takes from BuildConfig too;
+    # enable_chunked_prefill False in tensorrt_llm/llmapi/llm_args.py, so a whole prompt must fit the
+    # budget, true of every row here): max_num_tokens 8192, max_batch_size 2048,
     # kv_cache free_gpu_memory_fraction 0.9 of what the weights leave, tokens_per_block 32,
     # capacity scheduler GUARANTEED_NO_EVICT.
     "trtllm": Engine("trtllm", 8192, 2048, 0.90, 32, reserve_full_sequence=True, fraction_of_free=True),
