@@ -334,7 +334,8 @@ def mixed_operators(model, decode_batch, context, prefill_tokens, prefill_contex
             read = minimum(attended, a.sparse.index_topk)
             kv_read = decode_batch * read * (kv_layer - index_layer)
         ops.append(Operator("attention", decode_batch * read * flops_per_pair,
-                            kv_read + q_bytes + decode_batch * kv_layer, s.attn, layers, "attention", group))
+                            kv_read + q_bytes + decode_batch * kv_layer, s.attn, layers, "attention", group,
+                            kv_bytes=kv_read + decode_batch * kv_layer))
         window = a.sliding_window + a.sink_tokens if local else None
         if a.sparse is not None:
             window = a.sparse.index_topk if window is None else min(window, a.sparse.index_topk)
@@ -344,7 +345,8 @@ def mixed_operators(model, decode_batch, context, prefill_tokens, prefill_contex
         chunk_pairs, chunk_q, _ = _attention_core(model, s, prefill_tokens, True)
         cached = cached_tokens(model, prefill_context, local)
         ops.append(Operator("prefill_attention", pairs * chunk_pairs,
-                            (prefill_tokens + cached) * kv_layer + chunk_q, s.attn, layers, "attention", group))
+                            (prefill_tokens + cached) * kv_layer + chunk_q, s.attn, layers, "attention", group,
+                            kv_bytes=(prefill_tokens + cached) * kv_layer))
         ops.append(o_proj)
         ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
         ops += _ffn(model, s, tokens, moe, layers, group)

@@ -21,6 +21,11 @@ sequence holds its slot while it decodes (t_dec), so with more clients C than th
 the loop runs at X = S / t_dec and a client waits for a slot before its first token, which reaches
 it from the decode worker: TTFT = (C / S - 1) t_dec (the TensorRT-LLM InferenceX runs set C = 1.2 S
 to 2 S: 5-37 s of TTFT at 1024/1024).
+
+On an engine whose decode scheduler hands requests over in its loop (HANDOFF_ENGINES: SGLang), the
+first token also waits for the decode worker's iterations, one decode step or MTP round each
+(`handoff_wait`): the prefill starts only once the decode worker has taken the request in and
+pre-allocated its cache, and the first token leaves when the decode worker next polls the transfer.
 """
 import math
 
@@ -59,6 +64,34 @@ def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
     size = kv_cache_bytes(model, 1, tokens) * copies
     lanes = min(prefill.layout.tp * prefill.layout.pp, decode.layout.tp * decode.layout.pp)
     return ceiling.latency_of(link) + size / (lanes * link.bandwidth), link.link.id
+
+
+#: engines whose decode worker takes a request in, and releases its first token, at the top of its
+#: decode loop (handoff_wait): SGLang's PD disaggregation (python/sglang/srt/disaggregation/decode.py)
+HANDOFF_ENGINES = ("sglang",)
+
+
+def handoff_wait(iteration, others):
+    r"""Mean time a disaggregated request waits on the decode worker's loop before its first token [s].
+
+    .. math:: W_{hand} = 2 \cdot \frac{t_{it}}{2} \, P_{busy}, \qquad P_{busy} = 1 - e^{-n}
+
+    with t_it [s] one iteration of the decode worker's loop (a decode step; with MTP a draft-and-verify
+    round) and n [1] the mean number of other sequences the worker is decoding when the request reaches it.
+    SGLang's decode scheduler (python/sglang/srt/disaggregation/decode.py, sgl-project/sglang 0.5.x:
+    event_loop_normal/overlap_disagg_decode, process_decode_queue, get_new_prebuilt_batch) does
+    each hand-over once per iteration, before it launches the iteration's decode step:
+    (1) it receives the request and pre-allocates its KV cache (DecodePreallocQueue.pop_preallocated),
+    which sends the cache's indices to the prefill worker, whose bootstrap queue
+    (prefill.py, PrefillBootstrapQueue.pop_bootstrapped) holds the request until they arrive: the
+    prefill cannot start before the decode worker's current iteration ends; (2) it polls the finished
+    transfers (DecodeTransferQueue.pop_transferred) and, in the same iteration, turns them into a
+    prebuilt batch whose first token (sampled by the prefill worker, sent with the cache's metadata) is
+    streamed at once. A request reaches each hand-over at a uniformly random point of an iteration: half
+    an iteration each, two in all, when the worker is decoding; an idle worker's loop spins and hands
+    over at once (P_busy: the chance that at least one of n Poisson-like others is running).
+    """
+    return iteration * (1 - math.exp(-others))
 
 
 def prefill_step(alone, full, most, prompts):
@@ -150,6 +183,8 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
                           link_id)
     x = load.request_rate if not load.closed else load.concurrency / (decodes * table(top)[0] + t_prefill + 1e-9)
     t, queue, saturated, wait, cap = table(1)[0], 0.0, False, 0.0, math.inf
+    handoff, hand = decode_engine.name in HANDOFF_ENGINES, 0.0
+    per_round = getattr(table, "tokens", 1.0)
     for _ in range(ITERATIONS):
         xs = x if load.closed else min(x, cap)
         b = min(xs / decode.workers * decodes * t, n_max)
@@ -157,8 +192,16 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
         rho = xs * t_batch / (batch * prefill.workers)
         wait = mgc_wait(min(rho, 0.999), prefill.workers, t_batch)
         own = prefill_step(t_prefill, t_batch, batch, 1 + (batch - 1) * min(rho, 1.0))
-        ttft_server = engine.request_overhead + wait + own + t_kv
-        in_decode = t / 2 + decodes * t
+        if handoff:
+            # the others decoding on this worker as the request arrives: all its running sequences in an
+            # open loop; in a closed loop those of C - 1 clients (the arrival theorem of mean-value
+            # analysis, Reiser and Lavenberg 1980: an arrival sees the network without itself)
+            others = b * (load.concurrency - 1) / load.concurrency if load.closed else b
+            hand = handoff_wait(t * per_round, max(others, 0.0))
+        ttft_server = engine.request_overhead + wait + own + t_kv + hand
+        # half a step to join the running batch; under the hand-over that wait is in `hand`, before the
+        # first token, which the prebuilt batch streams
+        in_decode = (0.0 if handoff else t / 2) + decodes * t
         cap = min(decode.workers * n_max / in_decode, prefill.workers * batch / t_batch if t_batch else math.inf)
         if load.closed:
             x_new = min(load.concurrency / (ttft_server + in_decode), cap)
@@ -185,4 +228,5 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
                    load.concurrency, x, ttft, tpot, tpot, e2e, p50, p90, running, n_max,
                    min(running / capacity, 1.0), queue, saturated,
                    ceiling.mode, engine.source,
-                   extra={"prefill_s": t_prefill, "prefill_wait_s": wait, "kv_transfer_s": t_kv, "kv_link": kv_link})
+                   extra={"prefill_s": t_prefill, "prefill_wait_s": wait, "kv_transfer_s": t_kv, "kv_link": kv_link,
+                          "handoff_s": hand})
