@@ -449,6 +449,7 @@ GROUPS = {
     "by engine": lambda p: f"{p.engine} {p.mode} " + (
         "fitted" if p.mode == "agg" and p.concurrency <= FITTED_CONCURRENCY else "held out"),
     "by model": lambda p: f"{p.model} {p.mode}",
+    "by system, engine and model": lambda p: f"{p.system} {p.engine} {p.mode} {p.model}",
     "by ISL/OSL": lambda p: f"{p.isl}/{p.osl}" if p.mode == "agg" else None,
     "by concurrency": lambda p: concurrency_band(p.concurrency) if p.mode == "agg" else None,
     "by concurrency (disaggregated)": lambda p: concurrency_band(p.concurrency) if p.mode == "disagg" else None,
