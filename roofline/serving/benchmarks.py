@@ -34,10 +34,16 @@ REQUIRED = ("id", "backend", "model_path", "system", "precision", "mode", "isl",
             "silicon_ttft_ms", "silicon_tpot_ms")
 
 #: quantization modes of the CSV to roofline dtypes (fp8 block scales: one scale per 128 x 128
-#: block, negligible in bytes; int4 weight-only: group-quantized int4, dequantized before the matmul)
-QUANT_DTYPES = {"fp8": "fp8", "fp8_block": "fp8", "fp8_blockwise": "fp8", "nvfp4": "nvfp4", "mxfp4": "mxfp4",
-                "fp4": "nvfp4", "int4_wo": "int4-g128", "w4a16": "int4-g128", "int4": "int4-g128",
-                "bf16": "bf16", "fp16": "fp16", "float16": "fp16"}
+#: block, negligible in bytes; int4 weight-only: group-quantized int4, dequantized before the matmul).
+#: The modes aiconfigurator writes (GEMMQuantMode and MoEQuantMode of aiconfigurator_core/sdk/common.py) are
+#: all here: fp8_static and fp8_ootb are per-tensor fp8, sq int8 weights and activations, w4afp8 int4 weights
+#: with fp8 activations (stored as int4 groups), w4a16_mxfp4 and w4a8_mxfp4_mxfp8 gpt-oss's MXFP4 experts,
+#: nvfp4_wo and w4a16_nvfp4 NVFP4 weights dequantized to bf16 on chips without FP4 matmuls.
+QUANT_DTYPES = {"fp8": "fp8", "fp8_block": "fp8", "fp8_blockwise": "fp8", "fp8_static": "fp8", "fp8_ootb": "fp8",
+                "nvfp4": "nvfp4", "nvfp4_wo": "nvfp4", "w4a16_nvfp4": "nvfp4", "fp4": "nvfp4", "mxfp4": "mxfp4",
+                "w4a16_mxfp4": "mxfp4", "w4a8_mxfp4_mxfp8": "mxfp4", "w4a8_mxfp4_mxfp8_trtllm": "mxfp4",
+                "int4_wo": "int4-g128", "w4a16": "int4-g128", "int4": "int4-g128", "w4afp8": "int4-g128",
+                "int8_wo": "int8", "sq": "int8", "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
 
 
 def is_serving_csv(path):
@@ -132,7 +138,7 @@ def protocol(row):
     return 1.0, INFERENCEMAX[1]
 
 
-def layout_of(row, prefix=""):
+def layout_of(row, prefix="", model=None):
     """Layout of a row (or of its `prefix` pool: 'prefill_', 'decode_'): tp, pp, and ep = tp x
     attention-DP groups when attention is data-parallel, tp when experts are expert-parallel, else 1.
 
@@ -141,13 +147,21 @@ def layout_of(row, prefix=""):
     attention_dp_size = dp > 1 runs dp groups of tp / dp chips on tp chips (its batch_size is the
     concurrency per group, its moe_ep_size tp x dp). The MiniMax-M2.5 rows of the 2026-04-06 dump
     (tp 4, attention_dp 4, moe_ep 16, run ids 'tp4_ep4') measure the TPOT of the 2026-03-25 dump's
-    TP4/EP4 runs on 4 GPUs within 2% in 13 of 15 configurations: 4 chips, not 16."""
+    TP4/EP4 runs on 4 GPUs within 2% in 13 of 15 configurations: 4 chips, not 16.
+
+    A disaggregated pool of those dumps gives its worker's GPUs as tp (moe_tp x moe_ep = tp); one whose
+    tp does not divide `model`'s attention heads (SGLang's DeepSeek-R1 decode workers of 24 or 48 GB200
+    GPUs) can only have run data-parallel attention with the experts over all its GPUs, as SGLang's
+    wide-EP deployments do (--tp-size N --dp-size N --enable-dp-attention; lmsys.org/blog/2025-06-16-gb200-part-1).
+    """
     tp = _int(row, prefix + "tp_size", 1) or 1
     pp = _int(row, prefix + "pp_size", 1) or 1
     dp = _int(row, prefix + "attention_dp_size", 1) or 1
     moe_ep = _int(row, prefix + "moe_ep_size", 1) or 1
     if dp > 1 and not prefix and protocol(row) == INFERENCEMAX and tp % dp == 0:
         return Layout(tp // dp, pp, tp, 1)
+    if prefix and dp == 1 and moe_ep > 1 and model is not None and model.num_heads % tp:
+        return Layout(1, pp, tp, 1)
     ep = tp * dp if dp > 1 else (tp if moe_ep > 1 else 1)
     return Layout(tp, pp, ep, 1)
 
@@ -272,10 +286,23 @@ def _model_for(row, cache):
         if q and mapped is None:
             cache[key] = f"unknown precision '{q}'"
             return cache[key]
-    if not _native_checkpoint(model, moe or gemm):
+    if model.id in FP4_BF16_ATTENTION and compute_class(gemm or "") == "fp4":
+        model = with_dtypes(model, weights="bf16", experts=moe or gemm)
+    elif not _native_checkpoint(model, moe or gemm):
         model = with_dtypes(model, weights=gemm, experts=moe or gemm) if gemm or moe else model
     cache[key] = model
     return model
+
+
+#: models whose FP4 checkpoints keep the attention projections in BF16: NVIDIA's ModelOpt NVFP4 releases of
+#: DeepSeek-R1/V3 (nvidia/DeepSeek-R1-0528-FP4, -FP4-v2, DeepSeek-V3-0324-FP4) quantize the MLPs (routed and
+#: shared experts, the dense layers' MLP) and leave the MLA projections and the LM head in BF16 (the -v2
+#: card: "compared to nvidia/DeepSeek-R1-0528-FP4, this checkpoint additionally quantizes the wo module in
+#: attention layers"; huggingface.co/nvidia/DeepSeek-R1-0528-FP4-v2). The non-expert weights are then mostly
+#: BF16 by bytes (v1: 11.4e9 attention and 1.9e9 embedding/head parameters against 3.7e9 shared/dense MLP
+#: ones; v2 with wo in FP4 still about two thirds BF16), so an fp4 row of these models maps to BF16 weights
+#: and FP4 routed experts.
+FP4_BF16_ATTENTION = frozenset({"deepseek-v3"})
 
 
 def _native_checkpoint(model, row_dtype):
@@ -355,7 +382,7 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
             result = disaggregated(model, hw, prefill, decode, ceiling, decode_engine, load,
                                    prefill_engine=prefill_engine, speculative=(k, MTP_ACCEPTANCE) if k else None)
         elif (row.get("mode") or "agg") == "disagg":
-            prefill, decode = (Pool(check_layout(model, with_expert_slots(model, layout_of(row, side))),
+            prefill, decode = (Pool(check_layout(model, with_expert_slots(model, layout_of(row, side, model))),
                                     _int(row, side + "num_workers", 1) or 1) for side in ("prefill_", "decode_"))
             result = disaggregated(model, hw, prefill, decode, ceiling, engine, load)
         else:
