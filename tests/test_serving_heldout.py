@@ -101,3 +101,9 @@ def test_wide_sglang_decode_pool_runs_data_parallel_attention(prefix, gpus):
 def test_a_dividing_tp_pool_stays_tensor_parallel():
     row = _row(prefix="synthetic_54_")   # tp 32 divides the 128 heads: the row's layout stands
     assert benchmarks.layout_of(row, "decode_", benchmarks._model_for(row, {})) == Layout(32, 1, 32, 1)
+
+
+@pytest.mark.parametrize("hf_id", ["deepseek-ai/DeepSeek-V3.1", "deepseek-ai/DeepSeek-V3.1-Terminus",
+                                   "nvidia/DeepSeek-V3.1-NVFP4", "nvidia/DeepSeek-R1-0528-NVFP4-v2"])
+def test_deepseek_releases_find_the_v3_architecture(hf_id):
+    assert benchmarks.find_model(hf_id) == "deepseek-v3"
