@@ -107,3 +107,8 @@ def test_a_dividing_tp_pool_stays_tensor_parallel():
                                    "nvidia/DeepSeek-V3.1-NVFP4", "nvidia/DeepSeek-R1-0528-NVFP4-v2"])
 def test_deepseek_releases_find_the_v3_architecture(hf_id):
     assert benchmarks.find_model(hf_id) == "deepseek-v3"
+
+
+def test_deepseek_row_without_a_precision_keeps_the_spec_dtypes():
+    model = benchmarks._model_for(_row("synthetic_04_", gemm_quant_mode="", moe_quant_mode=""), {})
+    assert (model.dtypes["weights"], model.dtypes["experts"]) == ("fp8", "fp8")

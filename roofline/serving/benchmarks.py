@@ -286,7 +286,7 @@ def _model_for(row, cache):
         if q and mapped is None:
             cache[key] = f"unknown precision '{q}'"
             return cache[key]
-    if model.id in FP4_BF16_ATTENTION and compute_class(gemm or "") == "fp4":
+    if model.id in FP4_BF16_ATTENTION and gemm and compute_class(gemm) == "fp4":
         model = with_dtypes(model, weights="bf16", experts=moe or gemm)
     elif not _native_checkpoint(model, moe or gemm):
         model = with_dtypes(model, weights=gemm, experts=moe or gemm) if gemm or moe else model
