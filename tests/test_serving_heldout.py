@@ -112,3 +112,16 @@ def test_deepseek_releases_find_the_v3_architecture(hf_id):
 def test_deepseek_row_without_a_precision_keeps_the_spec_dtypes():
     model = benchmarks._model_for(_row("synthetic_04_", gemm_quant_mode="", moe_quant_mode=""), {})
     assert (model.dtypes["weights"], model.dtypes["experts"]) == ("fp8", "fp8")
+
+
+@pytest.mark.parametrize("prefix, column, value, reason", [
+    ("synthetic_58_", "decode_tp_size", "x", "column decode_tp_size: expected a number, got 'x'"),
+    ("synthetic_00_", "batch_size", "nan", "column batch_size: expected a number, got 'nan'"),
+    ("synthetic_00_", "isl", "", "ISL, OSL, TTFT or TPOT is not a number")])
+def test_a_malformed_cell_skips_the_row_with_the_reason(prefix, column, value, reason):
+    # the aggregated row loses silicon_concurrency, so its batch_size is read as the concurrency
+    row = _row(prefix, **{column: value})
+    if prefix == "synthetic_00_":
+        row["silicon_data_source"] = "db-dump/2026-04-27"
+    predictions, skipped = benchmarks.validate_file(None, rows=[row])
+    assert predictions == [] and skipped == [(row["id"], reason)]

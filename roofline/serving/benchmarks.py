@@ -101,10 +101,17 @@ def find_chip(system):
 
 
 def _int(row, key, default=None):
+    """The number in column `key` of `row` (an int when whole), `default` when empty; RooflineError naming
+    the column when it is not a finite number."""
     text = (row.get(key) or "").strip()
     if not text:
         return default
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise RooflineError(f"column {key}: expected a number, got '{text}'")
     return int(value) if value == int(value) else value
 
 
@@ -350,11 +357,16 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
     if engine_name is None:
         return f"unknown engine '{row.get('backend')}'"
     engine = (engines or {}).get(engine_name) or load_engine(engine_name, chip_id)
-    concurrency = _concurrency(row)
+    try:
+        concurrency = _concurrency(row)
+    except RooflineError as exc:
+        return str(exc)
     try:
         isl, osl = _int(row, "isl"), _int(row, "osl")
         ttft, tpot = float(row["silicon_ttft_ms"]) / 1e3, float(row["silicon_tpot_ms"]) / 1e3
-    except (TypeError, ValueError):
+        if isl is None or osl is None:
+            raise ValueError
+    except (TypeError, ValueError, RooflineError):
         return "ISL, OSL, TTFT or TPOT is not a number"
     if concurrency is None and (row.get("mode") or "agg") == "disagg":
         return ("disaggregated row without the client concurrency (silicon_concurrency): decode_batch_size is "
@@ -409,11 +421,14 @@ def validate_file(path, mode="calibrated", engines=None, rows=None, simulate=Fal
     caches = {"models": {}, "chips": {}}
     predictions, skipped, ambiguous = [], [], {}
     for index, row in enumerate(rows):
-        found = deployments_for(row, deployments) if (row.get("mode") or "agg") == "disagg" else []
-        if len(found) > 1 and not simulate:
-            ambiguous.setdefault(configuration(row), []).append((index, row, found))
-            continue
-        out = predict_row(row, engines, caches, mode, found[0] if found else None, len(found), simulate)
+        try:
+            found = deployments_for(row, deployments) if (row.get("mode") or "agg") == "disagg" else []
+            if len(found) > 1 and not simulate:
+                ambiguous.setdefault(configuration(row), []).append((index, row, found))
+                continue
+            out = predict_row(row, engines, caches, mode, found[0] if found else None, len(found), simulate)
+        except RooflineError as exc:
+            out = str(exc)
         if isinstance(out, str):
             skipped.append((row.get("id", ""), out))
         else:
