@@ -8,6 +8,7 @@ wide expert parallelism up to 72 GPUs, disaggregated rows with and without worke
 columns are placeholders (500 ms, 20 ms): these tests check that every row maps and is predicted, never an
 accuracy.
 """
+import csv
 import math
 from pathlib import Path
 
@@ -125,3 +126,23 @@ def test_a_malformed_cell_skips_the_row_with_the_reason(prefix, column, value, r
         row["silicon_data_source"] = "db-dump/2026-04-27"
     predictions, skipped = benchmarks.validate_file(None, rows=[row])
     assert predictions == [] and skipped == [(row["id"], reason)]
+
+
+def test_deployment_entries_of_several_chips_and_pool_widths(tmp_path):
+    # a GB200 run of 4-GPU prefill and 32-GPU decode workers (decode tp 32 = moe_tp 8 x moe_ep 4 in the dump);
+    # the GB300 entry at the same engine, lengths and concurrency must not match it
+    row = _row("synthetic_48_")
+    path = tmp_path / "rows.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    entry = ("{engine: trtllm, isl: 1024, osl: 8192, concurrency: 512, draft_tokens: 0, prefill_workers: %d, "
+             "decode_workers: 1, prefill_attention: dp, decode_attention: dp, decode_max_batch: 16, "
+             "recipe: %s, system: %s, precision: fp4}")
+    (tmp_path / "rows.deployments.yaml").write_text(
+        "deployments:\n  - " + entry % (1, "gb300-run", "gb300") + "\n  - " + entry % (2, "gb200-run", "gb200") + "\n")
+    assert [d["recipe"] for d in benchmarks.deployments_for(row, benchmarks.read_deployments(path))] == ["gb200-run"]
+    (prediction,), skipped = benchmarks.validate_file(path)
+    assert skipped == [] and prediction.deployment == "gb200-run"
+    assert prediction.layout.startswith("2P x (TP=1, EP=4 ") and "1D x (TP=1, EP=32 " in prediction.layout

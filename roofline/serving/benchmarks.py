@@ -187,7 +187,7 @@ MTP_ACCEPTANCE = 0.5
 DEPLOYMENT_FIELDS = {"engine": tuple(sorted(set(ALIASES.values()))), "isl": int, "osl": int, "concurrency": int,
                      "draft_tokens": int, "prefill_workers": int, "decode_workers": int,
                      "prefill_attention": ("tp", "dp"), "decode_attention": ("tp", "dp"), "decode_max_batch": int,
-                     "recipe": str}
+                     "recipe": str, "system": (str, None), "precision": (str, None)}
 
 
 def read_deployments(path):
@@ -221,7 +221,8 @@ def read_deployments(path):
 
 def deployments_for(row, deployments):
     """The deployments of `deployments` a disaggregated row may have run on: same engine, ISL, OSL and
-    concurrency, and the worker counts and attention parallelism the row states, where it does."""
+    concurrency, and the worker counts and attention parallelism the row states, where it does; an entry
+    naming a `system` or `precision` (a file of several chips) only for rows of that system and precision."""
     engine = ALIASES.get((row.get("backend") or "").lower())
     concurrency = _concurrency(row)
     stated = {"prefill_workers": _int(row, "prefill_num_workers"), "decode_workers": _int(row, "decode_num_workers")}
@@ -230,21 +231,21 @@ def deployments_for(row, deployments):
     return [d for d in deployments
             if (d["engine"], d["isl"], d["osl"], d["concurrency"]) == (engine, _int(row, "isl"), _int(row, "osl"),
                                                                        concurrency)
-            and all(v is None or d.get(k) == v for k, v in stated.items())]
+            and all(v is None or d.get(k) == v for k, v in stated.items())
+            and all(d.get(k) is None or d[k] == (row.get(k) or "") for k in ("system", "precision"))]
 
 
-def deployment_pools(model, deployment, widest):
-    """(prefill Pool, decode Pool) of a deployment entry over `widest` GPUs per worker: attention
+def deployment_pools(model, deployment, widths):
+    """(prefill Pool, decode Pool) of a deployment entry over `widths` = (prefill, decode) GPUs per worker
+    (a GB200 run's 4-GPU prefill and 32-GPU decode workers differ): attention
     `tp` (TP over the worker; experts EP for TensorRT-LLM, TP for SGLang) or `dp` (one data-parallel
     attention group per GPU, experts EP)."""
-    def layout(attention, engine):
+    def layout(attention, engine, gpus):
         if attention == "dp":
-            return Layout(1, 1, widest, 1)
-        return Layout(widest, 1, widest if engine == "trtllm" else 1, 1)
-    return (Pool(check_layout(model, layout(deployment["prefill_attention"], deployment["engine"])),
-                 deployment["prefill_workers"]),
-            Pool(check_layout(model, layout(deployment["decode_attention"], deployment["engine"])),
-                 deployment["decode_workers"]))
+            return with_expert_slots(model, Layout(1, 1, gpus, 1))
+        return Layout(gpus, 1, gpus if engine == "trtllm" else 1, 1)
+    return tuple(Pool(check_layout(model, layout(deployment[side + "_attention"], deployment["engine"], gpus)),
+                      deployment[side + "_workers"]) for side, gpus in zip(("prefill", "decode"), widths))
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,9 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
         if (row.get("mode") or "agg") == "disagg" and simulate:
             return "disaggregated row: the simulation covers aggregated serving"
         if (row.get("mode") or "agg") == "disagg" and deployment is not None:
-            prefill, decode = deployment_pools(model, deployment, widest)
+            widths = [(_int(row, side + "_tp_size", widest) or widest) * (_int(row, side + "_attention_dp_size", 1) or 1)
+                      for side in ("prefill", "decode")]
+            prefill, decode = deployment_pools(model, deployment, widths)
             groups = decode.layout.ep // decode.layout.tp if decode.layout.ep > decode.layout.tp else 1
             decode_engine = replace(engine, max_sequences=deployment["decode_max_batch"] * groups,
                                     moe_exchange=deployment.get("decode_moe_exchange") or engine.moe_exchange)
