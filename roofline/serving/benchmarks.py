@@ -387,8 +387,8 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
             widths = [(_int(row, side + "_tp_size", widest) or widest) * (_int(row, side + "_attention_dp_size", 1) or 1)
                       for side in ("prefill", "decode")]
             prefill, decode = deployment_pools(model, deployment, widths)
-            groups = decode.layout.ep // decode.layout.tp if decode.layout.ep > decode.layout.tp else 1
-            decode_engine = replace(engine, max_sequences=deployment["decode_max_batch"] * groups,
+            # the recipe's batch limit holds per scheduler: per data-parallel attention group (model.running_limit)
+            decode_engine = replace(engine, max_sequences=deployment["decode_max_batch"],
                                     moe_exchange=deployment.get("decode_moe_exchange") or engine.moe_exchange)
             prefill_engine = replace(engine, max_batched_tokens=deployment.get("prefill_max_tokens")
                                      or engine.max_batched_tokens,

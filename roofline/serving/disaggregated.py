@@ -37,7 +37,8 @@ from ..memory import kv_cache_bytes
 from ..operators import MixedShape, mtp_model
 from ..parallel import Layout, check_layout, scale_up_domain
 from ..speculative import expected_tokens_per_step, round_time
-from .model import ITERATIONS, Serving, StepTable, _e2e_spread, _grid, held_tokens, host_time, kv_capacity, mgc_wait
+from .model import (ITERATIONS, Serving, StepTable, _e2e_spread, _grid, held_tokens, host_time, kv_capacity, mgc_wait,
+                    running_limit)
 
 
 def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
@@ -146,7 +147,8 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
                   prefill_engine=None, speculative=None):
     """Serving of `load` on x prefill workers (`prefill`: a Pool) and y decode workers (`decode`).
 
-    `engine` runs the decode workers (its max_sequences: the most sequences a decode worker runs),
+    `engine` runs the decode workers (its max_sequences: the most sequences one scheduler of a decode
+    worker runs, one per data-parallel attention group: model.running_limit),
     `prefill_engine` (default `engine`) the prefill workers; `speculative` (k, a) drafts with the
     model's MTP module (SpeculativeTable).
     """
@@ -158,7 +160,7 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     held = held_tokens(load, decode_engine)
     capacity = kv_capacity(model, hardware, decode.layout, decode_engine, held)[0]
     kv_capacity(model, hardware, prefill.layout, engine, isl)
-    n_max = min(decode_engine.max_sequences, capacity)
+    n_max = running_limit(decode_engine, decode.layout, capacity)
     chunk = min(prompt, engine.max_batched_tokens) if prompt else 0
     chunks = math.ceil(prompt / chunk) if prompt else 0
     t_prefill = t_batch = 0.0
