@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 from roofline import serving
+from roofline.serving import rows as serving_rows
 from roofline.cli import cli
 from roofline.deployment import evaluate
 from roofline.hardware import load_hardware
@@ -288,7 +289,7 @@ def test_inferencemax_rows_with_data_parallel_attention_run_on_their_tp_chips():
     # The 2026-04-06 dump writes MiniMax-M2.5's TP4/EP4 runs as tp 4 x attention_dp 4 (moe_ep 16);
     # the 2026-03-25 dump has runs of the same configuration as tp 4: 13 of the 15 pairs measured
     # TPOT within 2% of each other, so the same 4 chips, not 16.
-    rows = [r for r in serving.benchmarks.read_rows(str(ROWS)) if "MiniMax" in r["model_path"]]
+    rows = [r for r in serving_rows.read_rows(str(ROWS)) if "MiniMax" in r["model_path"]]
     predictions, skipped = validate_file(None, rows=rows)
     assert len(predictions) == 30 and not skipped
     by_run = {}
@@ -317,11 +318,11 @@ def test_a_row_naming_the_checkpoints_own_expert_format_keeps_the_spec_dtypes():
 
 def test_the_engine_fit_selects_rows_by_every_clause():
     from roofline.serving.fit import row_filter
-    rows = serving.benchmarks.read_rows(str(ROWS))
+    rows = serving_rows.read_rows(str(ROWS))
     keep = row_filter("concurrency<=64,mode=agg")
     chosen = [r for r in rows if keep(r)]
     assert chosen and all((r.get("mode") or "agg") == "agg" for r in chosen)
-    assert all(serving.benchmarks._concurrency(r) <= 64 for r in chosen)
+    assert all(serving_rows.client_concurrency(r) <= 64 for r in chosen)
     # 661 aggregated rows at concurrency <= 64 (the 810 predicted less the 149 above 64)
     assert len(chosen) == 661
 

@@ -12,8 +12,9 @@ from roofline.cli import cli
 from roofline.hardware import load_hardware
 from roofline.models import load_model, with_dtypes
 from roofline.parallel import Layout
-from roofline.serving.benchmarks import (MTP_ACCEPTANCE, deployments_for, read_deployments, read_rows,
-                                         validate_file)
+from roofline.serving.benchmarks import validate_file
+from roofline.serving.deployments import MTP_ACCEPTANCE, deployments_for, read_deployments
+from roofline.serving.rows import read_rows
 from roofline.serving.disaggregated import SpeculativeTable, disaggregated
 from roofline.serving.engines import load_engine
 from roofline.serving.model import Pool, StepTable, workload

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from roofline.serving import benchmarks
+from roofline.serving import benchmarks, deployments, rows
 from roofline.parallel import Layout
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "heldout_serving_shapes.csv"
@@ -28,7 +28,7 @@ def predicted():
 def test_every_row_of_the_other_generations_is_predicted(predicted):
     predictions, skipped = predicted["calibrated"]
     assert skipped == []
-    assert len(predictions) == len(benchmarks.read_rows(FIXTURE)) == 68
+    assert len(predictions) == len(rows.read_rows(FIXTURE)) == 68
     assert {p.system for p in predictions} >= {"h200_sxm", "b200_sxm", "b300_sxm", "gb200", "gb300"}
     for p in predictions:
         assert math.isfinite(p.ttft_s) and p.ttft_s > 0, p.id
@@ -52,7 +52,7 @@ def test_system_names_resolve(system, chip):
 
 
 def test_unknown_system_is_skipped_with_the_reason():
-    row = dict(benchmarks.read_rows(FIXTURE)[0], system="h20")
+    row = dict(rows.read_rows(FIXTURE)[0], system="h20")
     assert benchmarks.predict_row(row) == "no chip spec for system 'h20'"
 
 
@@ -66,7 +66,7 @@ def test_aiconfigurator_quant_modes_map(mode, dtype):
 
 def _row(prefix, **changes):
     """The fixture's row whose id starts with `prefix`, with `changes`."""
-    return dict(next(r for r in benchmarks.read_rows(FIXTURE) if r["id"].startswith(prefix)), **changes)
+    return dict(next(r for r in rows.read_rows(FIXTURE) if r["id"].startswith(prefix)), **changes)
 
 
 @pytest.mark.parametrize("model_path", ["deepseek-ai/DeepSeek-R1", "nvidia/DeepSeek-R1-0528-FP4-v2",
@@ -142,7 +142,7 @@ def test_deployment_entries_of_several_chips_and_pool_widths(tmp_path):
              "recipe: %s, system: %s, precision: fp4}")
     (tmp_path / "rows.deployments.yaml").write_text(
         "deployments:\n  - " + entry % (1, "gb300-run", "gb300") + "\n  - " + entry % (2, "gb200-run", "gb200") + "\n")
-    assert [d["recipe"] for d in benchmarks.deployments_for(row, benchmarks.read_deployments(path))] == ["gb200-run"]
+    assert [d["recipe"] for d in deployments.deployments_for(row, deployments.read_deployments(path))] == ["gb200-run"]
     (prediction,), skipped = benchmarks.validate_file(path)
     assert skipped == [] and prediction.deployment == "gb200-run"
     assert prediction.layout.startswith("2P x (TP=1, EP=4 ") and "1D x (TP=1, EP=32 " in prediction.layout

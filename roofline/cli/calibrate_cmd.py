@@ -206,7 +206,7 @@ def validate(measurements, hardware, mode, calibration, leave_out, simulate, fmt
     if leave_out and fmt == "csv":
         raise RooflineError("--leave-one-model-out adds a second table, which CSV cannot hold; use --format json, "
                             "table or markdown")
-    from ..serving.benchmarks import is_serving_csv
+    from ..serving.rows import is_serving_csv
     if is_serving_csv(measurements):
         if hardware is not None:
             raise RooflineError("a serving CSV names each row's system; --hardware and --calibration do not apply")

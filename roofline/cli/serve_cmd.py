@@ -3,7 +3,8 @@ import click
 
 from .. import serving
 from ..errors import RooflineError, excerpt
-from ..serving.benchmarks import GROUPS, read_rows, summary, validate_file
+from ..serving.benchmarks import GROUPS, summary, validate_file
+from ..serving.rows import read_rows
 from ..serving.repeats import noise_floor
 from ..serving.engines import ENGINES
 from . import cli

@@ -1,4 +1,5 @@
-"""Serving-benchmark rows (the aiconfigurator silicon format): reading, mapping, predicting.
+"""Serving-benchmark rows (the aiconfigurator silicon format): mapping them to specs and predicting them
+(serving.rows reads the CSV, serving.deployments the runs' deployments beside it).
 
 Each row names a served model by its Hugging Face id, a system by its common name (h100_sxm), an
 engine, a precision, a layout and a load (ISL, OSL, concurrency), and gives the measured TTFT and
@@ -8,30 +9,26 @@ to a spec id; the system by its name with '_' read as '-' (a trailing '-sxm' dro
 has it), else through the chip specs' aliases (load_hardware). Rows that do not map are
 skipped with the reason.
 """
-import csv
 import math
 import re
 import statistics
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from .. import hardware as hardware_module
 from .. import models as models_module
-from ..errors import RooflineError, SpecError
+from ..errors import RooflineError
 from ..dtypes import compute_class
 from ..models import with_dtypes
 from ..parallel import Layout, check_layout, with_expert_slots
-from ..specs import load_yaml, spec_paths
+from ..specs import spec_paths
 from ..step import ceilings
 from .engines import ALIASES, load_engine
 from .disaggregated import disaggregated
 from .model import Pool, aggregated, workload
+from .deployments import MTP_ACCEPTANCE, deployment_pools, deployments_for, read_deployments
 from .repeats import configuration
+from .rows import client_concurrency, number_in, read_rows
 from .simulate import simulate as simulate_steps
-
-#: columns a serving CSV must have (detected by the first three)
-REQUIRED = ("id", "backend", "model_path", "system", "precision", "mode", "isl", "osl", "batch_size", "tp_size",
-            "silicon_ttft_ms", "silicon_tpot_ms")
 
 #: quantization modes of the CSV to roofline dtypes (fp8 block scales: one scale per 128 x 128
 #: block, negligible in bytes; int4 weight-only: group-quantized int4, dequantized before the matmul).
@@ -44,29 +41,6 @@ QUANT_DTYPES = {"fp8": "fp8", "fp8_block": "fp8", "fp8_blockwise": "fp8", "fp8_s
                 "w4a16_mxfp4": "mxfp4", "w4a8_mxfp4_mxfp8": "mxfp4", "w4a8_mxfp4_mxfp8_trtllm": "mxfp4",
                 "int4_wo": "int4-g128", "w4a16": "int4-g128", "int4": "int4-g128", "w4afp8": "int4-g128",
                 "int8_wo": "int8", "sq": "int8", "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
-
-
-def is_serving_csv(path):
-    """True when the file's header has the serving columns (id, backend, model_path, silicon_ttft_ms)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError):
-        return False
-    return {"backend", "model_path", "silicon_ttft_ms"} <= set(header)
-
-
-def read_rows(path):
-    """The rows of a serving CSV as dicts; RooflineError naming the missing columns."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing:
-                raise RooflineError(f"{path}: a serving CSV needs the columns {', '.join(missing)} (missing)")
-            return list(reader)
-    except OSError as exc:
-        raise RooflineError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def find_model(hf_id):
@@ -98,35 +72,6 @@ def find_chip(system):
         return hardware_module.load_hardware(system).id
     except RooflineError:
         return None
-
-
-def _int(row, key, default=None):
-    """The number in column `key` of `row` (an int when whole), `default` when empty; RooflineError naming
-    the column when it is not a finite number."""
-    text = (row.get(key) or "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise RooflineError(f"column {key}: expected a number, got '{text}'")
-    return int(value) if value == int(value) else value
-
-
-def _concurrency(row):
-    """The run's client concurrency: `silicon_concurrency=` in the source, else `batch_size` (agg rows:
-    the README's concurrent clients). None for a disaggregated row that does not record it: its
-    decode_batch_size is the decode pool's batch per worker, a configuration, not the load (the
-    dynamo runs of Qwen3 measured 8.75 ms TPOT at a nominal 224 sequences of 5k tokens per TP4
-    decode worker, where the decode step alone takes 31 ms; about 8 ran)."""
-    found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
-    if found:
-        return int(found.group(1))
-    if (row.get("mode") or "agg") == "disagg":
-        return None
-    return _int(row, "batch_size")
 
 
 #: InferenceMAX's client (InferenceX dumps): lengths drawn uniformly in [0.8 L, L], 10 x concurrency
@@ -161,91 +106,16 @@ def layout_of(row, prefix="", model=None):
     GPUs) can only have run data-parallel attention with the experts over all its GPUs, as SGLang's
     wide-EP deployments do (--tp-size N --dp-size N --enable-dp-attention; lmsys.org/blog/2025-06-16-gb200-part-1).
     """
-    tp = _int(row, prefix + "tp_size", 1) or 1
-    pp = _int(row, prefix + "pp_size", 1) or 1
-    dp = _int(row, prefix + "attention_dp_size", 1) or 1
-    moe_ep = _int(row, prefix + "moe_ep_size", 1) or 1
+    tp = number_in(row, prefix + "tp_size", 1) or 1
+    pp = number_in(row, prefix + "pp_size", 1) or 1
+    dp = number_in(row, prefix + "attention_dp_size", 1) or 1
+    moe_ep = number_in(row, prefix + "moe_ep_size", 1) or 1
     if dp > 1 and not prefix and protocol(row) == INFERENCEMAX and tp % dp == 0:
         return Layout(tp // dp, pp, tp, 1)
     if prefix and dp == 1 and moe_ep > 1 and model is not None and model.num_heads % tp:
         return Layout(1, pp, tp, 1)
     ep = tp * dp if dp > 1 else (tp if moe_ep > 1 else 1)
     return Layout(tp, pp, ep, 1)
-
-
-#: acceptance of an MTP-drafted token in the benchmarks' runs, an effective rate (speculative.py),
-#: fitted on the 10 TensorRT-LLM MTP rows with concurrency <= 64 (median TPOT error +1%; 0.85, the
-#: rate DeepSeek-V3's report gives for natural text, arXiv:2412.19437 Sec. 5.4.3, reads them 40% fast).
-#: The benchmarks draw random prompt tokens, which a draft predicts worst: E = 1.875 tokens per round
-#: at k = 3, inside the 1.36-2.04 accepted per step another MTP model measured on the same random
-#: dataset (github.com/MiaAI-Lab/Qwen3.8-Flash-Next-Dual-DGX-Sparks issue 22). Held out: the
-#: TensorRT-LLM rows above 64 and all SGLang rows (EAGLE over the same MTP module, k = 2).
-MTP_ACCEPTANCE = 0.5
-
-
-#: fields of an entry of FILE.deployments.yaml and what each must be
-DEPLOYMENT_FIELDS = {"engine": tuple(sorted(set(ALIASES.values()))), "isl": int, "osl": int, "concurrency": int,
-                     "draft_tokens": int, "prefill_workers": int, "decode_workers": int,
-                     "prefill_attention": ("tp", "dp"), "decode_attention": ("tp", "dp"), "decode_max_batch": int,
-                     "recipe": str, "system": (str, None), "precision": (str, None)}
-
-
-def read_deployments(path):
-    """The entries of FILE.deployments.yaml beside the serving CSV `path` (none when it is absent);
-    SpecError naming the entry and the field that is missing or wrong."""
-    sidecar = Path(path).with_suffix(".deployments.yaml")
-    if not sidecar.is_file():
-        return []
-    entries = load_yaml(sidecar).get("deployments") or []
-    if not isinstance(entries, list):
-        raise SpecError(sidecar, "'deployments' must be a list of entries")
-    for number, entry in enumerate(entries, 1):
-        for name, kind in DEPLOYMENT_FIELDS.items():
-            value = entry.get(name) if isinstance(entry, dict) else None
-            optional = isinstance(kind, tuple) and kind[-1] is None
-            kind = kind[0] if optional else kind
-            if optional and value is None:
-                continue
-            if isinstance(kind, tuple):
-                good = value in kind
-            else:
-                least = 0 if name == "draft_tokens" else 1
-                good = isinstance(value, kind) and not isinstance(value, bool) and (kind is not int or value >= least)
-            if not good:
-                wanted = (" or ".join(kind) if isinstance(kind, tuple) else
-                          "a whole number" + (" of at least 1" if name != "draft_tokens" else "") if kind is int else "text")
-                raise SpecError(f"{sidecar}, deployment {number}, {name}",
-                                f"expected {wanted}, got {value!r}")
-    return entries
-
-
-def deployments_for(row, deployments):
-    """The deployments of `deployments` a disaggregated row may have run on: same engine, ISL, OSL and
-    concurrency, and the worker counts and attention parallelism the row states, where it does; an entry
-    naming a `system` or `precision` (a file of several chips) only for rows of that system and precision."""
-    engine = ALIASES.get((row.get("backend") or "").lower())
-    concurrency = _concurrency(row)
-    stated = {"prefill_workers": _int(row, "prefill_num_workers"), "decode_workers": _int(row, "decode_num_workers")}
-    if stated["decode_workers"] is not None:
-        stated["decode_attention"] = "dp" if (_int(row, "decode_attention_dp_size", 1) or 1) > 1 else "tp"
-    return [d for d in deployments
-            if (d["engine"], d["isl"], d["osl"], d["concurrency"]) == (engine, _int(row, "isl"), _int(row, "osl"),
-                                                                       concurrency)
-            and all(v is None or d.get(k) == v for k, v in stated.items())
-            and all(d.get(k) is None or d[k] == (row.get(k) or "") for k in ("system", "precision"))]
-
-
-def deployment_pools(model, deployment, widths):
-    """(prefill Pool, decode Pool) of a deployment entry over `widths` = (prefill, decode) GPUs per worker
-    (a GB200 run's 4-GPU prefill and 32-GPU decode workers differ): attention
-    `tp` (TP over the worker; experts EP for TensorRT-LLM, TP for SGLang) or `dp` (one data-parallel
-    attention group per GPU, experts EP)."""
-    def layout(attention, engine, gpus):
-        if attention == "dp":
-            return with_expert_slots(model, Layout(1, 1, gpus, 1))
-        return Layout(gpus, 1, gpus if engine == "trtllm" else 1, 1)
-    return tuple(Pool(check_layout(model, layout(deployment[side + "_attention"], deployment["engine"], gpus)),
-                      deployment[side + "_workers"]) for side, gpus in zip(("prefill", "decode"), widths))
 
 
 @dataclass(frozen=True)
@@ -359,11 +229,11 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
         return f"unknown engine '{row.get('backend')}'"
     engine = (engines or {}).get(engine_name) or load_engine(engine_name, chip_id)
     try:
-        concurrency = _concurrency(row)
+        concurrency = client_concurrency(row)
     except RooflineError as exc:
         return str(exc)
     try:
-        isl, osl = _int(row, "isl"), _int(row, "osl")
+        isl, osl = number_in(row, "isl"), number_in(row, "osl")
         ttft, tpot = float(row["silicon_ttft_ms"]) / 1e3, float(row["silicon_tpot_ms"]) / 1e3
         if isl is None or osl is None:
             raise ValueError
@@ -379,12 +249,12 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
         ratio, per_client = protocol(row)
         load = workload(model, (math.ceil(ratio * isl), isl), (max(2, math.ceil(ratio * osl)), osl),
                         concurrency=concurrency, requests_per_client=per_client)
-        widest = max(_int(row, k, 1) or 1 for k in ("tp_size", "prefill_tp_size", "decode_tp_size"))
+        widest = max(number_in(row, k, 1) or 1 for k in ("tp_size", "prefill_tp_size", "decode_tp_size"))
         model = replicate_kv_heads(model, widest)
         if (row.get("mode") or "agg") == "disagg" and simulate:
             return "disaggregated row: the simulation covers aggregated serving"
         if (row.get("mode") or "agg") == "disagg" and deployment is not None:
-            widths = [(_int(row, side + "_tp_size", widest) or widest) * (_int(row, side + "_attention_dp_size", 1) or 1)
+            widths = [(number_in(row, side + "_tp_size", widest) or widest) * (number_in(row, side + "_attention_dp_size", 1) or 1)
                       for side in ("prefill", "decode")]
             prefill, decode = deployment_pools(model, deployment, widths)
             # the recipe's batch limit holds per scheduler: per data-parallel attention group (model.running_limit)
@@ -398,7 +268,7 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
                                    prefill_engine=prefill_engine, speculative=(k, MTP_ACCEPTANCE) if k else None)
         elif (row.get("mode") or "agg") == "disagg":
             prefill, decode = (Pool(check_layout(model, with_expert_slots(model, layout_of(row, side, model))),
-                                    _int(row, side + "num_workers", 1) or 1) for side in ("prefill_", "decode_"))
+                                    number_in(row, side + "num_workers", 1) or 1) for side in ("prefill_", "decode_"))
             result = disaggregated(model, hw, prefill, decode, ceiling, engine, load)
         else:
             pool = Pool(check_layout(model, with_expert_slots(model, layout_of(row))), 1)

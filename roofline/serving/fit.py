@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .benchmarks import read_rows, summary, validate_file, _concurrency, find_model, layout_of
+from .benchmarks import find_model, layout_of, summary, validate_file
+from .rows import client_concurrency, read_rows
 from .engines import ALIASES, ENGINES, load_engine
 
 #: passes of (TPOT fit, TTFT fit, re-prediction)
@@ -58,7 +59,7 @@ def _clause(text):
 
     def get(row):
         if name == "concurrency":
-            return _concurrency(row) or 0
+            return client_concurrency(row) or 0
         if name == "model":
             return find_model(row["model_path"]) or row["model_path"]
         if name == "engine":
