@@ -36,11 +36,14 @@ def test_every_row_of_the_other_generations_is_predicted(predicted):
 
 
 def test_ideal_is_never_slower_than_calibrated(predicted):
-    # the calibrated ceilings are fractions of the datasheet peaks, so no row may be faster calibrated
-    # (1e-9: rounding of the fixed-point iteration)
+    # the calibrated ceilings are fractions of the datasheet peaks, so no request may take longer ideal
+    # (1e-9: rounding of the fixed-point iteration). TTFT alone may: with a saturated prefill pool (GB300's
+    # 3226 clients on one 2-GPU prefill worker) a closed loop's cycle is set by the prefill's rate, and a
+    # faster decode moves the clients' wait into the prefill queue; the request's whole latency still falls.
     ideal = {p.id: p for p in predicted["ideal"][0]}
     for p in predicted["calibrated"][0]:
-        assert ideal[p.id].ttft_s <= p.ttft_s * (1 + 1e-9), p.id
+        e2e = lambda q: q.ttft_s + (q.osl - 1) * q.tpot_s
+        assert e2e(ideal[p.id]) <= e2e(p) * (1 + 1e-9), p.id
         assert ideal[p.id].tpot_s <= p.tpot_s * (1 + 1e-9), p.id
 
 

@@ -25,7 +25,7 @@ from ..step import ceilings
 from .engines import ALIASES, load_engine
 from .disaggregated import disaggregated
 from .model import Pool, aggregated, workload
-from .deployments import MTP_ACCEPTANCE, deployment_pools, deployments_for, read_deployments
+from .deployments import MTP_ACCEPTANCE, deployment_pools, read_deployments, read_library, row_deployments
 from .repeats import configuration
 from .rows import client_concurrency, number_in, read_rows
 from .simulate import simulate as simulate_steps
@@ -258,7 +258,7 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
                       for side in ("prefill", "decode")]
             prefill, decode = deployment_pools(model, deployment, widths)
             # the recipe's batch limit holds per scheduler: per data-parallel attention group (model.running_limit)
-            decode_engine = replace(engine, max_sequences=deployment["decode_max_batch"],
+            decode_engine = replace(engine, max_sequences=deployment.get("decode_max_batch") or engine.max_sequences,
                                     moe_exchange=deployment.get("decode_moe_exchange") or engine.moe_exchange)
             prefill_engine = replace(engine, max_batched_tokens=deployment.get("prefill_max_tokens")
                                      or engine.max_batched_tokens,
@@ -283,19 +283,21 @@ def predict_row(row, engines=None, caches=None, mode="calibrated", deployment=No
 def validate_file(path, mode="calibrated", engines=None, rows=None, simulate=False):
     """(predictions, skipped [(id, reason)]) for every row of a serving CSV (`simulate`: predict_row).
 
-    A disaggregated row with one deployment in FILE.deployments.yaml is predicted on it. A row whose
+    A disaggregated row with one deployment in FILE.deployments.yaml (else in the shipped library of
+    deployments, serving.deployments.read_library) is predicted on it. A row whose
     CSV configuration several deployments share (runs with and without MTP, or with tensor- and
     data-parallel attention, under the same columns) cannot say which it ran on: it gets the
     geometric mean of the deployments' predictions, labelled so. (Choosing by the measured value
     would let the measurement pick its prediction.)
     """
     rows = read_rows(path) if rows is None else rows
-    deployments = read_deployments(path) if path else []
+    sidecar, library = (read_deployments(path) if path else []), read_library()
     caches = {"models": {}, "chips": {}}
     predictions, skipped, ambiguous = [], [], {}
     for index, row in enumerate(rows):
         try:
-            found = deployments_for(row, deployments) if (row.get("mode") or "agg") == "disagg" else []
+            found = (row_deployments(row, sidecar, library, find_model(row.get("model_path") or ""))
+                     if (row.get("mode") or "agg") == "disagg" else [])
             if len(found) > 1 and not simulate:
                 ambiguous.setdefault(configuration(row), []).append((index, row, found))
                 continue
