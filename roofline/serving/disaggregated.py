@@ -37,8 +37,8 @@ from ..memory import kv_cache_bytes
 from ..operators import MixedShape, mtp_model
 from ..parallel import Layout, check_layout, scale_up_domain
 from ..speculative import expected_tokens_per_step, round_time
-from .model import (ITERATIONS, Serving, StepTable, _e2e_spread, _grid, held_tokens, host_time, kv_capacity, mgc_wait,
-                    running_limit)
+from .model import (ITERATIONS, Serving, StepTable, _e2e_spread, _grid, host_time, kv_capacity, mgc_wait,
+                    request_shape, running_limit)
 
 
 def kv_transfer_time(model, hardware, prefill, decode, tokens, ceiling):
@@ -153,11 +153,7 @@ def disaggregated(model, hardware, prefill, decode, ceiling, engine, load, link_
     model's MTP module (SpeculativeTable).
     """
     decode_engine, engine = engine, prefill_engine or engine
-    isl, osl = load.mean_isl, load.mean_osl
-    prompt = isl * (1 - load.prefix_hit)
-    cached = isl * load.prefix_hit
-    decodes = osl - 1
-    held = held_tokens(load, decode_engine)
+    isl, osl, prompt, cached, decodes, held = request_shape(load, decode_engine)
     capacity = kv_capacity(model, hardware, decode.layout, decode_engine, held)[0]
     kv_capacity(model, hardware, prefill.layout, engine, isl)
     n_max = running_limit(decode_engine, decode.layout, capacity)

@@ -114,6 +114,13 @@ class Pool:
         return self.layout.chips * self.workers
 
 
+def request_shape(load, engine):
+    """(ISL, OSL, new prompt tokens P = ISL (1 - h), prompt tokens found in the prefix cache ISL h,
+    decode steps D = OSL - 1, KV tokens a running sequence holds) of a mean request of `load` [tokens]."""
+    isl, osl = load.mean_isl, load.mean_osl
+    return isl, osl, isl * (1 - load.prefix_hit), isl * load.prefix_hit, osl - 1, held_tokens(load, engine)
+
+
 def held_tokens(workload, engine):
     """KV tokens one running sequence holds [tokens]: ISL + OSL (reserved whole) or ISL + OSL/2 (paged,
     on average over its life), rounded up to whole blocks."""
@@ -269,11 +276,7 @@ def aggregated(model, hardware, pool, ceiling, engine, load, link_id=None, table
     """Serving of `load` (a Workload) on `pool.workers` replicas of `pool.layout` (prefill and decode
     on the same chips). `table`: a StepTable to reuse (frontier sweeps)."""
     replicas = pool.workers
-    isl, osl = load.mean_isl, load.mean_osl
-    prompt = isl * (1 - load.prefix_hit)
-    cached = isl * load.prefix_hit
-    decodes = osl - 1
-    held = held_tokens(load, engine)
+    isl, osl, prompt, cached, decodes, held = request_shape(load, engine)
     capacity = kv_capacity(model, hardware, pool.layout, engine, held)[0]
     n_max = running_limit(engine, pool.layout, capacity)
     per_replica = load.concurrency / replicas if load.closed else None
