@@ -171,6 +171,23 @@ def _head(model, s, tokens, logit_rows):
             gemm("lm_head", logit_rows, h, model.vocab_size, s.w, s.a, s.gemm, 1, "head")]
 
 
+def _layer_stack(model, s, tokens, attention):
+    """The operators of every decoder layer over `tokens` tokens: norm, QKV projections, what
+    `attention(local, layers, group)` returns (the phase's attention operators for one group of
+    identical layers), output projection, norm, FFN or experts."""
+    h, ops = model.hidden_size, []
+    for (local, moe), layers in model.layer_groups.items():
+        group = _group_name(local, moe, model)
+        ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
+        projections, o_proj = _projections(model, s, tokens, layers, group)
+        ops += projections
+        ops += attention(local, layers, group)
+        ops.append(o_proj)
+        ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
+        ops += _ffn(model, s, tokens, moe, layers, group)
+    return ops
+
+
 def decode_operators(model, batch, context, peaks, query_tokens=1):
     """Operators of one decode step: `batch` sequences with `context` tokens cached each.
 
@@ -183,14 +200,11 @@ def decode_operators(model, batch, context, peaks, query_tokens=1):
     the read stays min(T, k) per sequence: a lower bound on bytes.
     """
     s = _Shapes(model, peaks)
-    h, ops = model.hidden_size, []
     tokens = batch * query_tokens
     attended_full = context + query_tokens
-    for (local, moe), layers in model.layer_groups.items():
-        group = _group_name(local, moe, model)
-        ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
-        projections, o_proj = _projections(model, s, tokens, layers, group)
-        ops += projections
+
+    def attention(local, layers, group):
+        ops = []
         if local and model.attention.window_kind == "chunked" and query_tokens == 1:
             attended = chunk_position(attended_full, model.attention.sliding_window)
         else:
@@ -208,10 +222,8 @@ def decode_operators(model, batch, context, peaks, query_tokens=1):
             kv_read = batch * read * kv_layer
         ops.append(Operator("attention", tokens * read * flops_per_pair, kv_read + q_bytes + tokens * kv_layer,
                             s.attn, layers, "attention", group, kv_bytes=kv_read + tokens * kv_layer))
-        ops.append(o_proj)
-        ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
-        ops += _ffn(model, s, tokens, moe, layers, group)
-    return s.mark(ops + _head(model, s, tokens, tokens))
+        return ops
+    return s.mark(_layer_stack(model, s, tokens, attention) + _head(model, s, tokens, tokens))
 
 
 def chunked_pairs(prompt, chunk):
@@ -252,14 +264,11 @@ def prefill_operators(model, batch, prompt, peaks):
     Logits are computed for the last position of each prompt only.
     """
     s = _Shapes(model, peaks)
-    h, ops = model.hidden_size, []
     tokens = batch * prompt
     a = model.attention
-    for (local, moe), layers in model.layer_groups.items():
-        group = _group_name(local, moe, model)
-        ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
-        projections, o_proj = _projections(model, s, tokens, layers, group)
-        ops += projections
+
+    def attention(local, layers, group):
+        ops = []
         if local and a.window_kind == "chunked":
             pairs = batch * chunked_pairs(prompt, a.sliding_window)
         else:
@@ -272,10 +281,8 @@ def prefill_operators(model, batch, prompt, peaks):
             pairs = batch * causal_pairs(prompt, a.sparse.index_topk)
         ops.append(Operator("attention", pairs * flops_per_pair, 2 * tokens * kv_layer + q_bytes, s.attn, layers,
                             "attention", group, kv_bytes=2 * tokens * kv_layer))
-        ops.append(o_proj)
-        ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
-        ops += _ffn(model, s, tokens, moe, layers, group)
-    return s.mark(ops + _head(model, s, tokens, batch))
+        return ops
+    return s.mark(_layer_stack(model, s, tokens, attention) + _head(model, s, tokens, batch))
 
 
 @dataclass(frozen=True)
@@ -316,14 +323,11 @@ def mixed_operators(model, decode_batch, context, prefill_tokens, prefill_contex
     prefill_operators of one prompt.
     """
     s = _Shapes(model, peaks)
-    h, ops = model.hidden_size, []
     tokens = decode_batch + prefill_tokens
     a = model.attention
-    for (local, moe), layers in model.layer_groups.items():
-        group = _group_name(local, moe, model)
-        ops.append(elementwise("attn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
-        projections, o_proj = _projections(model, s, tokens, layers, group)
-        ops += projections
+
+    def attention(local, layers, group):
+        ops = []
         attended = cached_tokens(model, context + 1, local)
         flops_per_pair, q_bytes, kv_layer = _attention_core(model, s, decode_batch, False)
         read, kv_read = attended, decode_batch * attended * kv_layer
@@ -347,9 +351,8 @@ def mixed_operators(model, decode_batch, context, prefill_tokens, prefill_contex
         ops.append(Operator("prefill_attention", pairs * chunk_pairs,
                             (prefill_tokens + cached) * kv_layer + chunk_q, s.attn, layers, "attention", group,
                             kv_bytes=(prefill_tokens + cached) * kv_layer))
-        ops.append(o_proj)
-        ops.append(elementwise("ffn_norm", 4 * tokens * h * s.a, s.gemm, layers, group))
-        ops += _ffn(model, s, tokens, moe, layers, group)
+        return ops
+    ops = _layer_stack(model, s, tokens, attention)
     logit_rows = decode_batch + minimum(prefill_sequences, prefill_tokens)
     return s.mark(ops + _head(model, s, tokens, logit_rows))
 
